@@ -1,0 +1,84 @@
+//! The HTTPS API: `metrics.k8s.io`, discovery, health and self-metrics, one router per area.
+
+pub mod discovery;
+pub mod health;
+#[path = "/tmp/qty/src/quantity.rs"] pub mod quantity; //TEMP
+pub mod resource_metrics;
+pub mod selector;
+pub mod server;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::clock::Clock;
+use crate::pipeline::CollectionHealth;
+use crate::sources::cluster::ClusterCache;
+use crate::store::Store;
+use crate::telemetry::{RouteLabels, Telemetry};
+
+/// Everything handlers read; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ApiState {
+    /// The served snapshot.
+    pub store: Arc<Store>,
+    /// Cluster state (for readiness).
+    pub cluster: Arc<ClusterCache>,
+    /// Collection liveness facts.
+    pub health: Arc<CollectionHealth>,
+    /// Self-metrics.
+    pub telemetry: Telemetry,
+    /// Time source.
+    pub clock: Clock,
+    /// Samples older than this are not served, ms.
+    pub max_sample_age_ms: i64,
+    /// Liveness fails when no cycle started for this long, ms.
+    pub liveness_limit_ms: i64,
+}
+
+async fn self_metrics(State(state): State<ApiState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.telemetry.encode(),
+    )
+        .into_response()
+}
+
+async fn record_latency(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let started = Instant::now();
+    let response = next.run(req).await;
+    state
+        .telemetry
+        .api_request_duration
+        .get_or_create(&RouteLabels { route, code: response.status().as_u16() })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn not_found() -> status::ApiError {
+    status::ApiError::UnknownPath
+}
+
+/// The whole API router.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .merge(discovery::routes())
+        .merge(resource_metrics::routes())
+        .merge(health::routes())
+        .route("/metrics", get(self_metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), record_latency))
+        .with_state(state)
+}

@@ -1,0 +1,260 @@
+//! `metrics.k8s.io/v1beta1`: NodeMetrics and PodMetrics, get and list, with label and field
+//! selectors, served from the current snapshot.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+
+use super::ApiState;
+use super::discovery::METRICS_GROUP;
+use super::quantity::Quantity;
+use super::selector::{FieldSelector, LabelSelector};
+use super::status::ApiError;
+use crate::clock::{go_duration, rfc3339_seconds};
+use crate::store::{NodeMetrics, PodMetrics, Snapshot};
+
+const API_VERSION: &str = "metrics.k8s.io/v1beta1";
+
+/// List options the API honours (others, such as `resourceVersion`, are accepted and ignored).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListParams {
+    /// Selects objects by their labels.
+    pub label_selector: Option<String>,
+    /// Selects objects by `metadata.name` / `metadata.namespace`.
+    pub field_selector: Option<String>,
+}
+
+struct Selectors {
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl ListParams {
+    fn selectors(&self) -> Result<Selectors, ApiError> {
+        let labels = LabelSelector::parse(self.label_selector.as_deref().unwrap_or(""))
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let fields = FieldSelector::parse(
+            self.field_selector.as_deref().unwrap_or(""),
+            &["metadata.name", "metadata.namespace"],
+        )
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        Ok(Selectors { labels, fields })
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<&'a str>,
+    creation_timestamp: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: &'a BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct ResourceUsage {
+    cpu: Quantity,
+    memory: Quantity,
+}
+
+impl ResourceUsage {
+    fn new(cpu_nanocores: u64, memory_bytes: u64) -> Self {
+        ResourceUsage { cpu: Quantity::from_nanocores(cpu_nanocores), memory: Quantity::from_bytes(memory_bytes) }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeMetricsJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_version: Option<&'static str>,
+    metadata: Meta<'a>,
+    timestamp: String,
+    window: String,
+    usage: ResourceUsage,
+}
+
+#[derive(Serialize)]
+struct ContainerJson<'a> {
+    name: &'a str,
+    usage: ResourceUsage,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PodMetricsJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_version: Option<&'static str>,
+    metadata: Meta<'a>,
+    timestamp: String,
+    window: String,
+    containers: Vec<ContainerJson<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListJson<T> {
+    kind: &'static str,
+    api_version: &'static str,
+    metadata: serde_json::Map<String, serde_json::Value>,
+    items: Vec<T>,
+}
+
+fn list<T>(kind: &'static str, items: Vec<T>) -> ListJson<T> {
+    ListJson { kind, api_version: API_VERSION, metadata: serde_json::Map::new(), items }
+}
+
+fn node_json<'a>(n: &'a NodeMetrics, now: &'a str, single: bool) -> NodeMetricsJson<'a> {
+    NodeMetricsJson {
+        kind: single.then_some("NodeMetrics"),
+        api_version: single.then_some(API_VERSION),
+        metadata: Meta { name: &n.name, namespace: None, creation_timestamp: now, labels: &n.labels.0 },
+        timestamp: rfc3339_seconds(n.usage.timestamp_ms),
+        window: go_duration(n.usage.window_ms),
+        usage: ResourceUsage::new(n.usage.cpu_nanocores, n.usage.memory_bytes),
+    }
+}
+
+fn pod_json<'a>(p: &'a PodMetrics, now: &'a str, single: bool) -> PodMetricsJson<'a> {
+    PodMetricsJson {
+        kind: single.then_some("PodMetrics"),
+        api_version: single.then_some(API_VERSION),
+        metadata: Meta { name: &p.name, namespace: Some(&p.namespace), creation_timestamp: now, labels: &p.labels.0 },
+        timestamp: rfc3339_seconds(p.timestamp_ms),
+        window: go_duration(p.window_ms),
+        containers: p
+            .containers
+            .iter()
+            .map(|c| ContainerJson { name: &c.name, usage: ResourceUsage::new(c.cpu_nanocores, c.memory_bytes) })
+            .collect(),
+    }
+}
+
+fn json<T: Serialize>(body: &T) -> Response {
+    let bytes = serde_json::to_vec(body).expect("metrics objects always serialise");
+    ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+/// What one request may see: the snapshot and the oldest sample time still served.
+struct View {
+    snapshot: Arc<Snapshot>,
+    oldest_ms: i64,
+    now: String,
+}
+
+impl View {
+    fn new(state: &ApiState) -> View {
+        let now_ms = state.clock.now_ms();
+        View { snapshot: state.store.load(), oldest_ms: now_ms - state.max_sample_age_ms, now: rfc3339_seconds(now_ms) }
+    }
+}
+
+async fn list_nodes(State(state): State<ApiState>, Query(params): Query<ListParams>) -> Result<Response, ApiError> {
+    let sel = params.selectors()?;
+    let view = View::new(&state);
+    let items: Vec<_> = view
+        .snapshot
+        .nodes
+        .values()
+        .filter(|n| n.usage.timestamp_ms >= view.oldest_ms)
+        .filter(|n| sel.labels.matches(&*n.labels))
+        .filter(|n| sel.fields.matches(|f| (f == "metadata.name").then_some(&*n.name)))
+        .map(|n| node_json(n, &view.now, false))
+        .collect();
+    Ok(json(&list("NodeMetricsList", items)))
+}
+
+async fn get_node(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let view = View::new(&state);
+    let node = view
+        .snapshot
+        .nodes
+        .get(name.as_str())
+        .filter(|n| n.usage.timestamp_ms >= view.oldest_ms)
+        .ok_or(ApiError::NotFound { group: METRICS_GROUP, resource: "nodemetrics", name })?;
+    Ok(json(&node_json(node, &view.now, true)))
+}
+
+fn pods_matching<'a>(
+    view: &'a View,
+    namespace: Option<&'a str>,
+    sel: &'a Selectors,
+) -> impl Iterator<Item = &'a PodMetrics> + 'a {
+    let namespace = namespace.or_else(|| sel.fields.required_value("metadata.namespace"));
+    let namespaces: Box<dyn Iterator<Item = &BTreeMap<Arc<str>, PodMetrics>>> = match namespace {
+        Some(ns) => Box::new(view.snapshot.pods.get(ns).into_iter()),
+        None => Box::new(view.snapshot.pods.values()),
+    };
+    namespaces
+        .flat_map(BTreeMap::values)
+        .filter(move |p| p.timestamp_ms >= view.oldest_ms)
+        .filter(move |p| sel.labels.matches(&*p.labels))
+        .filter(move |p| {
+            sel.fields.matches(|f| match f {
+                "metadata.name" => Some(&*p.name),
+                "metadata.namespace" => Some(&*p.namespace),
+                _ => None,
+            })
+        })
+}
+
+async fn list_pods(state: ApiState, namespace: Option<String>, params: ListParams) -> Result<Response, ApiError> {
+    let sel = params.selectors()?;
+    let view = View::new(&state);
+    let items: Vec<_> = pods_matching(&view, namespace.as_deref(), &sel).map(|p| pod_json(p, &view.now, false)).collect();
+    Ok(json(&list("PodMetricsList", items)))
+}
+
+async fn list_all_pods(State(state): State<ApiState>, Query(params): Query<ListParams>) -> Result<Response, ApiError> {
+    list_pods(state, None, params).await
+}
+
+async fn list_namespace_pods(
+    State(state): State<ApiState>,
+    Path(namespace): Path<String>,
+    Query(params): Query<ListParams>,
+) -> Result<Response, ApiError> {
+    list_pods(state, Some(namespace), params).await
+}
+
+async fn get_pod(
+    State(state): State<ApiState>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let view = View::new(&state);
+    let pod = view
+        .snapshot
+        .pods
+        .get(namespace.as_str())
+        .and_then(|pods| pods.get(name.as_str()))
+        .filter(|p| p.timestamp_ms >= view.oldest_ms)
+        .ok_or_else(|| ApiError::NotFound {
+            group: METRICS_GROUP,
+            resource: "podmetrics",
+            name: format!("{namespace}/{name}"),
+        })?;
+    Ok(json(&pod_json(pod, &view.now, true)))
+}
+
+/// The `metrics.k8s.io/v1beta1` routes.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/apis/metrics.k8s.io/v1beta1/nodes", get(list_nodes))
+        .route("/apis/metrics.k8s.io/v1beta1/nodes/{name}", get(get_node))
+        .route("/apis/metrics.k8s.io/v1beta1/pods", get(list_all_pods))
+        .route("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods", get(list_namespace_pods))
+        .route("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/{name}", get(get_pod))
+}

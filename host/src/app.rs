@@ -1,0 +1,115 @@
+//! Assembles a running gateway from a [`Config`]: cluster watches, the collector, the store and
+//! the HTTPS API.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::api::server::{RunningServer, ServingCert, serve};
+use crate::api::{ApiState, router};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::pipeline::Collector;
+use crate::sources::cluster::{ClusterCache, ClusterWatch, kube_config};
+use crate::sources::kubelet::KubeletScraper;
+use crate::store::Store;
+use crate::telemetry::Telemetry;
+
+/// How to start.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// Time source (tests share a manual clock with the kubelet simulator).
+    pub clock: Clock,
+    /// Run collection cycles on the configured interval; when false, only
+    /// [`Collector::run_cycle`] calls collect (tests drive cycles explicitly).
+    pub collect_on_interval: bool,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions { clock: Clock::system(), collect_on_interval: true }
+    }
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    /// Where the API listens.
+    pub local_addr: SocketAddr,
+    /// The served snapshot.
+    pub store: Arc<Store>,
+    /// The collector (tests call `run_cycle`).
+    pub collector: Arc<Collector>,
+    /// Cluster state from the watches.
+    pub cluster: Arc<ClusterCache>,
+    /// Self-metrics.
+    pub telemetry: Telemetry,
+    server: RunningServer,
+    watch: ClusterWatch,
+    loop_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Starts everything; returns once the API is listening (before the first cycle).
+    pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Gateway> {
+        let kube = kube_config(&config.kubernetes).await?;
+        let default_roots = kube_roots(&kube);
+        let client = kube::Client::try_from(kube).context("building Kubernetes client")?;
+        let telemetry = Telemetry::new();
+        let cluster = Arc::new(ClusterCache::default());
+        let store = Arc::new(Store::default());
+        let scraper = KubeletScraper::new(&config.kubelet, default_roots).context("setting up kubelet scraping")?;
+        let collector = Arc::new(Collector::new(
+            config.kubelet.clone(),
+            scraper,
+            cluster.clone(),
+            store.clone(),
+            telemetry.clone(),
+            options.clock.clone(),
+        ));
+        let watch = ClusterWatch::start(client, cluster.clone(), telemetry.clone());
+        let interval_ms = i64::from(config.kubelet.interval_secs.get()) * 1000;
+        let state = ApiState {
+            store: store.clone(),
+            cluster: cluster.clone(),
+            health: collector.health(),
+            telemetry: telemetry.clone(),
+            clock: options.clock.clone(),
+            max_sample_age_ms: i64::from(config.max_sample_age_secs()) * 1000,
+            liveness_limit_ms: 3 * interval_ms + i64::from(config.kubelet.timeout_secs.get_ref().get()) * 1000,
+        };
+        let cert = ServingCert::from_config(&config.server)?;
+        let server = serve(config.server.listen_addr, cert, router(state)).await?;
+        let loop_task = options.collect_on_interval.then(|| {
+            let (collector, cluster) = (collector.clone(), cluster.clone());
+            tokio::spawn(async move {
+                // The first cycle waits for the cluster lists, so it scrapes every node.
+                cluster.wait_for(|_| cluster.synced()).await;
+                collector.run().await
+            })
+        });
+        Ok(Gateway { local_addr: server.local_addr, store, collector, cluster, telemetry, server, watch, loop_task })
+    }
+
+    /// Stops collecting and watching, and shuts the server down gracefully.
+    pub async fn shutdown(self) {
+        if let Some(t) = &self.loop_task {
+            t.abort();
+        }
+        self.watch.abort();
+        self.server.shutdown().await;
+    }
+}
+
+/// The API server's CA as a root store: kubelet serving certificates are verified against it
+/// unless `kubelet.ca_file` says otherwise.
+fn kube_roots(config: &kube::Config) -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    for der in config.root_cert.iter().flatten() {
+        if let Err(error) = roots.add(der.clone().into()) {
+            tracing::warn!(%error, "ignoring an unusable certificate in the Kubernetes CA bundle");
+        }
+    }
+    roots
+}

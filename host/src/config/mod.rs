@@ -1,0 +1,137 @@
+//! `gateway.toml`: the schema (documented field by field in `docs/CONFIG.md`), loading, and
+//! validation with `file:line:column` errors.
+
+mod schema;
+
+use std::path::{Path, PathBuf};
+
+pub use schema::*;
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read config file: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema.
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the offending key or value.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and validates config text; `path` is only used in error messages.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let config: Config = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map(|s| s.start).unwrap_or(0);
+        invalid(path, text, offset, e.message().to_string())
+    })?;
+    config.validate().map_err(|(span, message)| invalid(path, text, span.start, message))?;
+    Ok(config)
+}
+
+fn invalid(path: &Path, text: &str, offset: usize, message: String) -> ConfigError {
+    let (line, column) = line_column(text, offset);
+    ConfigError::Invalid { path: path.to_path_buf(), line, column, message }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse(Path::new("gateway.toml"), text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = parse(Path::new("g.toml"), "[server]\nself_signed = true\n").unwrap();
+        assert_eq!(c.kubelet.interval_secs.get(), 15);
+        assert_eq!(c.kubelet.address_types.len(), 3);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_column() {
+        let e = err("[server]\nself_signed = true\n\n[kubelet]\nintervall_secs = 3\n");
+        assert!(e.starts_with("gateway.toml:5:1: unknown field `intervall_secs`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_value() {
+        let e = err("[server]\nself_signed = true\n[kubelet]\nconcurrency = \"many\"\n");
+        assert!(e.starts_with("gateway.toml:4:15: invalid type: string \"many\""), "{e}");
+    }
+
+    #[test]
+    fn zero_interval_is_rejected_where_it_stands() {
+        let e = err("[server]\nself_signed = true\n[kubelet]\ninterval_secs = 0\n");
+        assert!(e.starts_with("gateway.toml:4:17:"), "{e}");
+        assert!(e.contains("must be at least 1"), "{e}");
+    }
+
+    #[test]
+    fn timeout_longer_than_interval_is_rejected() {
+        let e = err("[server]\nself_signed = true\n[kubelet]\ninterval_secs = 5\ntimeout_secs = 10\n");
+        assert!(e.starts_with("gateway.toml:5:16:"), "{e}");
+        assert!(e.contains("kubelet.timeout_secs"), "{e}");
+    }
+
+    #[test]
+    fn serving_certificate_required_unless_self_signed() {
+        let e = err("[server]\nlisten_addr = \"127.0.0.1:0\"\n");
+        assert!(e.contains("server.tls_cert_file"), "{e}");
+        let e = err("[server]\ntls_cert_file = \"a.crt\"\n");
+        assert!(e.starts_with("gateway.toml:2:17:"), "{e}");
+        assert!(e.contains("tls_key_file"), "{e}");
+    }
+
+    #[test]
+    fn unknown_address_type_is_rejected() {
+        let e = err("[server]\nself_signed = true\n[kubelet]\naddress_types = [\"InternalIP\", \"Nope\"]\n");
+        assert!(e.starts_with("gateway.toml:4:"), "{e}");
+        assert!(e.contains("Nope"), "{e}");
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/gateway.toml");
+        load(&path).unwrap();
+    }
+
+    #[test]
+    fn missing_file_error_names_it() {
+        let e = load(Path::new("/nonexistent/gateway.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("/nonexistent/gateway.toml: cannot read config file"), "{e}");
+    }
+}

@@ -1,0 +1,275 @@
+//! The configuration schema. Every field here is documented for users in `docs/CONFIG.md`.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole `gateway.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The HTTPS server that serves the metrics APIs.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// How to reach the Kubernetes API.
+    #[serde(default)]
+    pub kubernetes: KubernetesConfig,
+    /// Kubelet scraping.
+    #[serde(default)]
+    pub kubelet: KubeletConfig,
+    /// How core metrics are computed and served.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the HTTPS server listens on.
+    #[serde(default = "default_listen_addr")]
+    pub listen_addr: SocketAddr,
+    /// PEM certificate chain for serving.
+    pub tls_cert_file: Option<Spanned<PathBuf>>,
+    /// PEM private key for serving.
+    pub tls_key_file: Option<Spanned<PathBuf>>,
+    /// Generate an in-memory self-signed certificate when no files are given (dev and demo only).
+    #[serde(default)]
+    pub self_signed: bool,
+}
+
+fn default_listen_addr() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 6443))
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen_addr: default_listen_addr(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            self_signed: false,
+        }
+    }
+}
+
+/// `[kubernetes]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// Path of a kubeconfig file; when absent: in-cluster config, then `$KUBECONFIG` or
+    /// `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Context to use from the kubeconfig (default: its current context).
+    pub context: Option<String>,
+}
+
+/// The node address types, in `status.addresses`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum AddressType {
+    /// `InternalIP`.
+    InternalIP,
+    /// `ExternalIP`.
+    ExternalIP,
+    /// `Hostname`.
+    Hostname,
+    /// `InternalDNS`.
+    InternalDNS,
+    /// `ExternalDNS`.
+    ExternalDNS,
+}
+
+impl AddressType {
+    /// The name used in `status.addresses[].type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AddressType::InternalIP => "InternalIP",
+            AddressType::ExternalIP => "ExternalIP",
+            AddressType::Hostname => "Hostname",
+            AddressType::InternalDNS => "InternalDNS",
+            AddressType::ExternalDNS => "ExternalDNS",
+        }
+    }
+}
+
+/// Which name a kubelet's serving certificate is verified against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsServerName {
+    /// The address connected to (an IP needs an IP SAN, which kubelet certs often lack).
+    #[default]
+    Address,
+    /// The node's name, while connecting to its address.
+    NodeName,
+}
+
+/// `[kubelet]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeletConfig {
+    /// Seconds between collection cycles.
+    #[serde(default = "default_interval")]
+    pub interval_secs: AtLeastOne,
+    /// Per-node timeout for one scrape (connect, TLS, request and body), seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: Spanned<AtLeastOne>,
+    /// Scrapes in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: AtLeastOne,
+    /// Each scrape starts after a random delay up to this many milliseconds, spreading load.
+    #[serde(default = "default_jitter_ms")]
+    pub jitter_ms: u32,
+    /// Address types to try, in order; the first type a node has wins.
+    #[serde(default = "default_address_types")]
+    pub address_types: Vec<AddressType>,
+    /// Port to use instead of the node's `status.daemonEndpoints.kubeletEndpoint.Port`.
+    pub port: Option<u16>,
+    /// `https` (default) or `http`.
+    #[serde(default)]
+    pub scheme: Scheme,
+    /// File holding the bearer token sent to kubelets (re-read every cycle, so rotated tokens
+    /// are picked up). Default: the in-cluster service-account token when it exists.
+    pub token_file: Option<PathBuf>,
+    /// CA bundle that kubelet serving certificates are verified against. Default: the CA of the
+    /// Kubernetes API connection.
+    pub ca_file: Option<PathBuf>,
+    /// Which name serving certificates are verified against.
+    #[serde(default)]
+    pub tls_server_name: TlsServerName,
+    /// Skip verification of kubelet serving certificates entirely (insecure).
+    #[serde(default)]
+    pub insecure_skip_tls_verify: bool,
+    /// Largest response accepted from one kubelet, bytes.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
+}
+
+/// `https` or `http`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// TLS.
+    #[default]
+    Https,
+    /// Plain text (a kubelet's read-only port; tests).
+    Http,
+}
+
+fn default_interval() -> AtLeastOne {
+    AtLeastOne(NonZeroU32::new(15).expect("non-zero"))
+}
+fn default_timeout() -> Spanned<AtLeastOne> {
+    Spanned::new(0..0, AtLeastOne(NonZeroU32::new(10).expect("non-zero")))
+}
+fn default_concurrency() -> AtLeastOne {
+    AtLeastOne(NonZeroU32::new(256).expect("non-zero"))
+}
+fn default_jitter_ms() -> u32 {
+    500
+}
+fn default_address_types() -> Vec<AddressType> {
+    vec![AddressType::InternalIP, AddressType::ExternalIP, AddressType::Hostname]
+}
+fn default_max_response_bytes() -> usize {
+    16 << 20
+}
+
+impl Default for KubeletConfig {
+    fn default() -> Self {
+        KubeletConfig {
+            interval_secs: default_interval(),
+            timeout_secs: default_timeout(),
+            concurrency: default_concurrency(),
+            jitter_ms: default_jitter_ms(),
+            address_types: default_address_types(),
+            port: None,
+            scheme: Scheme::default(),
+            token_file: None,
+            ca_file: None,
+            tls_server_name: TlsServerName::default(),
+            insecure_skip_tls_verify: false,
+            max_response_bytes: default_max_response_bytes(),
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A value whose sample is older than this many seconds is not served (the HPA then holds
+    /// instead of acting on old data). Default: 3 cycles.
+    pub max_sample_age_secs: Option<AtLeastOne>,
+}
+
+/// A positive whole number (rejected at its position in the file when 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct AtLeastOne(NonZeroU32);
+
+impl AtLeastOne {
+    /// The value.
+    pub fn get(self) -> u32 {
+        self.0.get()
+    }
+}
+
+impl TryFrom<i64> for AtLeastOne {
+    type Error = String;
+    fn try_from(v: i64) -> Result<Self, String> {
+        u32::try_from(v)
+            .ok()
+            .and_then(NonZeroU32::new)
+            .map(AtLeastOne)
+            .ok_or_else(|| format!("must be at least 1 and at most {}, got {v}", u32::MAX))
+    }
+}
+
+impl Config {
+    /// Checks rules that span several fields; the error carries the span to report.
+    pub(super) fn validate(&self) -> Result<(), (Range<usize>, String)> {
+        let k = &self.kubelet;
+        if k.timeout_secs.get_ref().get() > k.interval_secs.get() {
+            return Err((
+                k.timeout_secs.span(),
+                format!(
+                    "kubelet.timeout_secs ({}) must not exceed kubelet.interval_secs ({})",
+                    k.timeout_secs.get_ref().get(),
+                    k.interval_secs.get()
+                ),
+            ));
+        }
+        let s = &self.server;
+        match (&s.tls_cert_file, &s.tls_key_file) {
+            (Some(_), Some(_)) => {}
+            (Some(c), None) => {
+                return Err((c.span(), "server.tls_cert_file is set but server.tls_key_file is not".into()));
+            }
+            (None, Some(k)) => {
+                return Err((k.span(), "server.tls_key_file is set but server.tls_cert_file is not".into()));
+            }
+            (None, None) if !s.self_signed => {
+                return Err((
+                    0..0,
+                    "server.tls_cert_file and server.tls_key_file are required unless \
+                     server.self_signed = true (development only)"
+                        .into(),
+                ));
+            }
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    /// Seconds after which a sample is too old to serve.
+    pub fn max_sample_age_secs(&self) -> u32 {
+        self.metrics
+            .max_sample_age_secs
+            .map(AtLeastOne::get)
+            .unwrap_or(self.kubelet.interval_secs.get() * 3)
+    }
+}

@@ -1,0 +1,15 @@
+//! metrics-gateway: one process that serves `metrics.k8s.io` (and, as plugins arrive, the custom
+//! and external metrics APIs) from kubelets and cluster state, behind the Kubernetes aggregation
+//! layer. The binary in `main.rs` is a thin CLI over this library, so tests and benchmarks drive
+//! the same code.
+
+pub mod api;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod core_metrics;
+//TEMP pub mod demo;
+pub mod pipeline;
+pub mod sources;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,217 @@
+//! One collection cycle: scrape every kubelet (bounded concurrency, jitter, timeout), update each
+//! node's series, join with the cluster state, publish a snapshot.
+
+pub mod snapshot;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::clock::Clock;
+use crate::config::KubeletConfig;
+use crate::core_metrics::NodeSeries;
+use crate::sources::cluster::{ClusterCache, NodeInfo};
+use crate::sources::kubelet::resource::decode;
+use crate::sources::kubelet::{Connection, KubeletScraper, ScrapeError};
+use crate::store::Store;
+use crate::telemetry::{KindLabels, OutcomeLabels, ReasonLabels, Telemetry};
+
+/// A node's scrape state, owned by the collector between cycles.
+#[derive(Debug, Default)]
+struct NodeSlot {
+    conn: Connection,
+    series: NodeSeries,
+}
+
+/// Liveness and readiness facts published by the collector.
+#[derive(Debug)]
+pub struct CollectionHealth {
+    /// When the latest cycle started, ms (the process start until the first cycle).
+    pub last_cycle_start_ms: AtomicI64,
+    /// At least one cycle has completed.
+    pub first_cycle_done: AtomicBool,
+    /// Completed cycles.
+    pub cycles: AtomicU64,
+}
+
+impl CollectionHealth {
+    fn new(now_ms: i64) -> Self {
+        CollectionHealth {
+            last_cycle_start_ms: AtomicI64::new(now_ms),
+            first_cycle_done: AtomicBool::new(false),
+            cycles: AtomicU64::new(0),
+        }
+    }
+}
+
+/// What one cycle did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CycleReport {
+    /// Cycle number.
+    pub cycle: u64,
+    /// Nodes scraped successfully.
+    pub scraped: usize,
+    /// Nodes whose scrape failed, with the reason.
+    pub failed: Vec<(String, &'static str)>,
+    /// Nodes in the published snapshot.
+    pub nodes_served: usize,
+    /// Pods in the published snapshot.
+    pub pods_served: usize,
+}
+
+/// Runs collection cycles.
+#[derive(Debug)]
+pub struct Collector {
+    config: KubeletConfig,
+    scraper: KubeletScraper,
+    cluster: Arc<ClusterCache>,
+    store: Arc<Store>,
+    telemetry: Telemetry,
+    clock: Clock,
+    health: Arc<CollectionHealth>,
+    slots: Mutex<HashMap<Arc<str>, NodeSlot>>,
+    cycle_lock: tokio::sync::Mutex<()>,
+}
+
+impl Collector {
+    /// A collector publishing into `store`.
+    pub fn new(
+        config: KubeletConfig,
+        scraper: KubeletScraper,
+        cluster: Arc<ClusterCache>,
+        store: Arc<Store>,
+        telemetry: Telemetry,
+        clock: Clock,
+    ) -> Collector {
+        let health = Arc::new(CollectionHealth::new(clock.now_ms()));
+        Collector {
+            config,
+            scraper,
+            cluster,
+            store,
+            telemetry,
+            clock,
+            health,
+            slots: Mutex::default(),
+            cycle_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Liveness and readiness facts.
+    pub fn health(&self) -> Arc<CollectionHealth> {
+        self.health.clone()
+    }
+
+    /// Runs cycles every `interval_secs` until the task is dropped. A cycle that overruns delays
+    /// the next one rather than overlapping it.
+    pub async fn run(self: Arc<Self>) {
+        let mut ticker = tokio::time::interval(Duration::from_secs(self.config.interval_secs.get().into()));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            self.run_cycle().await;
+        }
+    }
+
+    /// Runs one cycle now (cycles never overlap) and publishes its snapshot.
+    pub async fn run_cycle(&self) -> CycleReport {
+        let _guard = self.cycle_lock.lock().await;
+        let started = Instant::now();
+        let now = self.clock.now_ms();
+        self.health.last_cycle_start_ms.store(now, Ordering::Release);
+        let cycle = self.health.cycles.load(Ordering::Acquire) + 1;
+        let nodes: Vec<Arc<NodeInfo>> = self.cluster.read().nodes.values().cloned().collect();
+        let mut slots = std::mem::take(&mut *self.slots.lock().unwrap_or_else(|e| e.into_inner()));
+        let token: Option<Arc<str>> = self.scraper.read_token().map(Arc::from);
+        let semaphore = Arc::new(Semaphore::new(self.config.concurrency.get() as usize));
+        let timeout_secs = self.config.timeout_secs.get_ref().get();
+        let fresh_window_ms = i64::from(self.config.interval_secs.get()) * 1000;
+        let jitter_ms = self.config.jitter_ms;
+        let mut tasks = JoinSet::new();
+        for node in nodes {
+            let mut slot = slots.remove(&node.name).unwrap_or_default();
+            let (scraper, semaphore, token, clock) =
+                (self.scraper.clone(), semaphore.clone(), token.clone(), self.clock.clone());
+            tasks.spawn(async move {
+                if jitter_ms > 0 {
+                    let delay = rand::rng().random_range(0..=jitter_ms);
+                    tokio::time::sleep(Duration::from_millis(delay.into())).await;
+                }
+                let _permit = semaphore.acquire_owned().await.expect("never closed");
+                let began = Instant::now();
+                let result = tokio::time::timeout(
+                    Duration::from_secs(timeout_secs.into()),
+                    scrape_node(&scraper, &mut slot, &node, token.as_deref(), &clock, fresh_window_ms),
+                )
+                .await
+                .unwrap_or(Err(ScrapeError::Timeout(timeout_secs)));
+                if result.is_err() {
+                    // A connection left mid-request is unusable.
+                    slot.conn = Connection::default();
+                }
+                (node, slot, result, began.elapsed())
+            });
+        }
+        let mut report = CycleReport { cycle, ..CycleReport::default() };
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((node, slot, result, elapsed)) = joined else { continue };
+            let outcome = if result.is_ok() { "success" } else { "error" };
+            self.telemetry
+                .scrape_duration
+                .get_or_create(&OutcomeLabels { outcome })
+                .observe(elapsed.as_secs_f64());
+            match result {
+                Ok(()) => report.scraped += 1,
+                Err(error) => {
+                    let reason = error.reason();
+                    self.telemetry.scrape_failures.get_or_create(&ReasonLabels { reason }).inc();
+                    tracing::warn!(node = %node.name, reason, %error, "kubelet scrape failed; keeping its last values until they expire");
+                    report.failed.push((node.name.to_string(), reason));
+                }
+            }
+            slots.insert(node.name.clone(), slot);
+        }
+        let snapshot = {
+            let cluster = self.cluster.read();
+            self.telemetry.cluster_objects.get_or_create(&KindLabels { kind: "node" }).set(cluster.nodes.len() as i64);
+            self.telemetry.cluster_objects.get_or_create(&KindLabels { kind: "pod" }).set(cluster.pod_count() as i64);
+            slots.retain(|name, _| cluster.nodes.contains_key(name));
+            snapshot::build(cycle, &cluster, slots.iter().map(|(n, s)| (n, &s.series)))
+        };
+        *self.slots.lock().unwrap_or_else(|e| e.into_inner()) = slots;
+        report.nodes_served = snapshot.nodes.len();
+        report.pods_served = snapshot.pod_count();
+        self.telemetry.objects_served.get_or_create(&KindLabels { kind: "node" }).set(report.nodes_served as i64);
+        self.telemetry.objects_served.get_or_create(&KindLabels { kind: "pod" }).set(report.pods_served as i64);
+        self.store.publish(snapshot);
+        self.health.cycles.store(cycle, Ordering::Release);
+        self.health.first_cycle_done.store(true, Ordering::Release);
+        self.telemetry.cycles.inc();
+        self.telemetry.cycle_duration.observe(started.elapsed().as_secs_f64());
+        tracing::debug!(cycle, scraped = report.scraped, failed = report.failed.len(), nodes = report.nodes_served, pods = report.pods_served, elapsed_ms = started.elapsed().as_millis() as u64, "collection cycle done");
+        report
+    }
+}
+
+async fn scrape_node(
+    scraper: &KubeletScraper,
+    slot: &mut NodeSlot,
+    node: &NodeInfo,
+    token: Option<&str>,
+    clock: &Clock,
+    fresh_window_ms: i64,
+) -> Result<(), ScrapeError> {
+    let body = scraper.fetch_resource(&mut slot.conn, node, token).await?;
+    let text = std::str::from_utf8(&body).map_err(|e| ScrapeError::Decode(format!("body is not UTF-8: {e}")))?;
+    let scrape = decode(text, clock.now_ms()).map_err(|e| ScrapeError::Decode(e.to_string()))?;
+    let report = slot.series.ingest(&scrape, fresh_window_ms);
+    if report.incomplete_pods > 0 || report.node_incomplete || report.out_of_order > 0 {
+        tracing::debug!(node = %node.name, ?report, "kubelet reported incomplete or out-of-order samples");
+    }
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! The gateway's own metrics, served on `/metrics`: one place that names them, with bounded
+//! label values only (never node, pod or URL names).
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+/// `outcome` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `success` or `error`.
+    pub outcome: &'static str,
+}
+
+/// `reason` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// A fixed failure reason (see `sources::kubelet::ScrapeError::reason`).
+    pub reason: &'static str,
+}
+
+/// `kind` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// `node` or `pod`.
+    pub kind: &'static str,
+}
+
+/// `route` and `code` labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The matched route template, e.g. `/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods`.
+    pub route: String,
+    /// HTTP status code.
+    pub code: u16,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 50 µs … ~13 s.
+    Histogram::new(exponential_buckets(0.00005, 2.0, 19))
+}
+
+/// Every self-metric, cheap to clone.
+#[derive(Clone)]
+pub struct Telemetry {
+    registry: Arc<Registry>,
+    /// Kubelet scrape duration by outcome.
+    pub scrape_duration: HistogramFamily<OutcomeLabels>,
+    /// Kubelet scrape failures by reason.
+    pub scrape_failures: Family<ReasonLabels, Counter>,
+    /// Collection cycle duration.
+    pub cycle_duration: Histogram,
+    /// Completed collection cycles.
+    pub cycles: Counter,
+    /// Objects with metrics in the current snapshot, by kind.
+    pub objects_served: Family<KindLabels, Gauge>,
+    /// Objects known from the cluster watch, by kind.
+    pub cluster_objects: Family<KindLabels, Gauge>,
+    /// Watch streams restarted after an error, by kind.
+    pub watch_restarts: Family<KindLabels, Counter>,
+    /// API request latency by route and status code.
+    pub api_request_duration: HistogramFamily<RouteLabels>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry").finish_non_exhaustive()
+    }
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry::new()
+    }
+}
+
+impl Telemetry {
+    /// Creates and registers every metric.
+    pub fn new() -> Telemetry {
+        let mut registry = Registry::with_prefix("metrics_gateway");
+        let scrape_duration: HistogramFamily<OutcomeLabels> =
+            Family::new_with_constructor(latency_histogram);
+        let scrape_failures = Family::<ReasonLabels, Counter>::default();
+        let cycle_duration = Histogram::new(exponential_buckets(0.01, 2.0, 14));
+        let cycles = Counter::default();
+        let objects_served = Family::<KindLabels, Gauge>::default();
+        let cluster_objects = Family::<KindLabels, Gauge>::default();
+        let watch_restarts = Family::<KindLabels, Counter>::default();
+        let api_request_duration: HistogramFamily<RouteLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register_with_unit(
+            "kubelet_scrape_duration",
+            "Duration of one kubelet scrape, by outcome",
+            Unit::Seconds,
+            scrape_duration.clone(),
+        );
+        registry.register(
+            "kubelet_scrape_failures",
+            "Kubelet scrapes that failed, by reason",
+            scrape_failures.clone(),
+        );
+        registry.register_with_unit(
+            "cycle_duration",
+            "Duration of one collection cycle",
+            Unit::Seconds,
+            cycle_duration.clone(),
+        );
+        registry.register("cycles", "Completed collection cycles", cycles.clone());
+        registry.register(
+            "objects_served",
+            "Objects with metrics in the current snapshot, by kind",
+            objects_served.clone(),
+        );
+        registry.register(
+            "cluster_objects",
+            "Objects known from the cluster watch, by kind",
+            cluster_objects.clone(),
+        );
+        registry.register(
+            "cluster_watch_restarts",
+            "Cluster watch streams restarted after an error, by kind",
+            watch_restarts.clone(),
+        );
+        registry.register_with_unit(
+            "api_request_duration",
+            "API request latency by route and status code",
+            Unit::Seconds,
+            api_request_duration.clone(),
+        );
+        Telemetry {
+            registry: Arc::new(registry),
+            scrape_duration,
+            scrape_failures,
+            cycle_duration,
+            cycles,
+            objects_served,
+            cluster_objects,
+            watch_restarts,
+            api_request_duration,
+        }
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
