@@ -8,7 +8,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod core_metrics;
-//TEMP pub mod demo;
+pub mod demo;
 pub mod pipeline;
 pub mod sources;
 pub mod store;

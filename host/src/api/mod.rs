@@ -82,3 +82,6 @@ pub fn router(state: ApiState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), record_latency))
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests;
