@@ -1,0 +1,76 @@
+//! Shared helpers of the integration tests.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use metrics_gateway::demo::{Rig, RigOptions};
+use metrics_gateway_testkit::cluster::{ClusterSpec, SimClock};
+
+/// A kubelet port no other test of this process uses (every rig binds the same 127.1.x.y
+/// addresses, so tests running in parallel need different ports).
+pub fn next_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 2_000) as u16 * 10;
+    base + NEXT.fetch_add(1, Ordering::SeqCst)
+}
+
+/// A manual clock starting now (so timestamps look real).
+pub fn manual_clock() -> SimClock {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    SimClock::manual(now)
+}
+
+/// Starts a rig with a manual clock and cycles driven by the test.
+pub async fn rig(spec: ClusterSpec) -> (Rig, SimClock) {
+    rig_with(spec, |_| {}).await
+}
+
+/// Like [`rig`], with options adjusted by `tune`.
+pub async fn rig_with(mut spec: ClusterSpec, tune: impl FnOnce(&mut RigOptions)) -> (Rig, SimClock) {
+    capture_logs();
+    spec.kubelet_port = next_port();
+    let clock = manual_clock();
+    let mut options = RigOptions { spec, clock: clock.clone(), interval_secs: 15, timeout_secs: 2, ..RigOptions::default() };
+    tune(&mut options);
+    (Rig::start(options).await.expect("rig starts"), clock)
+}
+
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Routes this process's logs into a buffer [`logs`] reads.
+pub fn capture_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        tracing_subscriber::fmt()
+            .with_env_filter("info,metrics_gateway=debug")
+            .with_ansi(false)
+            .with_writer(|| LogWriter)
+            .init();
+    });
+}
+
+/// Everything logged so far.
+pub fn logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+}
+
+/// The gateway's `/metrics` text.
+pub fn self_metrics(rig: &Rig) -> String {
+    rig.gateway.telemetry.encode()
+}
