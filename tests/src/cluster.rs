@@ -235,10 +235,10 @@ impl ClusterState {
     fn insert_pod(&mut self, pod: SimPod) {
         let key = (pod.namespace.clone(), pod.name.clone());
         self.pods_by_node.entry(pod.node.clone()).or_default().insert(key.clone());
-        if let Some(old) = self.pods.insert(key.clone(), pod) {
-            if self.pods[&key].node != old.node {
-                self.unindex(&old.node, &key);
-            }
+        if let Some(old) = self.pods.insert(key.clone(), pod)
+            && self.pods[&key].node != old.node
+        {
+            self.unindex(&old.node, &key);
         }
     }
 

@@ -2,7 +2,7 @@
 
 pub mod discovery;
 pub mod health;
-#[path = "/tmp/qty/src/quantity.rs"] pub mod quantity; //TEMP
+pub mod quantity;
 pub mod resource_metrics;
 pub mod selector;
 pub mod server;

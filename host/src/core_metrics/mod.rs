@@ -59,12 +59,12 @@ impl Series {
     fn push(&mut self, p: &RawPoint, start_ms: Option<i64>, fresh_window_ms: i64) -> Accepted {
         let new = CpuPoint { ts_ms: p.cpu_ts_ms, cpu_ns: p.cpu_ns };
         if let Some(last) = self.last {
-            let restarted = new.cpu_ns < last.cpu_ns
-                || matches!((self.start_ms, start_ms), (Some(a), Some(b)) if a != b);
-            if !restarted {
-                if new.ts_ms <= last.ts_ms {
-                    return Accepted::OutOfOrder;
-                }
+            let new_start = matches!((self.start_ms, start_ms), (Some(a), Some(b)) if a != b);
+            if !new_start && new.ts_ms <= last.ts_ms {
+                // An old or repeated sample (its counter may well be lower): not a restart.
+                return Accepted::OutOfOrder;
+            }
+            if !new_start && new.cpu_ns >= last.cpu_ns {
                 self.prev = Some(last);
                 self.last = Some(new);
                 self.memory_bytes = p.memory_bytes;
@@ -306,6 +306,10 @@ mod tests {
         let before = usage_of(&s, "p", "c").unwrap();
         let r = s.ingest(&scrape(n, &[("p", "c", point(110_000, 51.6, 1), 1_000)]), WINDOW);
         assert_eq!(r.out_of_order, 1);
+        assert_eq!(usage_of(&s, "p", "c").unwrap(), before);
+        // An old sample carries an old, lower counter: still not a restart.
+        let r = s.ingest(&scrape(n, &[("p", "c", point(105_000, 50.5, 1), 1_000)]), WINDOW);
+        assert_eq!((r.out_of_order, r.resets), (1, 0));
         assert_eq!(usage_of(&s, "p", "c").unwrap(), before);
     }
 

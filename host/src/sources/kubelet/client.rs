@@ -90,25 +90,38 @@ impl KubeletClient {
         if conn.target.as_ref() != Some(&key) {
             conn.sender = None;
         }
-        let mut sender = match conn.sender.take() {
-            Some(s) if !s.is_closed() => s,
-            _ => self.connect(target).await?,
-        };
         conn.target = Some(key);
-        sender.ready().await.map_err(|e| ScrapeError::Http(e.to_string()))?;
         let host = match target.address.parse::<IpAddr>() {
             Ok(IpAddr::V6(ip)) => format!("[{ip}]:{}", target.port),
             _ => format!("{}:{}", target.address, target.port),
         };
-        let mut req = http::Request::get(path)
-            .header(http::header::HOST, host)
-            .header(http::header::ACCEPT, "text/plain;version=0.0.4")
-            .header(http::header::USER_AGENT, concat!("metrics-gateway/", env!("CARGO_PKG_VERSION")));
-        if let Some(token) = token {
-            req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let req = req.body(Empty::new()).map_err(|e| ScrapeError::Http(e.to_string()))?;
-        let resp = sender.send_request(req).await.map_err(|e| ScrapeError::Http(e.to_string()))?;
+        let request = || {
+            let mut req = http::Request::get(path)
+                .header(http::header::HOST, &host)
+                .header(http::header::ACCEPT, "text/plain;version=0.0.4")
+                .header(http::header::USER_AGENT, concat!("metrics-gateway/", env!("CARGO_PKG_VERSION")));
+            if let Some(token) = token {
+                req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            req.body(Empty::new()).map_err(|e| ScrapeError::Http(e.to_string()))
+        };
+        // A kept-alive connection the kubelet has closed fails before any response: the GET is
+        // retried once on a fresh connection, as HTTP clients do.
+        let (sender, resp) = match conn.sender.take().filter(|s| !s.is_closed()) {
+            Some(mut reused) => match send(&mut reused, request()?).await {
+                Ok(resp) => (reused, resp),
+                Err(_) => {
+                    let mut fresh = self.connect(target).await?;
+                    let resp = send(&mut fresh, request()?).await?;
+                    (fresh, resp)
+                }
+            },
+            None => {
+                let mut fresh = self.connect(target).await?;
+                let resp = send(&mut fresh, request()?).await?;
+                (fresh, resp)
+            }
+        };
         let status = resp.status();
         let body = Limited::new(resp.into_body(), self.max_body)
             .collect()
@@ -170,6 +183,14 @@ impl KubeletClient {
             name.to_str()
         ))
     }
+}
+
+async fn send(
+    sender: &mut SendRequest<Empty<Bytes>>,
+    req: http::Request<Empty<Bytes>>,
+) -> Result<http::Response<hyper::body::Incoming>, ScrapeError> {
+    sender.ready().await.map_err(|e| ScrapeError::Http(e.to_string()))?;
+    sender.send_request(req).await.map_err(|e| ScrapeError::Http(e.to_string()))
 }
 
 async fn handshake<S>(io: S) -> Result<SendRequest<Empty<Bytes>>, ScrapeError>
