@@ -59,6 +59,8 @@ pub struct Telemetry {
     pub cycle_duration: Histogram,
     /// Completed collection cycles.
     pub cycles: Counter,
+    /// Duration of the latest cycle.
+    pub last_cycle_duration: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// Objects with metrics in the current snapshot, by kind.
     pub objects_served: Family<KindLabels, Gauge>,
     /// Objects known from the cluster watch, by kind.
@@ -90,6 +92,7 @@ impl Telemetry {
         let scrape_failures = Family::<ReasonLabels, Counter>::default();
         let cycle_duration = Histogram::new(exponential_buckets(0.01, 2.0, 14));
         let cycles = Counter::default();
+        let last_cycle_duration = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         let objects_served = Family::<KindLabels, Gauge>::default();
         let cluster_objects = Family::<KindLabels, Gauge>::default();
         let watch_restarts = Family::<KindLabels, Counter>::default();
@@ -113,6 +116,12 @@ impl Telemetry {
             cycle_duration.clone(),
         );
         registry.register("cycles", "Completed collection cycles", cycles.clone());
+        registry.register_with_unit(
+            "cycle_last_duration",
+            "Duration of the latest collection cycle",
+            Unit::Seconds,
+            last_cycle_duration.clone(),
+        );
         registry.register(
             "objects_served",
             "Objects with metrics in the current snapshot, by kind",
@@ -140,6 +149,7 @@ impl Telemetry {
             scrape_failures,
             cycle_duration,
             cycles,
+            last_cycle_duration,
             objects_served,
             cluster_objects,
             watch_restarts,

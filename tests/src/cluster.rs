@@ -61,7 +61,7 @@ pub struct ClusterSpec {
     pub pods_per_node: usize,
     /// Containers per pod: each pod gets a count in this inclusive range.
     pub containers_per_pod: (usize, usize),
-    /// Number of namespaces pods are spread over (`ns-0` … plus `default` and `kube-system`).
+    /// Number of namespaces pods are spread over, round robin: `default`, `ns-1`, `ns-2`, …
     pub namespaces: usize,
     /// Seed for every generated value: the same spec always gives the same cluster.
     pub seed: u64,

@@ -192,7 +192,9 @@ impl Collector {
         self.health.cycles.store(cycle, Ordering::Release);
         self.health.first_cycle_done.store(true, Ordering::Release);
         self.telemetry.cycles.inc();
-        self.telemetry.cycle_duration.observe(started.elapsed().as_secs_f64());
+        let elapsed = started.elapsed().as_secs_f64();
+        self.telemetry.cycle_duration.observe(elapsed);
+        self.telemetry.last_cycle_duration.set(elapsed);
         tracing::debug!(cycle, scraped = report.scraped, failed = report.failed.len(), nodes = report.nodes_served, pods = report.pods_served, elapsed_ms = started.elapsed().as_millis() as u64, "collection cycle done");
         report
     }
