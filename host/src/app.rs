@@ -28,7 +28,10 @@ pub struct StartOptions {
 
 impl Default for StartOptions {
     fn default() -> Self {
-        StartOptions { clock: Clock::system(), collect_on_interval: true }
+        StartOptions {
+            clock: Clock::system(),
+            collect_on_interval: true,
+        }
     }
 }
 
@@ -59,7 +62,8 @@ impl Gateway {
         let telemetry = Telemetry::new();
         let cluster = Arc::new(ClusterCache::default());
         let store = Arc::new(Store::default());
-        let scraper = KubeletScraper::new(&config.kubelet, default_roots).context("setting up kubelet scraping")?;
+        let scraper = KubeletScraper::new(&config.kubelet, default_roots)
+            .context("setting up kubelet scraping")?;
         let collector = Arc::new(Collector::new(
             config.kubelet.clone(),
             scraper,
@@ -77,7 +81,8 @@ impl Gateway {
             telemetry: telemetry.clone(),
             clock: options.clock.clone(),
             max_sample_age_ms: i64::from(config.max_sample_age_secs()) * 1000,
-            liveness_limit_ms: 3 * interval_ms + i64::from(config.kubelet.timeout_secs.get_ref().get()) * 1000,
+            liveness_limit_ms: 3 * interval_ms
+                + i64::from(config.kubelet.timeout_secs.get_ref().get()) * 1000,
         };
         let cert = ServingCert::from_config(&config.server)?;
         let server = serve(config.server.listen_addr, cert, router(state)).await?;
@@ -89,7 +94,16 @@ impl Gateway {
                 collector.run().await
             })
         });
-        Ok(Gateway { local_addr: server.local_addr, store, collector, cluster, telemetry, server, watch, loop_task })
+        Ok(Gateway {
+            local_addr: server.local_addr,
+            store,
+            collector,
+            cluster,
+            telemetry,
+            server,
+            watch,
+            loop_task,
+        })
     }
 
     /// Stops collecting and watching, and shuts the server down gracefully.

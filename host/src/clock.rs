@@ -61,7 +61,12 @@ pub fn go_duration(ms: Millis) -> String {
     }
     let neg = ms < 0;
     let ms = ms.unsigned_abs();
-    let (h, m, s, frac) = (ms / 3_600_000, (ms / 60_000) % 60, (ms / 1000) % 60, ms % 1000);
+    let (h, m, s, frac) = (
+        ms / 3_600_000,
+        (ms / 60_000) % 60,
+        (ms / 1000) % 60,
+        ms % 1000,
+    );
     let mut out = String::new();
     if neg {
         out.push('-');

@@ -92,20 +92,39 @@ impl Rig {
         let cluster = SimCluster::generate(&options.spec, options.clock.clone());
         let kubelets = KubeletSimulator::start(
             cluster.clone(),
-            KubeletSimConfig { token: Some(KUBELET_TOKEN.into()), ..KubeletSimConfig::default() },
+            KubeletSimConfig {
+                token: Some(KUBELET_TOKEN.into()),
+                ..KubeletSimConfig::default()
+            },
         )
         .await
         .context("starting simulated kubelets")?;
         let mut tokens = BTreeMap::new();
-        for (token, user) in [(GATEWAY_TOKEN, "system:serviceaccount:kube-system:metrics-gateway"), (USER_TOKEN, "admin")] {
+        for (token, user) in [
+            (
+                GATEWAY_TOKEN,
+                "system:serviceaccount:kube-system:metrics-gateway",
+            ),
+            (USER_TOKEN, "admin"),
+        ] {
             tokens.insert(
                 token.to_string(),
-                UserInfo { username: user.into(), groups: vec!["system:authenticated".into()], uid: user.into() },
+                UserInfo {
+                    username: user.into(),
+                    groups: vec!["system:authenticated".into()],
+                    uid: user.into(),
+                },
             );
         }
-        let apiserver = FakeApiServer::start(cluster.clone(), ApiServerConfig { tokens, ..ApiServerConfig::default() })
-            .await
-            .context("starting the fake kube-apiserver")?;
+        let apiserver = FakeApiServer::start(
+            cluster.clone(),
+            ApiServerConfig {
+                tokens,
+                ..ApiServerConfig::default()
+            },
+        )
+        .await
+        .context("starting the fake kube-apiserver")?;
         let dir = tempfile::tempdir().context("creating a work directory")?;
         let config_path = write_gateway_files(dir.path(), &apiserver, &kubelets, &options)?;
         let config = crate::config::load(&config_path)?;
@@ -121,7 +140,13 @@ impl Rig {
         tokio::time::timeout(Duration::from_secs(60), cache.wait_for(|_| cache.synced()))
             .await
             .context("the gateway's cluster watches did not sync within 60 s")?;
-        Ok(Rig { cluster, kubelets, apiserver, gateway, dir })
+        Ok(Rig {
+            cluster,
+            kubelets,
+            apiserver,
+            gateway,
+            dir,
+        })
     }
 
     /// Writes a kubeconfig for the demo user (kubectl's view of the cluster).
@@ -143,7 +168,10 @@ impl Rig {
 }
 
 /// Runs the demo until `shutdown` completes.
-pub async fn run(args: DemoArgs, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    args: DemoArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let spec = ClusterSpec {
         nodes: args.nodes,
         pods_per_node: args.pods_per_node,

@@ -8,7 +8,10 @@ use metrics_gateway::app::{Gateway, StartOptions};
 use metrics_gateway::config;
 
 #[derive(Parser)]
-#[command(version, about = "Kubernetes metrics gateway: metrics.k8s.io from kubelets and cluster state")]
+#[command(
+    version,
+    about = "Kubernetes metrics gateway: metrics.k8s.io from kubelets and cluster state"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
@@ -37,7 +40,9 @@ enum Command {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -81,7 +86,10 @@ fn main() -> ExitCode {
 }
 
 fn run(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");

@@ -4,7 +4,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn gateway(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_metrics-gateway")).args(args).output().expect("binary runs")
+    Command::new(env!("CARGO_BIN_EXE_metrics-gateway"))
+        .args(args)
+        .output()
+        .expect("binary runs")
 }
 
 fn write(dir: &Path, text: &str) -> String {
@@ -28,31 +31,53 @@ fn valid_example_config_passes() {
 #[test]
 fn unknown_key_exits_2_naming_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "[server]\nself_signed = true\n[kubelet]\nscrape_everything = true\n");
+    let path = write(
+        dir.path(),
+        "[server]\nself_signed = true\n[kubelet]\nscrape_everything = true\n",
+    );
     for cmd in ["check-config", "serve"] {
-        let args: Vec<&str> = if cmd == "serve" { vec!["serve", "--config", &path] } else { vec![cmd, &path] };
+        let args: Vec<&str> = if cmd == "serve" {
+            vec!["serve", "--config", &path]
+        } else {
+            vec![cmd, &path]
+        };
         let out = gateway(&args);
         assert_eq!(out.status.code(), Some(2), "{cmd}: {}", stderr(&out));
         let err = stderr(&out);
-        assert!(err.contains(&format!("{path}:4:1: unknown field `scrape_everything`")), "{cmd}: {err}");
+        assert!(
+            err.contains(&format!("{path}:4:1: unknown field `scrape_everything`")),
+            "{cmd}: {err}"
+        );
     }
 }
 
 #[test]
 fn wrong_type_exits_2_naming_file_line() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "[server]\nself_signed = true\n\n[kubelet]\ninterval_secs = \"15s\"\n");
+    let path = write(
+        dir.path(),
+        "[server]\nself_signed = true\n\n[kubelet]\ninterval_secs = \"15s\"\n",
+    );
     let out = gateway(&["check-config", &path]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains(&format!("{path}:5:17: invalid type: string \"15s\", expected i64")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{path}:5:17: invalid type: string \"15s\", expected i64"
+        )),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_file_exits_2_naming_it() {
     let out = gateway(&["check-config", "/nonexistent/gateway.toml"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("/nonexistent/gateway.toml: cannot read config file"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/gateway.toml: cannot read config file"),
+        "{}",
+        stderr(&out)
+    );
     let out = gateway(&["serve", "--config", "/nonexistent/gateway.toml"]);
     assert_eq!(out.status.code(), Some(2));
 }

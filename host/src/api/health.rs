@@ -20,7 +20,11 @@ fn live_checks(state: &ApiState) -> Vec<Check> {
     let timely = if now - last <= limit {
         Ok(())
     } else {
-        Err(format!("no collection cycle started for {} s (limit {} s)", (now - last) / 1000, limit / 1000))
+        Err(format!(
+            "no collection cycle started for {} s (limit {} s)",
+            (now - last) / 1000,
+            limit / 1000
+        ))
     };
     vec![("ping", Ok(())), ("collection-timely", timely)]
 }
@@ -30,7 +34,9 @@ fn ready_checks(state: &ApiState) -> Vec<Check> {
     let (nodes, pods) = state.cluster.sync_status();
     let synced = match (nodes, pods) {
         (true, true) => Ok(()),
-        (n, p) => Err(format!("cluster watches not synced (nodes: {n}, pods: {p})")),
+        (n, p) => Err(format!(
+            "cluster watches not synced (nodes: {n}, pods: {p})"
+        )),
     };
     let first = if state.health.first_cycle_done.load(Ordering::Acquire) {
         Ok(())
@@ -42,7 +48,11 @@ fn ready_checks(state: &ApiState) -> Vec<Check> {
     checks
 }
 
-fn render(kind: &str, checks: Vec<Check>, params: &HashMap<String, String>) -> (StatusCode, String) {
+fn render(
+    kind: &str,
+    checks: Vec<Check>,
+    params: &HashMap<String, String>,
+) -> (StatusCode, String) {
     let failed = checks.iter().any(|(_, r)| r.is_err());
     let verbose = params.contains_key("verbose") || failed;
     if !verbose {
@@ -67,15 +77,24 @@ fn render(kind: &str, checks: Vec<Check>, params: &HashMap<String, String>) -> (
     }
 }
 
-async fn livez(State(s): State<ApiState>, Query(q): Query<HashMap<String, String>>) -> (StatusCode, String) {
+async fn livez(
+    State(s): State<ApiState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> (StatusCode, String) {
     render("livez", live_checks(&s), &q)
 }
 
-async fn healthz(State(s): State<ApiState>, Query(q): Query<HashMap<String, String>>) -> (StatusCode, String) {
+async fn healthz(
+    State(s): State<ApiState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> (StatusCode, String) {
     render("healthz", live_checks(&s), &q)
 }
 
-async fn readyz(State(s): State<ApiState>, Query(q): Query<HashMap<String, String>>) -> (StatusCode, String) {
+async fn readyz(
+    State(s): State<ApiState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> (StatusCode, String) {
     render("readyz", ready_checks(&s), &q)
 }
 

@@ -45,7 +45,10 @@ pub struct ApiState {
 
 async fn self_metrics(State(state): State<ApiState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.telemetry.encode(),
     )
         .into_response()
@@ -62,7 +65,10 @@ async fn record_latency(State(state): State<ApiState>, req: Request, next: Next)
     state
         .telemetry
         .api_request_duration
-        .get_or_create(&RouteLabels { route, code: response.status().as_u16() })
+        .get_or_create(&RouteLabels {
+            route,
+            code: response.status().as_u16(),
+        })
         .observe(started.elapsed().as_secs_f64());
     response
 }
@@ -79,7 +85,10 @@ pub fn router(state: ApiState) -> Router {
         .merge(health::routes())
         .route("/metrics", get(self_metrics))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), record_latency))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_latency,
+        ))
         .with_state(state)
 }
 

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
@@ -68,7 +68,10 @@ struct ResourceUsage {
 
 impl ResourceUsage {
     fn new(cpu_nanocores: u64, memory_bytes: u64) -> Self {
-        ResourceUsage { cpu: Quantity::from_nanocores(cpu_nanocores), memory: Quantity::from_bytes(memory_bytes) }
+        ResourceUsage {
+            cpu: Quantity::from_nanocores(cpu_nanocores),
+            memory: Quantity::from_bytes(memory_bytes),
+        }
     }
 }
 
@@ -114,14 +117,24 @@ struct ListJson<T> {
 }
 
 fn list<T>(kind: &'static str, items: Vec<T>) -> ListJson<T> {
-    ListJson { kind, api_version: API_VERSION, metadata: serde_json::Map::new(), items }
+    ListJson {
+        kind,
+        api_version: API_VERSION,
+        metadata: serde_json::Map::new(),
+        items,
+    }
 }
 
 fn node_json<'a>(n: &'a NodeMetrics, now: &'a str, single: bool) -> NodeMetricsJson<'a> {
     NodeMetricsJson {
         kind: single.then_some("NodeMetrics"),
         api_version: single.then_some(API_VERSION),
-        metadata: Meta { name: &n.name, namespace: None, creation_timestamp: now, labels: &n.labels.0 },
+        metadata: Meta {
+            name: &n.name,
+            namespace: None,
+            creation_timestamp: now,
+            labels: &n.labels.0,
+        },
         timestamp: rfc3339_seconds(n.usage.timestamp_ms),
         window: go_duration(n.usage.window_ms),
         usage: ResourceUsage::new(n.usage.cpu_nanocores, n.usage.memory_bytes),
@@ -132,13 +145,21 @@ fn pod_json<'a>(p: &'a PodMetrics, now: &'a str, single: bool) -> PodMetricsJson
     PodMetricsJson {
         kind: single.then_some("PodMetrics"),
         api_version: single.then_some(API_VERSION),
-        metadata: Meta { name: &p.name, namespace: Some(&p.namespace), creation_timestamp: now, labels: &p.labels.0 },
+        metadata: Meta {
+            name: &p.name,
+            namespace: Some(&p.namespace),
+            creation_timestamp: now,
+            labels: &p.labels.0,
+        },
         timestamp: rfc3339_seconds(p.timestamp_ms),
         window: go_duration(p.window_ms),
         containers: p
             .containers
             .iter()
-            .map(|c| ContainerJson { name: &c.name, usage: ResourceUsage::new(c.cpu_nanocores, c.memory_bytes) })
+            .map(|c| ContainerJson {
+                name: &c.name,
+                usage: ResourceUsage::new(c.cpu_nanocores, c.memory_bytes),
+            })
             .collect(),
     }
 }
@@ -158,11 +179,18 @@ struct View {
 impl View {
     fn new(state: &ApiState) -> View {
         let now_ms = state.clock.now_ms();
-        View { snapshot: state.store.load(), oldest_ms: now_ms - state.max_sample_age_ms, now: rfc3339_seconds(now_ms) }
+        View {
+            snapshot: state.store.load(),
+            oldest_ms: now_ms - state.max_sample_age_ms,
+            now: rfc3339_seconds(now_ms),
+        }
     }
 }
 
-async fn list_nodes(State(state): State<ApiState>, Query(params): Query<ListParams>) -> Result<Response, ApiError> {
+async fn list_nodes(
+    State(state): State<ApiState>,
+    Query(params): Query<ListParams>,
+) -> Result<Response, ApiError> {
     let sel = params.selectors()?;
     let view = View::new(&state);
     let items: Vec<_> = view
@@ -171,20 +199,30 @@ async fn list_nodes(State(state): State<ApiState>, Query(params): Query<ListPara
         .values()
         .filter(|n| n.usage.timestamp_ms >= view.oldest_ms)
         .filter(|n| sel.labels.matches(&*n.labels))
-        .filter(|n| sel.fields.matches(|f| (f == "metadata.name").then_some(&*n.name)))
+        .filter(|n| {
+            sel.fields
+                .matches(|f| (f == "metadata.name").then_some(&*n.name))
+        })
         .map(|n| node_json(n, &view.now, false))
         .collect();
     Ok(json(&list("NodeMetricsList", items)))
 }
 
-async fn get_node(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+async fn get_node(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     let view = View::new(&state);
     let node = view
         .snapshot
         .nodes
         .get(name.as_str())
         .filter(|n| n.usage.timestamp_ms >= view.oldest_ms)
-        .ok_or(ApiError::NotFound { group: METRICS_GROUP, resource: "nodemetrics", name })?;
+        .ok_or(ApiError::NotFound {
+            group: METRICS_GROUP,
+            resource: "nodemetrics",
+            name,
+        })?;
     Ok(json(&node_json(node, &view.now, true)))
 }
 
@@ -211,14 +249,23 @@ fn pods_matching<'a>(
         })
 }
 
-async fn list_pods(state: ApiState, namespace: Option<String>, params: ListParams) -> Result<Response, ApiError> {
+async fn list_pods(
+    state: ApiState,
+    namespace: Option<String>,
+    params: ListParams,
+) -> Result<Response, ApiError> {
     let sel = params.selectors()?;
     let view = View::new(&state);
-    let items: Vec<_> = pods_matching(&view, namespace.as_deref(), &sel).map(|p| pod_json(p, &view.now, false)).collect();
+    let items: Vec<_> = pods_matching(&view, namespace.as_deref(), &sel)
+        .map(|p| pod_json(p, &view.now, false))
+        .collect();
     Ok(json(&list("PodMetricsList", items)))
 }
 
-async fn list_all_pods(State(state): State<ApiState>, Query(params): Query<ListParams>) -> Result<Response, ApiError> {
+async fn list_all_pods(
+    State(state): State<ApiState>,
+    Query(params): Query<ListParams>,
+) -> Result<Response, ApiError> {
     list_pods(state, None, params).await
 }
 
@@ -255,6 +302,12 @@ pub fn routes() -> Router<ApiState> {
         .route("/apis/metrics.k8s.io/v1beta1/nodes", get(list_nodes))
         .route("/apis/metrics.k8s.io/v1beta1/nodes/{name}", get(get_node))
         .route("/apis/metrics.k8s.io/v1beta1/pods", get(list_all_pods))
-        .route("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods", get(list_namespace_pods))
-        .route("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/{name}", get(get_pod))
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods",
+            get(list_namespace_pods),
+        )
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/{name}",
+            get(get_pod),
+        )
 }

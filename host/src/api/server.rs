@@ -24,7 +24,10 @@ pub struct ServingCert {
 
 impl ServingCert {
     /// Loads PEM files.
-    pub fn from_files(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<ServingCert> {
+    pub fn from_files(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> anyhow::Result<ServingCert> {
         let chain = CertificateDer::pem_file_iter(cert)
             .with_context(|| format!("reading serving certificate {}", cert.display()))?
             .collect::<Result<Vec<_>, _>>()
@@ -37,9 +40,14 @@ impl ServingCert {
 
     /// A self-signed certificate for localhost and the given extra names.
     pub fn self_signed(extra_names: &[String]) -> anyhow::Result<ServingCert> {
-        let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+        let mut names = vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "::1".to_string(),
+        ];
         names.extend(extra_names.iter().cloned());
-        let cert = rcgen::generate_simple_self_signed(names).context("generating a self-signed certificate")?;
+        let cert = rcgen::generate_simple_self_signed(names)
+            .context("generating a self-signed certificate")?;
         Ok(ServingCert {
             chain: vec![cert.cert.der().clone()],
             key: PrivateKeyDer::try_from(cert.signing_key.serialize_der())
@@ -52,7 +60,9 @@ impl ServingCert {
         match (&cfg.tls_cert_file, &cfg.tls_key_file) {
             (Some(c), Some(k)) => ServingCert::from_files(c.get_ref(), k.get_ref()),
             _ => {
-                tracing::warn!("serving with a self-signed certificate (server.self_signed = true): for development only");
+                tracing::warn!(
+                    "serving with a self-signed certificate (server.self_signed = true): for development only"
+                );
                 ServingCert::self_signed(&[])
             }
         }
@@ -80,13 +90,18 @@ pub struct RunningServer {
 impl RunningServer {
     /// Stops accepting, lets in-flight requests finish (up to 10 s), and waits.
     pub async fn shutdown(self) {
-        self.handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+        self.handle
+            .graceful_shutdown(Some(std::time::Duration::from_secs(10)));
         let _ = self.task.await;
     }
 }
 
 /// Serves `router` over TLS on `addr`.
-pub async fn serve(addr: SocketAddr, cert: ServingCert, router: Router) -> anyhow::Result<RunningServer> {
+pub async fn serve(
+    addr: SocketAddr,
+    cert: ServingCert,
+    router: Router,
+) -> anyhow::Result<RunningServer> {
     let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
     listener.set_nonblocking(true)?;
     let local_addr = listener.local_addr()?;
@@ -95,5 +110,9 @@ pub async fn serve(addr: SocketAddr, cert: ServingCert, router: Router) -> anyho
     let server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle.clone());
     let task = tokio::spawn(async move { server.serve(router.into_make_service()).await });
     tracing::info!(%local_addr, "serving HTTPS");
-    Ok(RunningServer { local_addr, handle, task })
+    Ok(RunningServer {
+        local_addr,
+        handle,
+        task,
+    })
 }

@@ -56,7 +56,12 @@ impl ApiError {
             "reason": self.reason(),
             "code": self.code().as_u16(),
         });
-        if let ApiError::NotFound { group, resource, name } = self {
+        if let ApiError::NotFound {
+            group,
+            resource,
+            name,
+        } = self
+        {
             status["details"] = json!({"name": name, "group": group, "kind": resource});
         }
         status
@@ -75,7 +80,11 @@ mod tests {
 
     #[test]
     fn not_found_matches_kube_apiserver_shape() {
-        let e = ApiError::NotFound { group: "metrics.k8s.io", resource: "podmetrics", name: "default/x".into() };
+        let e = ApiError::NotFound {
+            group: "metrics.k8s.io",
+            resource: "podmetrics",
+            name: "default/x".into(),
+        };
         assert_eq!(
             e.status(),
             json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",

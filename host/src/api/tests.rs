@@ -22,7 +22,12 @@ use crate::telemetry::Telemetry;
 const T: i64 = 1_643_309_313_000;
 
 fn labels(pairs: &[(&str, &str)]) -> Arc<LabelSet> {
-    Arc::new(LabelSet(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+    Arc::new(LabelSet(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    ))
 }
 
 fn pod(ns: &str, name: &str, l: &[(&str, &str)], ts: i64) -> PodMetrics {
@@ -32,7 +37,11 @@ fn pod(ns: &str, name: &str, l: &[(&str, &str)], ts: i64) -> PodMetrics {
         labels: labels(l),
         timestamp_ms: ts,
         window_ms: 17_913,
-        containers: vec![ContainerUsage { name: "c".into(), cpu_nanocores: 0, memory_bytes: 4_730_880 }],
+        containers: vec![ContainerUsage {
+            name: "c".into(),
+            cpu_nanocores: 0,
+            memory_bytes: 4_730_880,
+        }],
     }
 }
 
@@ -41,13 +50,21 @@ fn state(now_ms: i64) -> ApiState {
 }
 
 fn state_with_clock(now: Arc<AtomicI64>) -> ApiState {
-    let mut snap = Snapshot { cycle: 1, ..Snapshot::default() };
+    let mut snap = Snapshot {
+        cycle: 1,
+        ..Snapshot::default()
+    };
     snap.nodes.insert(
         "minikube".into(),
         NodeMetrics {
             name: "minikube".into(),
             labels: labels(&[("zone", "a")]),
-            usage: Usage { timestamp_ms: T, window_ms: 30_000, cpu_nanocores: 487_558_164, memory_bytes: 749_785_088 },
+            usage: Usage {
+                timestamp_ms: T,
+                window_ms: 30_000,
+                cpu_nanocores: 487_558_164,
+                memory_bytes: 749_785_088,
+            },
         },
     );
     snap.nodes.insert(
@@ -55,17 +72,30 @@ fn state_with_clock(now: Arc<AtomicI64>) -> ApiState {
         NodeMetrics {
             name: "old".into(),
             labels: labels(&[]),
-            usage: Usage { timestamp_ms: T - 600_000, window_ms: 15_000, cpu_nanocores: 1, memory_bytes: 1 },
+            usage: Usage {
+                timestamp_ms: T - 600_000,
+                window_ms: 15_000,
+                cpu_nanocores: 1,
+                memory_bytes: 1,
+            },
         },
     );
     let pods = [
-        pod("default", "p", &[("app", "web"), ("app.kubernetes.io/name", "my-app.v1")], T),
+        pod(
+            "default",
+            "p",
+            &[("app", "web"), ("app.kubernetes.io/name", "my-app.v1")],
+            T,
+        ),
         pod("default", "q", &[("app", "db")], T),
         pod("kube-system", "r", &[("app", "web")], T),
         pod("default", "stale", &[("app", "web")], T - 600_000),
     ];
     for p in pods {
-        snap.pods.entry(p.namespace.clone()).or_default().insert(p.name.clone(), p);
+        snap.pods
+            .entry(p.namespace.clone())
+            .or_default()
+            .insert(p.name.clone(), p);
     }
     let store = Arc::new(Store::default());
     store.publish(snap);
@@ -73,7 +103,11 @@ fn state_with_clock(now: Arc<AtomicI64>) -> ApiState {
     let cluster = Arc::new(ClusterCache::default());
     let collector = Collector::new(
         crate::config::KubeletConfig::default(),
-        crate::sources::kubelet::KubeletScraper::new(&Default::default(), rustls::RootCertStore::empty()).unwrap(),
+        crate::sources::kubelet::KubeletScraper::new(
+            &Default::default(),
+            rustls::RootCertStore::empty(),
+        )
+        .unwrap(),
         cluster.clone(),
         store.clone(),
         Telemetry::new(),
@@ -92,7 +126,10 @@ fn state_with_clock(now: Arc<AtomicI64>) -> ApiState {
 
 async fn get(uri: &str) -> (StatusCode, Value) {
     let (status, body) = get_text(uri).await;
-    (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
 }
 
 async fn get_text(uri: &str) -> (StatusCode, String) {
@@ -145,8 +182,15 @@ async fn pod_get_and_lists_have_the_exact_shapes() {
     assert_eq!(list["kind"], "PodMetricsList");
     assert_eq!(list["apiVersion"], "metrics.k8s.io/v1beta1");
     assert_eq!(list["metadata"], json!({}));
-    assert!(list["items"][0].get("kind").is_none(), "list items carry no TypeMeta");
-    assert_eq!(names(&list), ["default/p", "default/q"], "stale pod left out, sorted by name");
+    assert!(
+        list["items"][0].get("kind").is_none(),
+        "list items carry no TypeMeta"
+    );
+    assert_eq!(
+        names(&list),
+        ["default/p", "default/q"],
+        "stale pod left out, sorted by name"
+    );
     let (_, all) = get("/apis/metrics.k8s.io/v1beta1/pods").await;
     assert_eq!(names(&all), ["default/p", "default/q", "kube-system/r"]);
     let (_, nodes) = get("/apis/metrics.k8s.io/v1beta1/nodes").await;
@@ -163,11 +207,17 @@ async fn label_selectors_filter_with_full_syntax() {
         ("app in (db,cache)", vec!["default/q"]),
         ("app notin (db)", vec!["default/p", "kube-system/r"]),
         ("app.kubernetes.io/name", vec!["default/p"]),
-        ("!app.kubernetes.io/name", vec!["default/q", "kube-system/r"]),
+        (
+            "!app.kubernetes.io/name",
+            vec!["default/q", "kube-system/r"],
+        ),
         ("app.kubernetes.io/name=my-app.v1", vec!["default/p"]),
         ("app=web,app.kubernetes.io/name=other", vec![]),
     ] {
-        let uri = format!("/apis/metrics.k8s.io/v1beta1/pods?labelSelector={}", urlencode(selector));
+        let uri = format!(
+            "/apis/metrics.k8s.io/v1beta1/pods?labelSelector={}",
+            urlencode(selector)
+        );
         let (status, list) = get(&uri).await;
         assert_eq!(status, StatusCode::OK, "{selector}");
         assert_eq!(names(&list), want, "{selector}");
@@ -182,13 +232,20 @@ async fn field_selectors_on_name_and_namespace() {
         ("metadata.name=q", vec!["default/q"]),
         ("metadata.namespace=kube-system", vec!["kube-system/r"]),
         ("metadata.namespace!=default", vec!["kube-system/r"]),
-        ("metadata.namespace==default,metadata.name!=p", vec!["default/q"]),
+        (
+            "metadata.namespace==default,metadata.name!=p",
+            vec!["default/q"],
+        ),
     ] {
-        let uri = format!("/apis/metrics.k8s.io/v1beta1/pods?fieldSelector={}", urlencode(selector));
+        let uri = format!(
+            "/apis/metrics.k8s.io/v1beta1/pods?fieldSelector={}",
+            urlencode(selector)
+        );
         let (_, list) = get(&uri).await;
         assert_eq!(names(&list), want, "{selector}");
     }
-    let (_, nodes) = get("/apis/metrics.k8s.io/v1beta1/nodes?fieldSelector=metadata.name%3Dminikube").await;
+    let (_, nodes) =
+        get("/apis/metrics.k8s.io/v1beta1/nodes?fieldSelector=metadata.name%3Dminikube").await;
     assert_eq!(names(&nodes), ["minikube"]);
 }
 
@@ -206,14 +263,23 @@ async fn bad_selectors_are_400_status() {
         assert_eq!(body["code"], 400);
     }
     let (_, body) = get("/apis/metrics.k8s.io/v1beta1/pods?fieldSelector=spec.nodeName%3Dx").await;
-    assert!(body["message"].as_str().unwrap().contains("field label not supported: spec.nodeName"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("field label not supported: spec.nodeName"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn missing_and_stale_objects_are_404_status() {
     let (status, body) = get("/apis/metrics.k8s.io/v1beta1/nodes/old").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "stale node is not served");
-    assert_eq!(body["message"], "nodemetrics.metrics.k8s.io \"old\" not found");
+    assert_eq!(
+        body["message"],
+        "nodemetrics.metrics.k8s.io \"old\" not found"
+    );
     let (status, body) = get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(
@@ -248,7 +314,15 @@ async fn discovery_documents() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["name"].as_str().unwrap().into(), (r["namespaced"].as_bool().unwrap(), r["kind"].as_str().unwrap().into())))
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().into(),
+                (
+                    r["namespaced"].as_bool().unwrap(),
+                    r["kind"].as_str().unwrap().into(),
+                ),
+            )
+        })
         .collect();
     assert_eq!(r["nodes"], (false, "NodeMetrics".to_string()));
     assert_eq!(r["pods"], (true, "PodMetrics".to_string()));
@@ -260,7 +334,10 @@ async fn health_endpoints_report_checks() {
     assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
     let (status, body) = get_text("/livez?verbose").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, "[+]ping ok\n[+]collection-timely ok\nlivez check passed\n");
+    assert_eq!(
+        body,
+        "[+]ping ok\n[+]collection-timely ok\nlivez check passed\n"
+    );
     // No watch synced and no cycle done: not ready, and it says why.
     let (status, body) = get_text("/readyz").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -274,23 +351,44 @@ async fn liveness_fails_when_collection_stalls() {
     let now = Arc::new(AtomicI64::new(T));
     let app = router(state_with_clock(now.clone()));
     let livez = || Request::get("/livez").body(Body::empty()).unwrap();
-    assert_eq!(app.clone().oneshot(livez()).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        app.clone().oneshot(livez()).await.unwrap().status(),
+        StatusCode::OK
+    );
     now.fetch_add(61_000, Ordering::SeqCst);
     let resp = app.oneshot(livez()).await.unwrap();
     assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let body = resp.into_body().collect().await.unwrap().to_bytes();
-    assert!(String::from_utf8_lossy(&body).contains("[-]collection-timely failed: no collection cycle started for 61 s"));
+    assert!(
+        String::from_utf8_lossy(&body)
+            .contains("[-]collection-timely failed: no collection cycle started for 61 s")
+    );
 }
 
 #[tokio::test]
 async fn self_metrics_count_requests_by_route() {
     let app = router(state(T + 10_000));
     app.clone()
-        .oneshot(Request::get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/q").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/q")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
-    let resp = app.oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
-    let text = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let resp = app
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
     assert!(
         text.contains(r#"metrics_gateway_api_request_duration_seconds_count{route="/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/{name}",code="200"} 1"#),
         "{text}"

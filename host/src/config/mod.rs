@@ -48,13 +48,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let offset = e.span().map(|s| s.start).unwrap_or(0);
         invalid(path, text, offset, e.message().to_string())
     })?;
-    config.validate().map_err(|(span, message)| invalid(path, text, span.start, message))?;
+    config
+        .validate()
+        .map_err(|(span, message)| invalid(path, text, span.start, message))?;
     Ok(config)
 }
 
 fn invalid(path: &Path, text: &str, offset: usize, message: String) -> ConfigError {
     let (line, column) = line_column(text, offset);
-    ConfigError::Invalid { path: path.to_path_buf(), line, column, message }
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message,
+    }
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -71,7 +78,9 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        parse(Path::new("gateway.toml"), text).unwrap_err().to_string()
+        parse(Path::new("gateway.toml"), text)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -84,13 +93,19 @@ mod tests {
     #[test]
     fn unknown_key_names_file_line_and_column() {
         let e = err("[server]\nself_signed = true\n\n[kubelet]\nintervall_secs = 3\n");
-        assert!(e.starts_with("gateway.toml:5:1: unknown field `intervall_secs`"), "{e}");
+        assert!(
+            e.starts_with("gateway.toml:5:1: unknown field `intervall_secs`"),
+            "{e}"
+        );
     }
 
     #[test]
     fn wrong_type_names_the_value() {
         let e = err("[server]\nself_signed = true\n[kubelet]\nconcurrency = \"many\"\n");
-        assert!(e.starts_with("gateway.toml:4:15: invalid type: string \"many\""), "{e}");
+        assert!(
+            e.starts_with("gateway.toml:4:15: invalid type: string \"many\""),
+            "{e}"
+        );
     }
 
     #[test]
@@ -102,7 +117,8 @@ mod tests {
 
     #[test]
     fn timeout_longer_than_interval_is_rejected() {
-        let e = err("[server]\nself_signed = true\n[kubelet]\ninterval_secs = 5\ntimeout_secs = 10\n");
+        let e =
+            err("[server]\nself_signed = true\n[kubelet]\ninterval_secs = 5\ntimeout_secs = 10\n");
         assert!(e.starts_with("gateway.toml:5:16:"), "{e}");
         assert!(e.contains("kubelet.timeout_secs"), "{e}");
     }
@@ -118,7 +134,9 @@ mod tests {
 
     #[test]
     fn unknown_address_type_is_rejected() {
-        let e = err("[server]\nself_signed = true\n[kubelet]\naddress_types = [\"InternalIP\", \"Nope\"]\n");
+        let e = err(
+            "[server]\nself_signed = true\n[kubelet]\naddress_types = [\"InternalIP\", \"Nope\"]\n",
+        );
         assert!(e.starts_with("gateway.toml:4:"), "{e}");
         assert!(e.contains("Nope"), "{e}");
     }
@@ -131,7 +149,12 @@ mod tests {
 
     #[test]
     fn missing_file_error_names_it() {
-        let e = load(Path::new("/nonexistent/gateway.toml")).unwrap_err().to_string();
-        assert!(e.starts_with("/nonexistent/gateway.toml: cannot read config file"), "{e}");
+        let e = load(Path::new("/nonexistent/gateway.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/nonexistent/gateway.toml: cannot read config file"),
+            "{e}"
+        );
     }
 }

@@ -172,7 +172,11 @@ fn default_jitter_ms() -> u32 {
     500
 }
 fn default_address_types() -> Vec<AddressType> {
-    vec![AddressType::InternalIP, AddressType::ExternalIP, AddressType::Hostname]
+    vec![
+        AddressType::InternalIP,
+        AddressType::ExternalIP,
+        AddressType::Hostname,
+    ]
 }
 fn default_max_response_bytes() -> usize {
     16 << 20
@@ -247,10 +251,16 @@ impl Config {
         match (&s.tls_cert_file, &s.tls_key_file) {
             (Some(_), Some(_)) => {}
             (Some(c), None) => {
-                return Err((c.span(), "server.tls_cert_file is set but server.tls_key_file is not".into()));
+                return Err((
+                    c.span(),
+                    "server.tls_cert_file is set but server.tls_key_file is not".into(),
+                ));
             }
             (None, Some(k)) => {
-                return Err((k.span(), "server.tls_key_file is set but server.tls_cert_file is not".into()));
+                return Err((
+                    k.span(),
+                    "server.tls_key_file is set but server.tls_cert_file is not".into(),
+                ));
             }
             (None, None) if !s.self_signed => {
                 return Err((

@@ -57,7 +57,10 @@ impl Series {
     /// Adds a point, applying restart and ordering rules. `fresh_window_ms` bounds how young a
     /// container may be for its start time to serve as the previous point.
     fn push(&mut self, p: &RawPoint, start_ms: Option<i64>, fresh_window_ms: i64) -> Accepted {
-        let new = CpuPoint { ts_ms: p.cpu_ts_ms, cpu_ns: p.cpu_ns };
+        let new = CpuPoint {
+            ts_ms: p.cpu_ts_ms,
+            cpu_ns: p.cpu_ns,
+        };
         if let Some(last) = self.last {
             let new_start = matches!((self.start_ms, start_ms), (Some(a), Some(b)) if a != b);
             if !new_start && new.ts_ms <= last.ts_ms {
@@ -76,7 +79,10 @@ impl Series {
                 let age = new.ts_ms - s;
                 s < new.ts_ms && age < fresh_window_ms && age >= FRESH_CONTAINER_MIN_MS
             })
-            .map(|s| CpuPoint { ts_ms: s, cpu_ns: 0 });
+            .map(|s| CpuPoint {
+                ts_ms: s,
+                cpu_ns: 0,
+            });
         self.last = Some(new);
         self.memory_bytes = p.memory_bytes;
         self.start_ms = start_ms;
@@ -172,13 +178,17 @@ impl NodeSeries {
             }
             let entry = match self.containers.get_mut(self.key.as_str()) {
                 Some(e) => e,
-                None => self.containers.entry(self.key.clone()).or_insert_with(|| ContainerSeries {
-                    namespace: Arc::from(&*c.namespace),
-                    pod: Arc::from(&*c.pod),
-                    name: Arc::from(&*c.container),
-                    series: Series::default(),
-                    seen: 0,
-                }),
+                None => {
+                    self.containers
+                        .entry(self.key.clone())
+                        .or_insert_with(|| ContainerSeries {
+                            namespace: Arc::from(&*c.namespace),
+                            pod: Arc::from(&*c.pod),
+                            name: Arc::from(&*c.container),
+                            series: Series::default(),
+                            seen: 0,
+                        })
+                }
             };
             entry.seen = generation;
             match entry.series.push(&c.point, c.start_ms, fresh_window_ms) {
@@ -223,7 +233,10 @@ mod tests {
         }
     }
 
-    fn scrape(node: RawPoint, containers: &[(&'static str, &'static str, RawPoint, i64)]) -> ResourceScrape<'static> {
+    fn scrape(
+        node: RawPoint,
+        containers: &[(&'static str, &'static str, RawPoint, i64)],
+    ) -> ResourceScrape<'static> {
         ResourceScrape {
             node,
             containers: containers
@@ -240,36 +253,65 @@ mod tests {
     }
 
     fn usage_of<'a>(s: &'a NodeSeries, pod: &str, name: &str) -> Option<Usage> {
-        s.containers().find(|c| &*c.pod == pod && &*c.name == name)?.usage()
+        s.containers()
+            .find(|c| &*c.pod == pod && &*c.name == name)?
+            .usage()
     }
 
     #[test]
     fn rate_is_delta_over_real_window() {
         let mut s = NodeSeries::default();
-        s.ingest(&scrape(point(1_000_000, 100.0, 5), &[("p", "c", point(1_000_000, 10.0, 7), 0)]), WINDOW);
+        s.ingest(
+            &scrape(
+                point(1_000_000, 100.0, 5),
+                &[("p", "c", point(1_000_000, 10.0, 7), 0)],
+            ),
+            WINDOW,
+        );
         assert_eq!(s.node_usage(), None, "one point gives no rate");
         s.ingest(
-            &scrape(point(1_017_913, 101.0, 6), &[("p", "c", point(1_017_913, 10.5, 9), 0)]),
+            &scrape(
+                point(1_017_913, 101.0, 6),
+                &[("p", "c", point(1_017_913, 10.5, 9), 0)],
+            ),
             WINDOW,
         );
         let n = s.node_usage().unwrap();
-        assert_eq!((n.window_ms, n.cpu_nanocores, n.memory_bytes), (17_913, 55_825_378, 6));
+        assert_eq!(
+            (n.window_ms, n.cpu_nanocores, n.memory_bytes),
+            (17_913, 55_825_378, 6)
+        );
         let c = usage_of(&s, "p", "c").unwrap();
-        assert_eq!((c.timestamp_ms, c.window_ms, c.cpu_nanocores, c.memory_bytes), (1_017_913, 17_913, 27_912_689, 9));
+        assert_eq!(
+            (c.timestamp_ms, c.window_ms, c.cpu_nanocores, c.memory_bytes),
+            (1_017_913, 17_913, 27_912_689, 9)
+        );
     }
 
     #[test]
     fn restart_drops_the_old_point_instead_of_a_negative_rate() {
         let mut s = NodeSeries::default();
         let n = point(1, 1.0, 1);
-        s.ingest(&scrape(n, &[("p", "c", point(100_000, 50.0, 1), 1_000)]), WINDOW);
-        s.ingest(&scrape(n, &[("p", "c", point(115_000, 51.0, 1), 1_000)]), WINDOW);
+        s.ingest(
+            &scrape(n, &[("p", "c", point(100_000, 50.0, 1), 1_000)]),
+            WINDOW,
+        );
+        s.ingest(
+            &scrape(n, &[("p", "c", point(115_000, 51.0, 1), 1_000)]),
+            WINDOW,
+        );
         assert!(usage_of(&s, "p", "c").is_some());
         // Counter went down and start time moved: a restart 60 s ago (too old to be "fresh").
-        let r = s.ingest(&scrape(n, &[("p", "c", point(130_000, 2.0, 1), 70_000)]), WINDOW);
+        let r = s.ingest(
+            &scrape(n, &[("p", "c", point(130_000, 2.0, 1), 70_000)]),
+            WINDOW,
+        );
         assert_eq!(r.resets, 1);
         assert_eq!(usage_of(&s, "p", "c"), None);
-        s.ingest(&scrape(n, &[("p", "c", point(145_000, 3.5, 1), 70_000)]), WINDOW);
+        s.ingest(
+            &scrape(n, &[("p", "c", point(145_000, 3.5, 1), 70_000)]),
+            WINDOW,
+        );
         assert_eq!(usage_of(&s, "p", "c").unwrap().cpu_nanocores, 100_000_000);
     }
 
@@ -277,8 +319,14 @@ mod tests {
     fn counter_decrease_without_start_time_change_is_a_restart() {
         let mut s = NodeSeries::default();
         let n = point(1, 1.0, 1);
-        s.ingest(&scrape(n, &[("p", "c", point(100_000, 50.0, 1), 1_000)]), WINDOW);
-        s.ingest(&scrape(n, &[("p", "c", point(115_000, 40.0, 1), 1_000)]), WINDOW);
+        s.ingest(
+            &scrape(n, &[("p", "c", point(100_000, 50.0, 1), 1_000)]),
+            WINDOW,
+        );
+        s.ingest(
+            &scrape(n, &[("p", "c", point(115_000, 40.0, 1), 1_000)]),
+            WINDOW,
+        );
         assert_eq!(usage_of(&s, "p", "c"), None);
     }
 
@@ -286,13 +334,25 @@ mod tests {
     fn fresh_container_is_served_after_one_scrape() {
         let mut s = NodeSeries::default();
         // Started 12 s before the sample: inside [10 s, window): start time is the previous point.
-        s.ingest(&scrape(point(1, 1.0, 1), &[("p", "c", point(112_000, 0.6, 1), 100_000)]), WINDOW);
+        s.ingest(
+            &scrape(
+                point(1, 1.0, 1),
+                &[("p", "c", point(112_000, 0.6, 1), 100_000)],
+            ),
+            WINDOW,
+        );
         let u = usage_of(&s, "p", "c").unwrap();
         assert_eq!((u.window_ms, u.cpu_nanocores), (12_000, 50_000_000));
         // Younger than 10 s: too fresh to trust; older than the window: not fresh.
         for start in [105_000, 90_000] {
             let mut s = NodeSeries::default();
-            s.ingest(&scrape(point(1, 1.0, 1), &[("p", "c", point(112_000, 0.6, 1), start)]), WINDOW);
+            s.ingest(
+                &scrape(
+                    point(1, 1.0, 1),
+                    &[("p", "c", point(112_000, 0.6, 1), start)],
+                ),
+                WINDOW,
+            );
             assert_eq!(usage_of(&s, "p", "c"), None, "start {start}");
         }
     }
@@ -301,14 +361,26 @@ mod tests {
     fn out_of_order_point_is_ignored() {
         let mut s = NodeSeries::default();
         let n = point(1, 1.0, 1);
-        s.ingest(&scrape(n, &[("p", "c", point(100_000, 50.0, 1), 1_000)]), WINDOW);
-        s.ingest(&scrape(n, &[("p", "c", point(115_000, 51.5, 1), 1_000)]), WINDOW);
+        s.ingest(
+            &scrape(n, &[("p", "c", point(100_000, 50.0, 1), 1_000)]),
+            WINDOW,
+        );
+        s.ingest(
+            &scrape(n, &[("p", "c", point(115_000, 51.5, 1), 1_000)]),
+            WINDOW,
+        );
         let before = usage_of(&s, "p", "c").unwrap();
-        let r = s.ingest(&scrape(n, &[("p", "c", point(110_000, 51.6, 1), 1_000)]), WINDOW);
+        let r = s.ingest(
+            &scrape(n, &[("p", "c", point(110_000, 51.6, 1), 1_000)]),
+            WINDOW,
+        );
         assert_eq!(r.out_of_order, 1);
         assert_eq!(usage_of(&s, "p", "c").unwrap(), before);
         // An old sample carries an old, lower counter: still not a restart.
-        let r = s.ingest(&scrape(n, &[("p", "c", point(105_000, 50.5, 1), 1_000)]), WINDOW);
+        let r = s.ingest(
+            &scrape(n, &[("p", "c", point(105_000, 50.5, 1), 1_000)]),
+            WINDOW,
+        );
         assert_eq!((r.out_of_order, r.resets), (1, 0));
         assert_eq!(usage_of(&s, "p", "c").unwrap(), before);
     }
@@ -319,7 +391,11 @@ mod tests {
         let r = s.ingest(
             &scrape(
                 point(1, 0.0, 1),
-                &[("p", "a", point(100_000, 5.0, 1), 0), ("p", "b", point(100_000, 5.0, 0), 0), ("q", "a", point(100_000, 5.0, 1), 0)],
+                &[
+                    ("p", "a", point(100_000, 5.0, 1), 0),
+                    ("p", "b", point(100_000, 5.0, 0), 0),
+                    ("q", "a", point(100_000, 5.0, 1), 0),
+                ],
             ),
             WINDOW,
         );
@@ -333,7 +409,16 @@ mod tests {
     fn vanished_containers_are_forgotten() {
         let mut s = NodeSeries::default();
         let n = point(1, 1.0, 1);
-        s.ingest(&scrape(n, &[("p", "a", point(100_000, 5.0, 1), 0), ("p", "b", point(100_000, 5.0, 1), 0)]), WINDOW);
+        s.ingest(
+            &scrape(
+                n,
+                &[
+                    ("p", "a", point(100_000, 5.0, 1), 0),
+                    ("p", "b", point(100_000, 5.0, 1), 0),
+                ],
+            ),
+            WINDOW,
+        );
         s.ingest(&scrape(n, &[("p", "a", point(115_000, 6.0, 1), 0)]), WINDOW);
         assert_eq!(s.containers().count(), 1);
     }

@@ -110,7 +110,8 @@ impl Collector {
     /// Runs cycles every `interval_secs` until the task is dropped. A cycle that overruns delays
     /// the next one rather than overlapping it.
     pub async fn run(self: Arc<Self>) {
-        let mut ticker = tokio::time::interval(Duration::from_secs(self.config.interval_secs.get().into()));
+        let mut ticker =
+            tokio::time::interval(Duration::from_secs(self.config.interval_secs.get().into()));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
@@ -123,7 +124,9 @@ impl Collector {
         let _guard = self.cycle_lock.lock().await;
         let started = Instant::now();
         let now = self.clock.now_ms();
-        self.health.last_cycle_start_ms.store(now, Ordering::Release);
+        self.health
+            .last_cycle_start_ms
+            .store(now, Ordering::Release);
         let cycle = self.health.cycles.load(Ordering::Acquire) + 1;
         let nodes: Vec<Arc<NodeInfo>> = self.cluster.read().nodes.values().cloned().collect();
         let mut slots = std::mem::take(&mut *self.slots.lock().unwrap_or_else(|e| e.into_inner()));
@@ -135,8 +138,12 @@ impl Collector {
         let mut tasks = JoinSet::new();
         for node in nodes {
             let mut slot = slots.remove(&node.name).unwrap_or_default();
-            let (scraper, semaphore, token, clock) =
-                (self.scraper.clone(), semaphore.clone(), token.clone(), self.clock.clone());
+            let (scraper, semaphore, token, clock) = (
+                self.scraper.clone(),
+                semaphore.clone(),
+                token.clone(),
+                self.clock.clone(),
+            );
             tasks.spawn(async move {
                 if jitter_ms > 0 {
                     let delay = rand::rng().random_range(0..=jitter_ms);
@@ -146,7 +153,14 @@ impl Collector {
                 let began = Instant::now();
                 let result = tokio::time::timeout(
                     Duration::from_secs(timeout_secs.into()),
-                    scrape_node(&scraper, &mut slot, &node, token.as_deref(), &clock, fresh_window_ms),
+                    scrape_node(
+                        &scraper,
+                        &mut slot,
+                        &node,
+                        token.as_deref(),
+                        &clock,
+                        fresh_window_ms,
+                    ),
                 )
                 .await
                 .unwrap_or(Err(ScrapeError::Timeout(timeout_secs)));
@@ -157,9 +171,14 @@ impl Collector {
                 (node, slot, result, began.elapsed())
             });
         }
-        let mut report = CycleReport { cycle, ..CycleReport::default() };
+        let mut report = CycleReport {
+            cycle,
+            ..CycleReport::default()
+        };
         while let Some(joined) = tasks.join_next().await {
-            let Ok((node, slot, result, elapsed)) = joined else { continue };
+            let Ok((node, slot, result, elapsed)) = joined else {
+                continue;
+            };
             let outcome = if result.is_ok() { "success" } else { "error" };
             self.telemetry
                 .scrape_duration
@@ -169,7 +188,10 @@ impl Collector {
                 Ok(()) => report.scraped += 1,
                 Err(error) => {
                     let reason = error.reason();
-                    self.telemetry.scrape_failures.get_or_create(&ReasonLabels { reason }).inc();
+                    self.telemetry
+                        .scrape_failures
+                        .get_or_create(&ReasonLabels { reason })
+                        .inc();
                     tracing::warn!(node = %node.name, reason, %error, "kubelet scrape failed; keeping its last values until they expire");
                     report.failed.push((node.name.to_string(), reason));
                 }
@@ -178,16 +200,28 @@ impl Collector {
         }
         let snapshot = {
             let cluster = self.cluster.read();
-            self.telemetry.cluster_objects.get_or_create(&KindLabels { kind: "node" }).set(cluster.nodes.len() as i64);
-            self.telemetry.cluster_objects.get_or_create(&KindLabels { kind: "pod" }).set(cluster.pod_count() as i64);
+            self.telemetry
+                .cluster_objects
+                .get_or_create(&KindLabels { kind: "node" })
+                .set(cluster.nodes.len() as i64);
+            self.telemetry
+                .cluster_objects
+                .get_or_create(&KindLabels { kind: "pod" })
+                .set(cluster.pod_count() as i64);
             slots.retain(|name, _| cluster.nodes.contains_key(name));
             snapshot::build(cycle, &cluster, slots.iter().map(|(n, s)| (n, &s.series)))
         };
         *self.slots.lock().unwrap_or_else(|e| e.into_inner()) = slots;
         report.nodes_served = snapshot.nodes.len();
         report.pods_served = snapshot.pod_count();
-        self.telemetry.objects_served.get_or_create(&KindLabels { kind: "node" }).set(report.nodes_served as i64);
-        self.telemetry.objects_served.get_or_create(&KindLabels { kind: "pod" }).set(report.pods_served as i64);
+        self.telemetry
+            .objects_served
+            .get_or_create(&KindLabels { kind: "node" })
+            .set(report.nodes_served as i64);
+        self.telemetry
+            .objects_served
+            .get_or_create(&KindLabels { kind: "pod" })
+            .set(report.pods_served as i64);
         self.store.publish(snapshot);
         self.health.cycles.store(cycle, Ordering::Release);
         self.health.first_cycle_done.store(true, Ordering::Release);
@@ -195,7 +229,15 @@ impl Collector {
         let elapsed = started.elapsed().as_secs_f64();
         self.telemetry.cycle_duration.observe(elapsed);
         self.telemetry.last_cycle_duration.set(elapsed);
-        tracing::debug!(cycle, scraped = report.scraped, failed = report.failed.len(), nodes = report.nodes_served, pods = report.pods_served, elapsed_ms = started.elapsed().as_millis() as u64, "collection cycle done");
+        tracing::debug!(
+            cycle,
+            scraped = report.scraped,
+            failed = report.failed.len(),
+            nodes = report.nodes_served,
+            pods = report.pods_served,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "collection cycle done"
+        );
         report
     }
 }
@@ -209,7 +251,8 @@ async fn scrape_node(
     fresh_window_ms: i64,
 ) -> Result<(), ScrapeError> {
     let body = scraper.fetch_resource(&mut slot.conn, node, token).await?;
-    let text = std::str::from_utf8(&body).map_err(|e| ScrapeError::Decode(format!("body is not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| ScrapeError::Decode(format!("body is not UTF-8: {e}")))?;
     let scrape = decode(text, clock.now_ms()).map_err(|e| ScrapeError::Decode(e.to_string()))?;
     let report = slot.series.ingest(&scrape, fresh_window_ms);
     if report.incomplete_pods > 0 || report.node_incomplete || report.out_of_order > 0 {

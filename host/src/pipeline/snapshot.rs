@@ -15,30 +15,45 @@ pub fn build<'a>(
     cluster: &ClusterState,
     series: impl Iterator<Item = (&'a Arc<str>, &'a NodeSeries)>,
 ) -> Snapshot {
-    let mut snap = Snapshot { cycle, ..Snapshot::default() };
+    let mut snap = Snapshot {
+        cycle,
+        ..Snapshot::default()
+    };
     let mut by_pod: HashMap<(&str, &str), Vec<(&Arc<str>, Usage)>> = HashMap::new();
     for (node_name, node_series) in series {
-        if let (Some(node), Some(usage)) = (cluster.nodes.get(node_name), node_series.node_usage()) {
+        if let (Some(node), Some(usage)) = (cluster.nodes.get(node_name), node_series.node_usage())
+        {
             snap.nodes.insert(
                 node.name.clone(),
-                NodeMetrics { name: node.name.clone(), labels: node.labels.clone(), usage },
+                NodeMetrics {
+                    name: node.name.clone(),
+                    labels: node.labels.clone(),
+                    usage,
+                },
             );
         }
         for c in node_series.containers() {
             if let Some(u) = c.usage() {
-                by_pod.entry((&c.namespace, &c.pod)).or_default().push((&c.name, u));
+                by_pod
+                    .entry((&c.namespace, &c.pod))
+                    .or_default()
+                    .push((&c.name, u));
             }
         }
     }
     for ((ns, name), usages) in by_pod {
-        let Some(pod) = cluster.pod(ns, name) else { continue };
+        let Some(pod) = cluster.pod(ns, name) else {
+            continue;
+        };
         if pod.phase != PodPhase::Running || pod.containers.is_empty() {
             continue;
         }
         let mut containers = Vec::with_capacity(pod.containers.len());
         let mut oldest: Option<Usage> = None;
         for spec_name in pod.containers.iter() {
-            let Some((_, u)) = usages.iter().find(|(n, _)| n == &spec_name) else { break };
+            let Some((_, u)) = usages.iter().find(|(n, _)| n == &spec_name) else {
+                break;
+            };
             containers.push(ContainerUsage {
                 name: spec_name.clone(),
                 cpu_nanocores: u.cpu_nanocores,

@@ -11,8 +11,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
@@ -50,9 +50,14 @@ pub async fn kube_config(cfg: &KubernetesConfig) -> Result<kube::Config, Cluster
     };
     match &cfg.kubeconfig {
         Some(path) => {
-            let err = |source| ClusterError::Kubeconfig { path: path.display().to_string(), source };
+            let err = |source| ClusterError::Kubeconfig {
+                path: path.display().to_string(),
+                source,
+            };
             let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(err)?;
-            Ok(kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(err)?)
+            Ok(kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(err)?)
         }
         None => Ok(kube::Config::infer().await?),
     }
@@ -117,11 +122,17 @@ impl ClusterCache {
 
     /// Whether the node watch and the pod watch have synced, separately.
     pub fn sync_status(&self) -> (bool, bool) {
-        (self.nodes_synced.load(Ordering::Acquire), self.pods_synced.load(Ordering::Acquire))
+        (
+            self.nodes_synced.load(Ordering::Acquire),
+            self.pods_synced.load(Ordering::Acquire),
+        )
     }
 
     fn write(&self) -> ChangeGuard<'_> {
-        ChangeGuard { guard: Some(self.state.write().unwrap_or_else(|e| e.into_inner())), changes: &self.changes }
+        ChangeGuard {
+            guard: Some(self.state.write().unwrap_or_else(|e| e.into_inner())),
+            changes: &self.changes,
+        }
     }
 
     /// Waits until `condition` holds for the state (checked after every change).
@@ -164,8 +175,10 @@ impl ClusterCache {
 
     /// Removes a pod.
     pub fn delete_pod(&self, pod: &Pod) {
-        let (Some(ns), Some(name)) = (pod.metadata.namespace.as_deref(), pod.metadata.name.as_deref())
-        else {
+        let (Some(ns), Some(name)) = (
+            pod.metadata.namespace.as_deref(),
+            pod.metadata.name.as_deref(),
+        ) else {
             return;
         };
         let mut state = self.write();
@@ -244,8 +257,16 @@ impl ClusterWatch {
             "node",
             NodeSink,
         ));
-        let pods = tokio::spawn(run_watch::<Pod, _>(Api::all(client), cache, telemetry, "pod", PodSink));
-        ClusterWatch { tasks: vec![nodes, pods] }
+        let pods = tokio::spawn(run_watch::<Pod, _>(
+            Api::all(client),
+            cache,
+            telemetry,
+            "pod",
+            PodSink,
+        ));
+        ClusterWatch {
+            tasks: vec![nodes, pods],
+        }
     }
 
     /// Stops the watches.
@@ -289,7 +310,9 @@ impl Sink<Pod> for PodSink {
     type Buffer = PodMap;
     fn buffer(&self, cache: &ClusterCache, buf: &mut Self::Buffer, obj: &Pod) {
         if let Some(info) = projection::project_pod(obj, &cache.interners) {
-            buf.entry(info.namespace.clone()).or_default().insert(info.name.clone(), Arc::new(info));
+            buf.entry(info.namespace.clone())
+                .or_default()
+                .insert(info.name.clone(), Arc::new(info));
         }
     }
     fn commit(&self, cache: &ClusterCache, buf: Self::Buffer) {
@@ -303,30 +326,131 @@ impl Sink<Pod> for PodSink {
     }
 }
 
-async fn run_watch<K, S>(api: Api<K>, cache: Arc<ClusterCache>, telemetry: Telemetry, kind: &'static str, sink: S)
-where
-    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
-    S: Sink<K>,
-{
-    let labels = KindLabels { kind };
-    let mut stream = watcher::watcher(api, watcher::Config::default().page_size(500)).default_backoff().boxed();
-    let mut buffer: Option<S::Buffer> = None;
-    while let Some(event) = stream.next().await {
+/// Applies one kind's watch events to the cache; a relist is buffered until complete.
+struct EventHandler<K, S: Sink<K>> {
+    sink: S,
+    kind: &'static str,
+    buffer: Option<S::Buffer>,
+    _kind: std::marker::PhantomData<fn(K)>,
+}
+
+impl<K, S: Sink<K>> EventHandler<K, S> {
+    fn new(sink: S, kind: &'static str) -> Self {
+        EventHandler {
+            sink,
+            kind,
+            buffer: None,
+            _kind: std::marker::PhantomData,
+        }
+    }
+
+    fn handle(
+        &mut self,
+        cache: &ClusterCache,
+        telemetry: &Telemetry,
+        event: watcher::Result<Event<K>>,
+    ) {
+        let kind = self.kind;
         match event {
-            Ok(Event::Init) => buffer = Some(S::Buffer::default()),
-            Ok(Event::InitApply(obj)) => {
-                sink.buffer(&cache, buffer.get_or_insert_with(Default::default), &obj)
-            }
+            Ok(Event::Init) => self.buffer = Some(S::Buffer::default()),
+            Ok(Event::InitApply(obj)) => self.sink.buffer(
+                cache,
+                self.buffer.get_or_insert_with(Default::default),
+                &obj,
+            ),
             Ok(Event::InitDone) => {
-                sink.commit(&cache, buffer.take().unwrap_or_default());
+                self.sink
+                    .commit(cache, self.buffer.take().unwrap_or_default());
                 tracing::info!(kind, "cluster watch synced");
             }
-            Ok(Event::Apply(obj)) => sink.apply(&cache, &obj),
-            Ok(Event::Delete(obj)) => sink.delete(&cache, &obj),
+            Ok(Event::Apply(obj)) => self.sink.apply(cache, &obj),
+            Ok(Event::Delete(obj)) => self.sink.delete(cache, &obj),
             Err(error) => {
-                telemetry.watch_restarts.get_or_create(&labels).inc();
+                telemetry
+                    .watch_restarts
+                    .get_or_create(&KindLabels { kind })
+                    .inc();
                 tracing::warn!(kind, %error, "cluster watch failed; retrying with backoff, serving the last known state");
             }
         }
+    }
+}
+
+async fn run_watch<K, S>(
+    api: Api<K>,
+    cache: Arc<ClusterCache>,
+    telemetry: Telemetry,
+    kind: &'static str,
+    sink: S,
+) where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+    S: Sink<K>,
+{
+    let mut stream = watcher::watcher(api, watcher::Config::default().page_size(500))
+        .default_backoff()
+        .boxed();
+    let mut handler = EventHandler::new(sink, kind);
+    while let Some(event) = stream.next().await {
+        handler.handle(&cache, &telemetry, event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"containers": [{"name": "c"}]},
+            "status": {"phase": "Running"}
+        }))
+        .unwrap()
+    }
+
+    fn names(cache: &ClusterCache) -> Vec<String> {
+        let mut n: Vec<String> = cache
+            .read()
+            .pods
+            .values()
+            .flat_map(|p| p.keys().map(|k| k.to_string()))
+            .collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn relist_replaces_state_only_when_complete_and_errors_keep_it() {
+        let cache = ClusterCache::default();
+        let telemetry = Telemetry::new();
+        let mut h = EventHandler::new(PodSink, "pod");
+        h.handle(&cache, &telemetry, Ok(Event::Init));
+        h.handle(&cache, &telemetry, Ok(Event::InitApply(pod("a"))));
+        h.handle(&cache, &telemetry, Ok(Event::InitApply(pod("b"))));
+        assert!(
+            names(&cache).is_empty(),
+            "nothing served before the first list completes"
+        );
+        assert!(!cache.synced());
+        h.handle(&cache, &telemetry, Ok(Event::InitDone));
+        assert_eq!(names(&cache), ["a", "b"]);
+        assert_eq!(cache.sync_status(), (false, true));
+        h.handle(&cache, &telemetry, Ok(Event::Apply(pod("c"))));
+        h.handle(&cache, &telemetry, Ok(Event::Delete(pod("a"))));
+        assert_eq!(names(&cache), ["b", "c"]);
+        // The watch breaks: served state stays, the restart is counted.
+        h.handle(&cache, &telemetry, Err(watcher::Error::NoResourceVersion));
+        assert_eq!(names(&cache), ["b", "c"]);
+        assert!(
+            telemetry
+                .encode()
+                .contains("metrics_gateway_cluster_watch_restarts_total{kind=\"pod\"} 1")
+        );
+        // The relist after it: the old state is served until the new list is complete.
+        h.handle(&cache, &telemetry, Ok(Event::Init));
+        h.handle(&cache, &telemetry, Ok(Event::InitApply(pod("d"))));
+        assert_eq!(names(&cache), ["b", "c"]);
+        h.handle(&cache, &telemetry, Ok(Event::InitDone));
+        assert_eq!(names(&cache), ["d"]);
     }
 }

@@ -78,7 +78,9 @@ pub struct Interner<T: ?Sized> {
 
 impl<T: ?Sized + Eq + Hash> Default for Interner<T> {
     fn default() -> Self {
-        Interner { set: Mutex::new(HashSet::new()) }
+        Interner {
+            set: Mutex::new(HashSet::new()),
+        }
     }
 }
 
@@ -132,7 +134,8 @@ pub struct Interners {
 
 impl Interners {
     fn labels(&self, labels: Option<&BTreeMap<String, String>>) -> Arc<LabelSet> {
-        self.labels.intern_owned(LabelSet(labels.cloned().unwrap_or_default()))
+        self.labels
+            .intern_owned(LabelSet(labels.cloned().unwrap_or_default()))
     }
 }
 
@@ -148,7 +151,12 @@ pub fn project_node(node: &Node, interners: &Interners) -> Option<NodeInfo> {
         .and_then(|s| s.addresses.as_ref())
         .map(|a| {
             a.iter()
-                .map(|a| (interners.strings.intern(a.type_.as_str()), Arc::from(a.address.as_str())))
+                .map(|a| {
+                    (
+                        interners.strings.intern(a.type_.as_str()),
+                        Arc::from(a.address.as_str()),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -187,7 +195,12 @@ pub fn project_pod(pod: &Pod, interners: &Interners) -> Option<PodInfo> {
     let names: Vec<Arc<str>> = pod
         .spec
         .as_ref()
-        .map(|s| s.containers.iter().map(|c| interners.strings.intern(c.name.as_str())).collect())
+        .map(|s| {
+            s.containers
+                .iter()
+                .map(|c| interners.strings.intern(c.name.as_str()))
+                .collect()
+        })
         .unwrap_or_default();
     Some(PodInfo {
         namespace: interners.strings.intern(namespace),
@@ -201,7 +214,9 @@ pub fn project_pod(pod: &Pod, interners: &Interners) -> Option<PodInfo> {
         phase,
         ready,
         containers: interners.containers.intern(names.as_slice()),
-        start_time_ms: status.and_then(|s| s.start_time.as_ref()).map(parse_time_ms),
+        start_time_ms: status
+            .and_then(|s| s.start_time.as_ref())
+            .map(parse_time_ms),
     })
 }
 

@@ -75,7 +75,12 @@ impl KubeletClient {
             config.alpn_protocols = vec![b"http/1.1".to_vec()];
             TlsConnector::from(Arc::new(config))
         });
-        KubeletClient { tls, server_name, insecure, max_body }
+        KubeletClient {
+            tls,
+            server_name,
+            insecure,
+            max_body,
+        }
     }
 
     /// `GET path` on the kubelet at `target`, reusing `conn` when it is still open.
@@ -99,11 +104,15 @@ impl KubeletClient {
             let mut req = http::Request::get(path)
                 .header(http::header::HOST, &host)
                 .header(http::header::ACCEPT, "text/plain;version=0.0.4")
-                .header(http::header::USER_AGENT, concat!("metrics-gateway/", env!("CARGO_PKG_VERSION")));
+                .header(
+                    http::header::USER_AGENT,
+                    concat!("metrics-gateway/", env!("CARGO_PKG_VERSION")),
+                );
             if let Some(token) = token {
                 req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
             }
-            req.body(Empty::new()).map_err(|e| ScrapeError::Http(e.to_string()))
+            req.body(Empty::new())
+                .map_err(|e| ScrapeError::Http(e.to_string()))
         };
         // A kept-alive connection the kubelet has closed fails before any response: the GET is
         // retried once on a fresh connection, as HTTP clients do.
@@ -136,8 +145,13 @@ impl KubeletClient {
             .to_bytes();
         conn.sender = Some(sender);
         if !status.is_success() {
-            let snippet = String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string();
-            return Err(ScrapeError::Status { status: status.as_u16(), body: snippet });
+            let snippet = String::from_utf8_lossy(&body[..body.len().min(200)])
+                .trim()
+                .to_string();
+            return Err(ScrapeError::Status {
+                status: status.as_u16(),
+                body: snippet,
+            });
         }
         Ok(body)
     }
@@ -145,13 +159,18 @@ impl KubeletClient {
     async fn connect(&self, target: &Target<'_>) -> Result<SendRequest<Empty<Bytes>>, ScrapeError> {
         let tcp = TcpStream::connect((target.address, target.port))
             .await
-            .map_err(|e| ScrapeError::Connect(format!("{}:{}: {e}", target.address, target.port)))?;
+            .map_err(|e| {
+                ScrapeError::Connect(format!("{}:{}: {e}", target.address, target.port))
+            })?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
             None => handshake(tcp).await,
             Some(tls) => {
                 let name = self.server_name(target)?;
-                let stream = tls.connect(name.clone(), tcp).await.map_err(|e| self.tls_error(target, &name, e))?;
+                let stream = tls
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|e| self.tls_error(target, &name, e))?;
                 handshake(stream).await
             }
         }
@@ -166,7 +185,12 @@ impl KubeletClient {
             .map_err(|_| ScrapeError::Tls(format!("{name:?} is not a valid TLS server name")))
     }
 
-    fn tls_error(&self, target: &Target<'_>, name: &ServerName<'_>, e: std::io::Error) -> ScrapeError {
+    fn tls_error(
+        &self,
+        target: &Target<'_>,
+        name: &ServerName<'_>,
+        e: std::io::Error,
+    ) -> ScrapeError {
         let hint = match (self.server_name, name) {
             (_, _) if self.insecure => "",
             (TlsServerName::Address, ServerName::IpAddress(_)) => {
@@ -174,7 +198,9 @@ impl KubeletClient {
                  \"node-name\" to verify against the node name, provide the right kubelet.ca_file, or, \
                  insecurely, kubelet.insecure_skip_tls_verify = true)"
             }
-            _ => " (check kubelet.ca_file; kubelet.insecure_skip_tls_verify = true disables verification)",
+            _ => {
+                " (check kubelet.ca_file; kubelet.insecure_skip_tls_verify = true disables verification)"
+            }
         };
         ScrapeError::Tls(format!(
             "TLS handshake with {}:{} verifying name {:?}: {e}{hint}",
@@ -189,8 +215,14 @@ async fn send(
     sender: &mut SendRequest<Empty<Bytes>>,
     req: http::Request<Empty<Bytes>>,
 ) -> Result<http::Response<hyper::body::Incoming>, ScrapeError> {
-    sender.ready().await.map_err(|e| ScrapeError::Http(e.to_string()))?;
-    sender.send_request(req).await.map_err(|e| ScrapeError::Http(e.to_string()))
+    sender
+        .ready()
+        .await
+        .map_err(|e| ScrapeError::Http(e.to_string()))?;
+    sender
+        .send_request(req)
+        .await
+        .map_err(|e| ScrapeError::Http(e.to_string()))
 }
 
 async fn handshake<S>(io: S) -> Result<SendRequest<Empty<Bytes>>, ScrapeError>
@@ -236,7 +268,12 @@ impl ServerCertVerifier for AcceptAnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -245,7 +282,12 @@ impl ServerCertVerifier for AcceptAnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

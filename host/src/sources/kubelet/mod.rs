@@ -58,7 +58,9 @@ impl ScrapeError {
             ScrapeError::Connect(_) => "connect",
             ScrapeError::Tls(_) => "tls",
             ScrapeError::Http(_) => "http",
-            ScrapeError::Status { status: 401 | 403, .. } => "unauthorized",
+            ScrapeError::Status {
+                status: 401 | 403, ..
+            } => "unauthorized",
             ScrapeError::Status { .. } => "http_status",
             ScrapeError::TooLarge(_) => "too_large",
             ScrapeError::Timeout(_) => "timeout",
@@ -88,13 +90,18 @@ pub struct KubeletScraper {
 
 impl KubeletScraper {
     /// A scraper from `[kubelet]`; `default_roots` (the API server's CA) is used without `ca_file`.
-    pub fn new(cfg: &KubeletConfig, default_roots: rustls::RootCertStore) -> anyhow::Result<KubeletScraper> {
+    pub fn new(
+        cfg: &KubeletConfig,
+        default_roots: rustls::RootCertStore,
+    ) -> anyhow::Result<KubeletScraper> {
         let roots = match &cfg.ca_file {
             Some(path) => load_roots(path)?,
             None => default_roots,
         };
         let token_file = cfg.token_file.clone().or_else(|| {
-            Path::new(IN_CLUSTER_TOKEN).exists().then(|| PathBuf::from(IN_CLUSTER_TOKEN))
+            Path::new(IN_CLUSTER_TOKEN)
+                .exists()
+                .then(|| PathBuf::from(IN_CLUSTER_TOKEN))
         });
         Ok(KubeletScraper {
             client: KubeletClient::new(
@@ -131,12 +138,26 @@ impl KubeletScraper {
     ) -> Result<Bytes, ScrapeError> {
         let address = node_address(node, &self.address_types).ok_or_else(|| {
             ScrapeError::NoAddress(
-                self.address_types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
+                self.address_types
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
             )
         })?;
-        let port = self.port.unwrap_or(if node.kubelet_port == 0 { 10250 } else { node.kubelet_port });
-        let target = Target { node: &node.name, address, port };
-        self.client.get(conn, &target, "/metrics/resource", token).await
+        let port = self.port.unwrap_or(if node.kubelet_port == 0 {
+            10250
+        } else {
+            node.kubelet_port
+        });
+        let target = Target {
+            node: &node.name,
+            address,
+            port,
+        };
+        self.client
+            .get(conn, &target, "/metrics/resource", token)
+            .await
     }
 }
 
@@ -154,7 +175,9 @@ pub fn load_roots(path: &Path) -> anyhow::Result<rustls::RootCertStore> {
         anyhow::bail!("CA bundle {} holds no certificates", path.display());
     }
     for cert in certs {
-        roots.add(cert).with_context(|| format!("adding a certificate from {}", path.display()))?;
+        roots
+            .add(cert)
+            .with_context(|| format!("adding a certificate from {}", path.display()))?;
     }
     Ok(roots)
 }
@@ -178,9 +201,16 @@ mod tests {
             kubelet_port: 10250,
             ready: true,
         };
-        let pref = [AddressType::InternalIP, AddressType::ExternalIP, AddressType::Hostname];
+        let pref = [
+            AddressType::InternalIP,
+            AddressType::ExternalIP,
+            AddressType::Hostname,
+        ];
         assert_eq!(node_address(&node, &pref), Some("10.0.0.1"));
-        assert_eq!(node_address(&node, &[AddressType::Hostname]), Some("n.local"));
+        assert_eq!(
+            node_address(&node, &[AddressType::Hostname]),
+            Some("n.local")
+        );
         assert_eq!(node_address(&node, &[AddressType::InternalDNS]), None);
     }
 }

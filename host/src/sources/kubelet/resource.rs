@@ -105,13 +105,20 @@ pub fn decode(text: &str, default_ts_ms: i64) -> Result<ResourceScrape<'_>, Deco
         };
         known += 1;
         let labels = &sample.labels;
-        let (Some(ns), Some(pod), Some(container)) =
-            (labels.get("namespace"), labels.get("pod"), labels.get("container"))
-        else {
-            return Err(DecodeError::MissingLabels { line: sample_line(text, sample.name), metric });
+        let (Some(ns), Some(pod), Some(container)) = (
+            labels.get("namespace"),
+            labels.get("pod"),
+            labels.get("container"),
+        ) else {
+            return Err(DecodeError::MissingLabels {
+                line: sample_line(text, sample.name),
+                metric,
+            });
         };
         let next = out.containers.len();
-        let i = *index.entry((ns.clone(), pod.clone(), container.clone())).or_insert(next);
+        let i = *index
+            .entry((ns.clone(), pod.clone(), container.clone()))
+            .or_insert(next);
         if i == next {
             out.containers.push(RawContainer {
                 namespace: ns,
@@ -155,7 +162,11 @@ fn seconds_to_ns(v: f64) -> u64 {
 
 /// Non-finite and negative values become 0, which marks the point invalid.
 fn to_u64(v: f64) -> u64 {
-    if v.is_finite() && v > 0.0 { v as u64 } else { 0 }
+    if v.is_finite() && v > 0.0 {
+        v as u64
+    } else {
+        0
+    }
 }
 
 #[cfg(test)]
@@ -187,7 +198,10 @@ scrape_error 0
         );
         assert_eq!(s.containers.len(), 1);
         let c = &s.containers[0];
-        assert_eq!((&*c.namespace, &*c.pod, &*c.container), ("kube-system", "coredns-558bd4d5db-4dpjz", "coredns"));
+        assert_eq!(
+            (&*c.namespace, &*c.pod, &*c.container),
+            ("kube-system", "coredns-558bd4d5db-4dpjz", "coredns")
+        );
         assert_eq!(c.point.cpu_ns, 4_710_169_000);
         assert_eq!(c.point.cpu_ts_ms, 1_633_253_812_125);
         assert_eq!(c.point.memory_bytes, 12_533_760);
@@ -211,10 +225,18 @@ scrape_error 0
 
     #[test]
     fn garbage_is_an_error_with_a_line() {
-        let e = decode("<html>\n<body>oops</body>\n", 0).unwrap_err().to_string();
+        let e = decode("<html>\n<body>oops</body>\n", 0)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 1"), "{e}");
-        assert!(matches!(decode("# only comments\n", 0), Err(DecodeError::Empty)));
+        assert!(matches!(
+            decode("# only comments\n", 0),
+            Err(DecodeError::Empty)
+        ));
         let e = decode("container_cpu_usage_seconds_total{pod=\"p\"} 1 1\n", 0).unwrap_err();
-        assert!(matches!(e, DecodeError::MissingLabels { line: 1, .. }), "{e}");
+        assert!(
+            matches!(e, DecodeError::MissingLabels { line: 1, .. }),
+            "{e}"
+        );
     }
 }
