@@ -5,7 +5,7 @@
 //! taken on the hot path. CPU is `Δcumulative / Δtimestamp` between the last two accepted
 //! points; memory is the last working set.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::sources::kubelet::resource::{RawPoint, ResourceScrape};
@@ -145,8 +145,19 @@ pub struct IngestReport {
 pub struct NodeSeries {
     node: Series,
     containers: HashMap<String, ContainerSeries>,
+    /// Namespace, pod and container names, shared by this node's series.
+    names: HashSet<Arc<str>>,
     generation: u64,
     key: String,
+}
+
+fn intern(names: &mut HashSet<Arc<str>>, s: &str) -> Arc<str> {
+    if let Some(v) = names.get(s) {
+        return v.clone();
+    }
+    let v: Arc<str> = Arc::from(s);
+    names.insert(v.clone());
+    v
 }
 
 impl NodeSeries {
@@ -179,15 +190,14 @@ impl NodeSeries {
             let entry = match self.containers.get_mut(self.key.as_str()) {
                 Some(e) => e,
                 None => {
-                    self.containers
-                        .entry(self.key.clone())
-                        .or_insert_with(|| ContainerSeries {
-                            namespace: Arc::from(&*c.namespace),
-                            pod: Arc::from(&*c.pod),
-                            name: Arc::from(&*c.container),
-                            series: Series::default(),
-                            seen: 0,
-                        })
+                    let series = ContainerSeries {
+                        namespace: intern(&mut self.names, &c.namespace),
+                        pod: intern(&mut self.names, &c.pod),
+                        name: intern(&mut self.names, &c.container),
+                        series: Series::default(),
+                        seen: 0,
+                    };
+                    self.containers.entry(self.key.clone()).or_insert(series)
                 }
             };
             entry.seen = generation;
@@ -200,7 +210,11 @@ impl NodeSeries {
                 Accepted::OutOfOrder => report.out_of_order += 1,
             }
         }
+        let before = self.containers.len();
         self.containers.retain(|_, c| c.seen == generation);
+        if self.containers.len() < before {
+            self.names.retain(|n| Arc::strong_count(n) > 1);
+        }
         report
     }
 
@@ -421,5 +435,9 @@ mod tests {
         );
         s.ingest(&scrape(n, &[("p", "a", point(115_000, 6.0, 1), 0)]), WINDOW);
         assert_eq!(s.containers().count(), 1);
+        // Names are shared between a pod's containers, and forgotten with them.
+        assert_eq!(s.names.len(), 3);
+        s.ingest(&scrape(n, &[]), WINDOW);
+        assert!(s.names.is_empty());
     }
 }
