@@ -81,7 +81,8 @@ pub fn decode(text: &str, default_ts_ms: i64) -> Result<ResourceScrape<'_>, Deco
     let mut out = ResourceScrape::default();
     let mut index: HashMap<(Cow<'_, str>, Cow<'_, str>, Cow<'_, str>), usize> = HashMap::new();
     let mut known = 0usize;
-    for sample in promtext::parse(text) {
+    let mut parser = promtext::parse(text);
+    while let Some(sample) = parser.next() {
         let sample = sample?;
         let ts = sample.timestamp_ms.unwrap_or(default_ts_ms);
         let metric = match sample.name {
@@ -146,14 +147,6 @@ pub fn decode(text: &str, default_ts_ms: i64) -> Result<ResourceScrape<'_>, Deco
         return Err(DecodeError::Empty);
     }
     Ok(out)
-}
-
-/// Best-effort line number of the first sample of `metric` (only used in error messages).
-fn sample_line(text: &str, metric: &str) -> usize {
-    text.lines()
-        .position(|l| l.starts_with(metric))
-        .map(|i| i + 1)
-        .unwrap_or(0)
 }
 
 fn seconds_to_ns(v: f64) -> u64 {
