@@ -112,7 +112,7 @@ pub fn decode(text: &str, default_ts_ms: i64) -> Result<ResourceScrape<'_>, Deco
             labels.get("container"),
         ) else {
             return Err(DecodeError::MissingLabels {
-                line: sample_line(text, sample.name),
+                line: parser.line(),
                 metric,
             });
         };
