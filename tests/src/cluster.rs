@@ -234,7 +234,10 @@ impl ClusterState {
 
     fn insert_pod(&mut self, pod: SimPod) {
         let key = (pod.namespace.clone(), pod.name.clone());
-        self.pods_by_node.entry(pod.node.clone()).or_default().insert(key.clone());
+        self.pods_by_node
+            .entry(pod.node.clone())
+            .or_default()
+            .insert(key.clone());
         if let Some(old) = self.pods.insert(key.clone(), pod)
             && self.pods[&key].node != old.node
         {
@@ -329,11 +332,16 @@ impl SimCluster {
                 let app = format!("app-{}", (n * spec.pods_per_node + p) % 50);
                 let rs = format!("{app}-{:x}", 0x5d4c3b2a_u32.wrapping_add((p % 7) as u32));
                 let name = format!("{rs}-{n:05}{p:03}");
-                let ncontainers = rng.random_range(spec.containers_per_pod.0..=spec.containers_per_pod.1);
+                let ncontainers =
+                    rng.random_range(spec.containers_per_pod.0..=spec.containers_per_pod.1);
                 let start_ms = now - rng.random_range(600_000..86_400_000);
                 let containers = (0..ncontainers)
                     .map(|c| SimContainer {
-                        name: if c == 0 { "main".into() } else { format!("sidecar-{c}") },
+                        name: if c == 0 {
+                            "main".into()
+                        } else {
+                            format!("sidecar-{c}")
+                        },
                         cpu_nanocores: rng.random_range(1_000_000..900_000_000),
                         memory_bytes: rng.random_range(4 << 20..900 << 20),
                         start_ms,
@@ -344,8 +352,14 @@ impl SimCluster {
                     .collect();
                 let mut labels = BTreeMap::new();
                 labels.insert("app".into(), app.clone());
-                labels.insert("pod-template-hash".into(), rs.rsplit('-').next().unwrap_or("").into());
-                labels.insert("tier".into(), if p % 2 == 0 { "web" } else { "batch" }.into());
+                labels.insert(
+                    "pod-template-hash".into(),
+                    rs.rsplit('-').next().unwrap_or("").into(),
+                );
+                labels.insert(
+                    "tier".into(),
+                    if p % 2 == 0 { "web" } else { "batch" }.into(),
+                );
                 let pod = SimPod {
                     namespace: ns.clone(),
                     name: name.clone(),
@@ -364,7 +378,11 @@ impl SimCluster {
         }
         state.resource_version = 1;
         let (events, _) = broadcast::channel(65_536);
-        Arc::new(SimCluster { state: RwLock::new(state), events, clock })
+        Arc::new(SimCluster {
+            state: RwLock::new(state),
+            events,
+            clock,
+        })
     }
 
     /// Read access to the whole state.
@@ -392,7 +410,10 @@ impl SimCluster {
         self.change(|s| {
             let node = s.nodes.get_mut(name)?;
             f(node);
-            Some((format!("node/{name}"), ClusterEvent::NodeUpserted(name.to_string())))
+            Some((
+                format!("node/{name}"),
+                ClusterEvent::NodeUpserted(name.to_string()),
+            ))
         });
     }
 
@@ -424,7 +445,10 @@ impl SimCluster {
     pub fn delete_pod(&self, namespace: &str, name: &str) {
         self.change(|s| {
             let pod = s.remove_pod(&(namespace.to_string(), name.to_string()))?;
-            Some((format!("pod/{namespace}/{name}"), ClusterEvent::PodDeleted(pod)))
+            Some((
+                format!("pod/{namespace}/{name}"),
+                ClusterEvent::PodDeleted(pod),
+            ))
         });
     }
 

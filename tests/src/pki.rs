@@ -65,7 +65,10 @@ impl TestCa {
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate()?)?;
-        Ok(TestCa { issuer, leaf_key: KeyPair::generate()? })
+        Ok(TestCa {
+            issuer,
+            leaf_key: KeyPair::generate()?,
+        })
     }
 
     /// The CA certificate, PEM.
@@ -94,11 +97,17 @@ impl TestCa {
     }
 
     /// A client certificate with this CN and organisations (Kubernetes groups).
-    pub fn client_cert(&self, common_name: &str, organizations: &[&str]) -> anyhow::Result<CertPair> {
+    pub fn client_cert(
+        &self,
+        common_name: &str,
+        organizations: &[&str],
+    ) -> anyhow::Result<CertPair> {
         let mut params = CertificateParams::default();
         params.distinguished_name = dn(common_name);
         for org in organizations {
-            params.distinguished_name.push(DnType::OrganizationName, *org);
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, *org);
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         self.issue(params)
@@ -106,7 +115,10 @@ impl TestCa {
 
     fn issue(&self, params: CertificateParams) -> anyhow::Result<CertPair> {
         let cert = params.signed_by(&self.leaf_key, &self.issuer)?;
-        Ok(CertPair { cert_pem: cert.pem(), key_pem: self.leaf_key.serialize_pem() })
+        Ok(CertPair {
+            cert_pem: cert.pem(),
+            key_pem: self.leaf_key.serialize_pem(),
+        })
     }
 }
 

@@ -10,7 +10,13 @@ use metrics_gateway::pipeline::CycleReport;
 use metrics_gateway_testkit::cluster::{ClusterSpec, NodeBehavior, SimClock, SimContainer, SimPod};
 
 fn spec() -> ClusterSpec {
-    ClusterSpec { nodes: 4, pods_per_node: 3, containers_per_pod: (2, 2), namespaces: 1, ..ClusterSpec::default() }
+    ClusterSpec {
+        nodes: 4,
+        pods_per_node: 3,
+        containers_per_pod: (2, 2),
+        namespaces: 1,
+        ..ClusterSpec::default()
+    }
 }
 
 /// Advances the clock 10 s and runs a cycle.
@@ -28,17 +34,29 @@ fn served_pod(rig: &Rig, name: &str) -> Option<Vec<u64>> {
 
 fn truth_pod(rig: &Rig, name: &str) -> Vec<u64> {
     let state = rig.cluster.read();
-    state.pods[&("default".to_string(), name.to_string())].containers.iter().map(|c| c.cpu_nanocores).collect()
+    state.pods[&("default".to_string(), name.to_string())]
+        .containers
+        .iter()
+        .map(|c| c.cpu_nanocores)
+        .collect()
 }
 
 fn pod_names(rig: &Rig) -> Vec<String> {
-    rig.cluster.read().pods.keys().map(|(_, n)| n.clone()).collect()
+    rig.cluster
+        .read()
+        .pods
+        .keys()
+        .map(|(_, n)| n.clone())
+        .collect()
 }
 
 fn assert_close(got: &[u64], want: &[u64]) {
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(want) {
-        assert!((*g as f64 - *w as f64).abs() <= *w as f64 * 0.001, "served {got:?}, truth {want:?}");
+        assert!(
+            (*g as f64 - *w as f64).abs() <= *w as f64 * 0.001,
+            "served {got:?}, truth {want:?}"
+        );
     }
 }
 
@@ -59,7 +77,11 @@ async fn restarted_container_never_yields_a_negative_rate() {
     // (the start is too old to stand in for a previous point).
     clock.advance(Duration::from_secs(10));
     cycle(&rig, &clock).await;
-    assert_eq!(served_pod(&rig, &pod), None, "one point after a restart gives no rate");
+    assert_eq!(
+        served_pod(&rig, &pod),
+        None,
+        "one point after a restart gives no rate"
+    );
     cycle(&rig, &clock).await;
     assert_close(&served_pod(&rig, &pod).unwrap(), &truth_pod(&rig, &pod));
     rig.shutdown().await;
@@ -87,10 +109,15 @@ async fn fresh_pod_is_served_after_one_scrape() {
     };
     rig.cluster.add_pod(pod);
     let cache = rig.gateway.cluster.clone();
-    cache.wait_for(|s| s.pod("default", "fresh-pod").is_some()).await;
+    cache
+        .wait_for(|s| s.pod("default", "fresh-pod").is_some())
+        .await;
     // Scraped 12 s after the container started: its start time is the previous point.
     cycle(&rig, &clock).await;
-    assert_close(&served_pod(&rig, "fresh-pod").expect("served after one scrape"), &[250_000_000]);
+    assert_close(
+        &served_pod(&rig, "fresh-pod").expect("served after one scrape"),
+        &[250_000_000],
+    );
     let snap = rig.gateway.store.load();
     assert_eq!(snap.pods["default"]["fresh-pod"].window_ms, 12_000);
     rig.shutdown().await;
@@ -100,14 +127,25 @@ async fn fresh_pod_is_served_after_one_scrape() {
 async fn missing_container_or_pod_leaves_out_only_that_pod() {
     let (rig, clock) = started().await;
     let names = pod_names(&rig);
-    rig.cluster.update_pod("default", &names[0], |p| p.faults.missing_container = Some("sidecar-1".into()));
-    rig.cluster.update_pod("default", &names[1], |p| p.faults.missing_from_kubelet = true);
+    rig.cluster.update_pod("default", &names[0], |p| {
+        p.faults.missing_container = Some("sidecar-1".into())
+    });
+    rig.cluster.update_pod("default", &names[1], |p| {
+        p.faults.missing_from_kubelet = true
+    });
     cycle(&rig, &clock).await;
     let r = cycle(&rig, &clock).await;
-    assert_eq!(served_pod(&rig, &names[0]), None, "a pod missing a container's value is left out");
+    assert_eq!(
+        served_pod(&rig, &names[0]),
+        None,
+        "a pod missing a container's value is left out"
+    );
     assert_eq!(served_pod(&rig, &names[1]), None);
     assert_eq!(r.pods_served, 10);
-    assert_close(&served_pod(&rig, &names[2]).unwrap(), &truth_pod(&rig, &names[2]));
+    assert_close(
+        &served_pod(&rig, &names[2]).unwrap(),
+        &truth_pod(&rig, &names[2]),
+    );
     rig.shutdown().await;
 }
 
@@ -115,7 +153,8 @@ async fn missing_container_or_pod_leaves_out_only_that_pod() {
 async fn zero_values_are_invalid() {
     let (rig, clock) = started().await;
     let names = pod_names(&rig);
-    rig.cluster.update_pod("default", &names[0], |p| p.faults.zero_values = true);
+    rig.cluster
+        .update_pod("default", &names[0], |p| p.faults.zero_values = true);
     cycle(&rig, &clock).await;
     let r = cycle(&rig, &clock).await;
     assert_eq!(served_pod(&rig, &names[0]), None);
@@ -129,11 +168,15 @@ async fn out_of_order_samples_are_ignored() {
     let name = pod_names(&rig)[0].clone();
     let before = rig.gateway.store.load().pods["default"][name.as_str()].timestamp_ms;
     // Stamped 30 s in the past: older than the stored point.
-    rig.cluster.update_pod("default", &name, |p| p.faults.timestamp_skew_ms = 30_000);
+    rig.cluster
+        .update_pod("default", &name, |p| p.faults.timestamp_skew_ms = 30_000);
     cycle(&rig, &clock).await;
     let snap = rig.gateway.store.load();
     let pod = &snap.pods["default"][name.as_str()];
-    assert_eq!(pod.timestamp_ms, before, "the older sample did not replace the newer one");
+    assert_eq!(
+        pod.timestamp_ms, before,
+        "the older sample did not replace the newer one"
+    );
     assert_close(&served_pod(&rig, &name).unwrap(), &truth_pod(&rig, &name));
     rig.shutdown().await;
 }
@@ -151,15 +194,22 @@ fn failure_count(rig: &Rig, reason: &str) -> u64 {
 /// logged with the node's name.
 async fn faulty_node(behavior: NodeBehavior, reason: &str) -> (Rig, SimClock) {
     let (rig, clock) = started().await;
-    rig.cluster.update_node("node-00001", |n| n.behavior = behavior);
+    rig.cluster
+        .update_node("node-00001", |n| n.behavior = behavior);
     rig.kubelets.synced().await;
     let r = cycle(&rig, &clock).await;
-    assert_eq!(r.failed, vec![("node-00001".to_string(), reason_static(reason))], "{r:?}");
+    assert_eq!(
+        r.failed,
+        vec![("node-00001".to_string(), reason_static(reason))],
+        "{r:?}"
+    );
     assert_eq!(r.scraped, 3, "the other nodes are still scraped");
     assert_eq!(failure_count(&rig, reason), 1);
     let logs = common::logs();
     assert!(
-        logs.lines().any(|l| l.contains("kubelet scrape failed") && l.contains("node-00001") && l.contains(reason)),
+        logs.lines().any(|l| l.contains("kubelet scrape failed")
+            && l.contains("node-00001")
+            && l.contains(reason)),
         "no log line names node-00001 and {reason}"
     );
     // Its last values stay served until they are too old; the other nodes are current.
@@ -216,7 +266,8 @@ async fn node_that_answers_500() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubelet_that_disappears_and_returns() {
     let (rig, clock) = faulty_node(NodeBehavior::Down, "connect").await;
-    rig.cluster.update_node("node-00001", |n| n.behavior = NodeBehavior::Normal);
+    rig.cluster
+        .update_node("node-00001", |n| n.behavior = NodeBehavior::Normal);
     rig.kubelets.synced().await;
     let r = cycle(&rig, &clock).await;
     assert!(r.failed.is_empty(), "{r:?}");
@@ -236,7 +287,9 @@ async fn deleted_node_is_no_longer_served() {
     let (rig, clock) = started().await;
     rig.cluster.delete_node("node-00002");
     let cache = rig.gateway.cluster.clone();
-    cache.wait_for(|s| !s.nodes.contains_key("node-00002")).await;
+    cache
+        .wait_for(|s| !s.nodes.contains_key("node-00002"))
+        .await;
     let r = cycle(&rig, &clock).await;
     assert_eq!(r.nodes_served, 3);
     assert!(!rig.gateway.store.load().nodes.contains_key("node-00002"));

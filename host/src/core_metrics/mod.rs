@@ -266,7 +266,7 @@ mod tests {
         }
     }
 
-    fn usage_of<'a>(s: &'a NodeSeries, pod: &str, name: &str) -> Option<Usage> {
+    fn usage_of(s: &NodeSeries, pod: &str, name: &str) -> Option<Usage> {
         s.containers()
             .find(|c| &*c.pod == pod && &*c.name == name)?
             .usage()

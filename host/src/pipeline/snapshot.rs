@@ -7,6 +7,9 @@ use crate::core_metrics::{NodeSeries, Usage};
 use crate::sources::cluster::{ClusterState, PodPhase};
 use crate::store::{ContainerUsage, NodeMetrics, PodMetrics, Snapshot};
 
+/// A container's name and usage.
+type ContainerValue<'a> = (&'a Arc<str>, Usage);
+
 /// Builds the snapshot of cycle `cycle`. A node is served when the cluster knows it and its
 /// usage exists; a pod when the cluster knows it, it is Running, and every container of its spec
 /// has usage (as metrics-server, a partial pod is left out rather than under-reported).
@@ -19,7 +22,7 @@ pub fn build<'a>(
         cycle,
         ..Snapshot::default()
     };
-    let mut by_pod: HashMap<(&str, &str), Vec<(&Arc<str>, Usage)>> = HashMap::new();
+    let mut by_pod: HashMap<(&str, &str), Vec<ContainerValue<'_>>> = HashMap::new();
     for (node_name, node_series) in series {
         if let (Some(node), Some(usage)) = (cluster.nodes.get(node_name), node_series.node_usage())
         {

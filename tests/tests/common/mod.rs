@@ -20,7 +20,10 @@ pub fn next_port() -> u16 {
 
 /// A manual clock starting now (so timestamps look real).
 pub fn manual_clock() -> SimClock {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     SimClock::manual(now)
 }
 
@@ -30,11 +33,20 @@ pub async fn rig(spec: ClusterSpec) -> (Rig, SimClock) {
 }
 
 /// Like [`rig`], with options adjusted by `tune`.
-pub async fn rig_with(mut spec: ClusterSpec, tune: impl FnOnce(&mut RigOptions)) -> (Rig, SimClock) {
+pub async fn rig_with(
+    mut spec: ClusterSpec,
+    tune: impl FnOnce(&mut RigOptions),
+) -> (Rig, SimClock) {
     capture_logs();
     spec.kubelet_port = next_port();
     let clock = manual_clock();
-    let mut options = RigOptions { spec, clock: clock.clone(), interval_secs: 15, timeout_secs: 2, ..RigOptions::default() };
+    let mut options = RigOptions {
+        spec,
+        clock: clock.clone(),
+        interval_secs: 15,
+        timeout_secs: 2,
+        ..RigOptions::default()
+    };
     tune(&mut options);
     (Rig::start(options).await.expect("rig starts"), clock)
 }

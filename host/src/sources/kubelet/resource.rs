@@ -76,10 +76,13 @@ const CONTAINER_CPU: &str = "container_cpu_usage_seconds_total";
 const CONTAINER_MEMORY: &str = "container_memory_working_set_bytes";
 const CONTAINER_START: &str = "container_start_time_seconds";
 
+/// Namespace, pod and container labels.
+type ContainerKey<'a> = (Cow<'a, str>, Cow<'a, str>, Cow<'a, str>);
+
 /// Decodes a `/metrics/resource` payload. `default_ts_ms` stamps samples without timestamps.
 pub fn decode(text: &str, default_ts_ms: i64) -> Result<ResourceScrape<'_>, DecodeError> {
     let mut out = ResourceScrape::default();
-    let mut index: HashMap<(Cow<'_, str>, Cow<'_, str>, Cow<'_, str>), usize> = HashMap::new();
+    let mut index: HashMap<ContainerKey<'_>, usize> = HashMap::new();
     let mut known = 0usize;
     let mut parser = promtext::parse(text);
     while let Some(sample) = parser.next() {
