@@ -75,9 +75,10 @@ impl ResourceUsage {
     }
 }
 
+/// What every metrics object has; `B` adds `usage` (nodes) or `containers` (pods).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct NodeMetricsJson<'a> {
+struct MetricsJson<'a, B> {
     #[serde(skip_serializing_if = "Option::is_none")]
     kind: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,6 +86,32 @@ struct NodeMetricsJson<'a> {
     metadata: Meta<'a>,
     timestamp: String,
     window: String,
+    #[serde(flatten)]
+    body: B,
+}
+
+impl<'a, B> MetricsJson<'a, B> {
+    /// `kind` and `apiVersion` are only set on single objects, not on list items.
+    fn new(
+        kind: &'static str,
+        single: bool,
+        metadata: Meta<'a>,
+        (timestamp_ms, window_ms): (i64, i64),
+        body: B,
+    ) -> Self {
+        MetricsJson {
+            kind: single.then_some(kind),
+            api_version: single.then_some(API_VERSION),
+            metadata,
+            timestamp: rfc3339_seconds(timestamp_ms),
+            window: go_duration(window_ms),
+            body,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct NodeBody {
     usage: ResourceUsage,
 }
 
@@ -95,15 +122,7 @@ struct ContainerJson<'a> {
 }
 
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PodMetricsJson<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kind: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    api_version: Option<&'static str>,
-    metadata: Meta<'a>,
-    timestamp: String,
-    window: String,
+struct PodBody<'a> {
     containers: Vec<ContainerJson<'a>>,
 }
 
@@ -125,43 +144,35 @@ fn list<T>(kind: &'static str, items: Vec<T>) -> ListJson<T> {
     }
 }
 
-fn node_json<'a>(n: &'a NodeMetrics, now: &'a str, single: bool) -> NodeMetricsJson<'a> {
-    NodeMetricsJson {
-        kind: single.then_some("NodeMetrics"),
-        api_version: single.then_some(API_VERSION),
-        metadata: Meta {
-            name: &n.name,
-            namespace: None,
-            creation_timestamp: now,
-            labels: &n.labels.0,
-        },
-        timestamp: rfc3339_seconds(n.usage.timestamp_ms),
-        window: go_duration(n.usage.window_ms),
-        usage: ResourceUsage::new(n.usage.cpu_nanocores, n.usage.memory_bytes),
-    }
+fn node_json<'a>(n: &'a NodeMetrics, now: &'a str, single: bool) -> MetricsJson<'a, NodeBody> {
+    let meta = Meta {
+        name: &n.name,
+        namespace: None,
+        creation_timestamp: now,
+        labels: &n.labels.0,
+    };
+    let usage = ResourceUsage::new(n.usage.cpu_nanocores, n.usage.memory_bytes);
+    let time = (n.usage.timestamp_ms, n.usage.window_ms);
+    MetricsJson::new("NodeMetrics", single, meta, time, NodeBody { usage })
 }
 
-fn pod_json<'a>(p: &'a PodMetrics, now: &'a str, single: bool) -> PodMetricsJson<'a> {
-    PodMetricsJson {
-        kind: single.then_some("PodMetrics"),
-        api_version: single.then_some(API_VERSION),
-        metadata: Meta {
-            name: &p.name,
-            namespace: Some(&p.namespace),
-            creation_timestamp: now,
-            labels: &p.labels.0,
-        },
-        timestamp: rfc3339_seconds(p.timestamp_ms),
-        window: go_duration(p.window_ms),
-        containers: p
-            .containers
-            .iter()
-            .map(|c| ContainerJson {
-                name: &c.name,
-                usage: ResourceUsage::new(c.cpu_nanocores, c.memory_bytes),
-            })
-            .collect(),
-    }
+fn pod_json<'a>(p: &'a PodMetrics, now: &'a str, single: bool) -> MetricsJson<'a, PodBody<'a>> {
+    let meta = Meta {
+        name: &p.name,
+        namespace: Some(&p.namespace),
+        creation_timestamp: now,
+        labels: &p.labels.0,
+    };
+    let containers = p
+        .containers
+        .iter()
+        .map(|c| ContainerJson {
+            name: &c.name,
+            usage: ResourceUsage::new(c.cpu_nanocores, c.memory_bytes),
+        })
+        .collect();
+    let time = (p.timestamp_ms, p.window_ms);
+    MetricsJson::new("PodMetrics", single, meta, time, PodBody { containers })
 }
 
 fn json<T: Serialize>(body: &T) -> Response {
