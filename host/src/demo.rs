@@ -14,6 +14,7 @@ use metrics_gateway_testkit::kubelet_sim::{KubeletSimConfig, KubeletSimulator};
 
 use crate::app::{Gateway, StartOptions};
 use crate::clock::Clock;
+use crate::config::TlsServerName;
 
 /// `demo` options.
 #[derive(Debug, Clone, clap::Args)]
@@ -55,6 +56,10 @@ pub struct RigOptions {
     pub jitter_ms: u32,
     /// Collect on the interval (demo) or only when told (tests).
     pub collect_on_interval: bool,
+    /// `kubelet.tls_server_name` (the simulated kubelets' certificates name only the node).
+    pub tls_server_name: TlsServerName,
+    /// `kubelet.insecure_skip_tls_verify`.
+    pub insecure_skip_tls_verify: bool,
 }
 
 impl Default for RigOptions {
@@ -66,6 +71,8 @@ impl Default for RigOptions {
             timeout_secs: 10,
             jitter_ms: 0,
             collect_on_interval: false,
+            tls_server_name: TlsServerName::NodeName,
+            insecure_skip_tls_verify: false,
         }
     }
 }
@@ -228,8 +235,15 @@ fn write_gateway_files(
             "[server]\nlisten_addr = \"127.0.0.1:0\"\nself_signed = true\n\n\
              [kubernetes]\nkubeconfig = {kubeconfig:?}\n\n\
              [kubelet]\ninterval_secs = {}\ntimeout_secs = {}\njitter_ms = {}\nca_file = {ca:?}\n\
-             token_file = {token:?}\ntls_server_name = \"node-name\"\n",
-            options.interval_secs, options.timeout_secs, options.jitter_ms,
+             token_file = {token:?}\ntls_server_name = \"{}\"\ninsecure_skip_tls_verify = {}\n",
+            options.interval_secs,
+            options.timeout_secs,
+            options.jitter_ms,
+            match options.tls_server_name {
+                TlsServerName::NodeName => "node-name",
+                TlsServerName::Address => "address",
+            },
+            options.insecure_skip_tls_verify,
         ),
     )?;
     Ok(config)
