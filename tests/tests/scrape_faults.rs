@@ -295,3 +295,18 @@ async fn deleted_node_is_no_longer_served() {
     assert!(!rig.gateway.store.load().nodes.contains_key("node-00002"));
     rig.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_file_is_reread_every_cycle() {
+    let (rig, clock) = started().await;
+    let token = rig.dir().join("kubelet-token");
+    let good = std::fs::read_to_string(&token).unwrap();
+    std::fs::write(&token, "revoked").unwrap();
+    let r = cycle(&rig, &clock).await;
+    assert_eq!(r.failed.len(), 4, "{r:?}");
+    assert!(r.failed.iter().all(|(_, reason)| *reason == "unauthorized"), "{r:?}");
+    std::fs::write(&token, good).unwrap();
+    let r = cycle(&rig, &clock).await;
+    assert!(r.failed.is_empty(), "the rotated token is used without a restart: {r:?}");
+    rig.shutdown().await;
+}
