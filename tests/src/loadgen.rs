@@ -319,6 +319,37 @@ pub async fn fetch(target: &Target) -> Result<(StatusCode, Bytes), LoadError> {
     target.exchange(&mut sender).await
 }
 
+/// A kept-alive connection for repeated GETs (polling), reopened when it fails.
+#[derive(Debug)]
+pub struct Session {
+    target: Target,
+    sender: Option<SendRequest<Empty<Bytes>>>,
+}
+
+impl Session {
+    /// A session to `target`'s endpoint; connects on first use.
+    pub fn new(target: Target) -> Session {
+        Session {
+            target,
+            sender: None,
+        }
+    }
+
+    /// `GET path_and_query`: the status and the whole body, whatever the status.
+    pub async fn get(&mut self, path_and_query: &str) -> Result<(StatusCode, Bytes), LoadError> {
+        let target = self.target.with_path(path_and_query);
+        let sender = match &mut self.sender {
+            Some(s) if !s.is_closed() => s,
+            slot => slot.insert(target.connect().await?),
+        };
+        let result = target.exchange(sender).await;
+        if result.is_err() {
+            self.sender = None;
+        }
+        result
+    }
+}
+
 /// How much load, for how long.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadSpec {
@@ -379,6 +410,20 @@ impl Percentiles {
     }
 }
 
+impl Percentiles {
+    /// Percentiles of the latency and of the service time of `timings`.
+    pub fn of_timings<'a>(
+        timings: impl Iterator<Item = &'a Timing>,
+    ) -> (Option<Percentiles>, Option<Percentiles>) {
+        let (mut latency, mut service): (Vec<Duration>, Vec<Duration>) =
+            timings.map(|t| (t.latency, t.service)).unzip();
+        (
+            Percentiles::from_samples(&mut latency),
+            Percentiles::from_samples(&mut service),
+        )
+    }
+}
+
 /// The nearest-rank `p`-th percentile (0 < `p` ≤ 100) of ascending `sorted`; zero when empty.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -390,6 +435,17 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let milli_p = (p * 1000.0).round().clamp(0.0, 100_000.0) as u128;
     let rank = (milli_p * n).div_ceil(100_000).max(1);
     sorted[(rank - 1) as usize]
+}
+
+/// One successful request's timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// When it was due, from the start of the schedule.
+    pub due: Duration,
+    /// From due to the end of the response.
+    pub latency: Duration,
+    /// From sending to the end of the response.
+    pub service: Duration,
 }
 
 /// What one load run measured.
@@ -409,6 +465,8 @@ pub struct LoadReport {
     pub latency: Option<Percentiles>,
     /// Latency of successful requests from the moment a connection sent them.
     pub service: Option<Percentiles>,
+    /// Every successful request, in completion order per connection.
+    pub timings: Vec<Timing>,
     /// The start of the schedule (request 0 was due then).
     pub started: Instant,
     /// From `started` to the last response.
@@ -424,8 +482,7 @@ impl LoadReport {
 
 #[derive(Default)]
 struct WorkerTally {
-    latency: Vec<Duration>,
-    service: Vec<Duration>,
+    timings: Vec<Timing>,
     ok: u64,
     errors: u64,
     body_bytes: u64,
@@ -501,8 +558,11 @@ pub async fn run(target: &Target, spec: &LoadSpec) -> Result<LoadReport, LoadErr
                     Ok((status, body)) if status.is_success() => {
                         tally.ok += 1;
                         tally.body_bytes += body.len() as u64;
-                        tally.latency.push(done - due);
-                        tally.service.push(done - sent);
+                        tally.timings.push(Timing {
+                            due: due - started,
+                            latency: done - due,
+                            service: done - sent,
+                        });
                         continue;
                     }
                     Ok((status, _)) => LoadError::Status(status),
@@ -521,8 +581,7 @@ pub async fn run(target: &Target, spec: &LoadSpec) -> Result<LoadReport, LoadErr
     let mut all = WorkerTally::default();
     while let Some(joined) = workers.join_next().await {
         let tally = joined.expect("load workers do not panic");
-        all.latency.extend(tally.latency);
-        all.service.extend(tally.service);
+        all.timings.extend(tally.timings);
         all.ok += tally.ok;
         all.errors += tally.errors;
         all.body_bytes += tally.body_bytes;
@@ -532,14 +591,17 @@ pub async fn run(target: &Target, spec: &LoadSpec) -> Result<LoadReport, LoadErr
     }
     let elapsed = started.elapsed();
     pacer.join().expect("the pacing thread does not panic");
+    all.timings.sort_unstable_by_key(|t| t.due);
+    let (latency, service) = Percentiles::of_timings(all.timings.iter());
     Ok(LoadReport {
         scheduled: total,
         ok: all.ok,
         errors: all.errors,
         first_error: all.first_error,
         body_bytes: all.body_bytes,
-        latency: Percentiles::from_samples(&mut all.latency),
-        service: Percentiles::from_samples(&mut all.service),
+        latency,
+        service,
+        timings: all.timings,
         started,
         elapsed,
     })
@@ -814,6 +876,18 @@ mod tests {
         let (status, body) = fetch(&good.with_path("/other?x=1")).await.expect("fetch");
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body, Bytes::from_static(b"/other 1"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_session_reuses_its_connection() {
+        let server = server(Behavior::Ok).await;
+        let mut session = Session::new(target_for(&server, TlsTrust::AcceptAny).await);
+        for n in 1..=3 {
+            let (status, body) = session.get("/poll").await.expect("get");
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(body, Bytes::from(format!("/poll {n}")));
+        }
+        assert_eq!(server.connections.load(Ordering::Relaxed), 1);
     }
 
     async fn target_for_name(server: &TestServer, name: &str) -> Target {

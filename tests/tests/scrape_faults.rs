@@ -304,9 +304,15 @@ async fn token_file_is_reread_every_cycle() {
     std::fs::write(&token, "revoked").unwrap();
     let r = cycle(&rig, &clock).await;
     assert_eq!(r.failed.len(), 4, "{r:?}");
-    assert!(r.failed.iter().all(|(_, reason)| *reason == "unauthorized"), "{r:?}");
+    assert!(
+        r.failed.iter().all(|(_, reason)| *reason == "unauthorized"),
+        "{r:?}"
+    );
     std::fs::write(&token, good).unwrap();
     let r = cycle(&rig, &clock).await;
-    assert!(r.failed.is_empty(), "the rotated token is used without a restart: {r:?}");
+    assert!(
+        r.failed.is_empty(),
+        "the rotated token is used without a restart: {r:?}"
+    );
     rig.shutdown().await;
 }

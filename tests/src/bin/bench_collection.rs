@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail, ensure};
 use clap::Parser;
 use metrics_gateway_testkit::cluster::node_address;
-use metrics_gateway_testkit::loadgen::{self, LoadReport, LoadSpec, Percentiles, Target, TlsTrust};
+use metrics_gateway_testkit::loadgen::{
+    self, LoadReport, LoadSpec, Percentiles, Session, Target, Timing, TlsTrust,
+};
 
 /// Measures the gateway's collection cycle, CPU against a real Prometheus, memory and API
 /// latency at issue 2's scale.
@@ -238,9 +240,10 @@ impl Fleet {
         for proc in self.lock().iter_mut() {
             if let Some(status) = proc.child.try_wait().context("checking a child")? {
                 bail!(
-                    "{} exited unexpectedly ({status}); see {}",
+                    "{} exited unexpectedly ({status}); its log {} ends with:\n{}",
                     proc.name,
-                    proc.log.display()
+                    proc.log.display(),
+                    log_tail(&proc.log, 8)
                 );
             }
         }
@@ -271,6 +274,13 @@ impl Fleet {
             _ = tokio::time::sleep(limit) => bail!("{what}: not done within {limit:?}"),
         }
     }
+}
+
+/// The last `n` lines of a log file (empty when unreadable).
+fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Removes the working directory when dropped, unless told to keep it.
@@ -391,8 +401,8 @@ struct GatewayStats {
     scrape_failures: u64,
 }
 
-async fn gateway_stats(metrics: &Target) -> anyhow::Result<GatewayStats> {
-    let (status, body) = loadgen::fetch(metrics).await?;
+async fn gateway_stats(metrics: &mut Session) -> anyhow::Result<GatewayStats> {
+    let (status, body) = metrics.get("/metrics").await?;
     ensure!(status.is_success(), "gateway /metrics answered {status}");
     let text = std::str::from_utf8(&body).context("gateway /metrics is not UTF-8")?;
     Ok(GatewayStats {
@@ -406,7 +416,10 @@ async fn gateway_stats(metrics: &Target) -> anyhow::Result<GatewayStats> {
 
 /// Polls the gateway every second until its cycle counter reaches `until`; returns the
 /// `cycle_last_duration` seen after each new cycle, and the last stats.
-async fn follow_cycles(metrics: &Target, until: u64) -> anyhow::Result<(Vec<f64>, GatewayStats)> {
+async fn follow_cycles(
+    metrics: &mut Session,
+    until: u64,
+) -> anyhow::Result<(Vec<f64>, GatewayStats)> {
     let mut durations = Vec::new();
     let mut seen = gateway_stats(metrics).await?.cycles;
     let mut tick = tokio::time::interval(POLL);
@@ -561,8 +574,8 @@ struct Results {
     prom_hwm: Option<u64>,
     list_items: usize,
     expected_items: Option<usize>,
-    list: Option<LoadReport>,
-    get: Option<LoadReport>,
+    list: Option<LoadRun>,
+    get: Option<LoadRun>,
     list_cores: [f64; 4],
     get_cores: [f64; 4],
     pod_path: String,
@@ -635,7 +648,10 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
                     return Ok(());
                 }
             }
-            bail!("sim-cluster closed its output before it was ready")
+            bail!(
+                "sim-cluster closed its output before it was ready; its log ends with:\n{}",
+                log_tail(&dir.join("sim-cluster.log"), 8)
+            )
         })
         .await?;
 
@@ -690,6 +706,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         Some(tls),
     )
     .await?;
+    let mut metrics = Session::new(gateway.clone());
     let expected_pods = (args.nodes * args.pods_per_node) as u64;
     let ready = fleet
         .guard(
@@ -699,7 +716,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
                 let mut tick = tokio::time::interval(POLL);
                 loop {
                     tick.tick().await;
-                    let Ok(stats) = gateway_stats(&gateway).await else {
+                    let Ok(stats) = gateway_stats(&mut metrics).await else {
                         continue;
                     };
                     if stats.nodes == args.nodes as u64 && stats.pods == expected_pods {
@@ -741,12 +758,12 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     // 1. Side by side: the same window for every process.
     let interval = Duration::from_secs(args.interval_secs.into());
     let window_limit = |cycles: u64| interval * (cycles as u32 + 4) + Duration::from_secs(60);
-    let warm_until = gateway_stats(&gateway).await?.cycles + args.warmup_cycles;
+    let warm_until = gateway_stats(&mut metrics).await?.cycles + args.warmup_cycles;
     fleet
         .guard(
             "warming up",
             window_limit(args.warmup_cycles),
-            follow_cycles(&gateway, warm_until),
+            follow_cycles(&mut metrics, warm_until),
         )
         .await?;
     let (cpu0, t0) = (cpu_sample(&fleet)?, Instant::now());
@@ -754,7 +771,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         .guard(
             "measuring side by side",
             window_limit(args.cycles),
-            follow_cycles(&gateway, warm_until + args.cycles),
+            follow_cycles(&mut metrics, warm_until + args.cycles),
         )
         .await?;
     let (cpu1, t1) = (cpu_sample(&fleet)?, Instant::now());
@@ -782,12 +799,12 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
 
     // 2. The gateway's cycle without Prometheus competing for the CPU. The first cycle after
     // the stop may have started while Prometheus still ran: skip it.
-    let skip_until = gateway_stats(&gateway).await?.cycles + 1;
+    let skip_until = gateway_stats(&mut metrics).await?.cycles + 1;
     fleet
         .guard(
             "waiting for a cycle without Prometheus",
             window_limit(1),
-            follow_cycles(&gateway, skip_until),
+            follow_cycles(&mut metrics, skip_until),
         )
         .await?;
     let (cpu0, t0) = (cpu_sample(&fleet)?, Instant::now());
@@ -795,7 +812,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         .guard(
             "measuring the gateway alone",
             window_limit(args.alone_cycles),
-            follow_cycles(&gateway, skip_until + args.alone_cycles),
+            follow_cycles(&mut metrics, skip_until + args.alone_cycles),
         )
         .await?;
     let cpu1 = cpu_sample(&fleet)?;
@@ -832,27 +849,31 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     let load_limit = Duration::from_secs(args.load_secs + 60);
     tracing::info!(path = %list_path, rate = args.list_rate, "list latency run");
     let cpu0 = cpu_sample(&fleet)?;
-    let report = fleet
-        .guard("loading the namespace list", load_limit, async {
-            Ok(loadgen::run(&list_target, &load(args.list_rate)).await?)
-        })
+    let run = fleet
+        .guard(
+            "loading the namespace list",
+            load_limit,
+            load_during_cycles(&list_target, &load(args.list_rate), &mut metrics),
+        )
         .await?;
-    results.list_cores = load_cores(&cpu0, &cpu_sample(&fleet)?, report.elapsed, hz);
-    results.list = Some(report);
+    results.list_cores = load_cores(&cpu0, &cpu_sample(&fleet)?, run.report.elapsed, hz);
+    results.list = Some(run);
     let get_target = gateway.with_path(&results.pod_path);
     tracing::info!(path = %results.pod_path, rate = args.get_rate, "single-pod latency run");
     let cpu0 = cpu_sample(&fleet)?;
-    let report = fleet
-        .guard("loading the single-pod GET", load_limit, async {
-            Ok(loadgen::run(&get_target, &load(args.get_rate)).await?)
-        })
+    let run = fleet
+        .guard(
+            "loading the single-pod GET",
+            load_limit,
+            load_during_cycles(&get_target, &load(args.get_rate), &mut metrics),
+        )
         .await?;
-    results.get_cores = load_cores(&cpu0, &cpu_sample(&fleet)?, report.elapsed, hz);
-    results.get = Some(report);
+    results.get_cores = load_cores(&cpu0, &cpu_sample(&fleet)?, run.report.elapsed, hz);
+    results.get = Some(run);
 
     // 4. Memory, after everything, and the final failure count.
     fleet.check_alive()?;
-    results.scrape_failures = gateway_stats(&gateway).await?.scrape_failures;
+    results.scrape_failures = gateway_stats(&mut metrics).await?.scrape_failures;
     let gateway_pid = fleet.pid("gateway").context("the gateway is gone")?;
     (results.rss, results.hwm) = memory(gateway_pid)?;
 
@@ -868,6 +889,69 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     drop(fleet);
     work.remove = valid && !args.keep_work_dir;
     Ok(valid)
+}
+
+/// A load run with the gateway's collection cycles that overlapped it.
+struct LoadRun {
+    report: LoadReport,
+    /// Spans (from the start of the schedule) that contain a whole collection cycle each.
+    cycles: Vec<(Duration, Duration)>,
+}
+
+impl LoadRun {
+    /// Latency percentiles of the requests that overlapped a cycle, and of the others.
+    fn split_by_cycles(&self) -> (Option<Percentiles>, Option<Percentiles>) {
+        let (during, between): (Vec<Timing>, Vec<Timing>) =
+            self.report.timings.iter().partition(|t| {
+                let end = t.due + t.latency;
+                self.cycles
+                    .iter()
+                    .any(|(from, to)| t.due < *to && end > *from)
+            });
+        (
+            Percentiles::of_timings(during.iter()).0,
+            Percentiles::of_timings(between.iter()).0,
+        )
+    }
+}
+
+/// Runs `spec` against `target` while polling the gateway every 100 ms, to learn which
+/// requests overlapped a collection cycle.
+async fn load_during_cycles(
+    target: &Target,
+    spec: &LoadSpec,
+    metrics: &mut Session,
+) -> anyhow::Result<LoadRun> {
+    let mut last = (Instant::now(), gateway_stats(metrics).await?.cycles);
+    let mut spans: Vec<(Instant, Instant)> = Vec::new();
+    let load = loadgen::run(target, spec);
+    tokio::pin!(load);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let report = loop {
+        tokio::select! {
+            report = &mut load => break report?,
+            _ = tick.tick() => {
+                let stats = gateway_stats(metrics).await?;
+                let now = Instant::now();
+                if stats.cycles > last.1 {
+                    // The cycle ended between the two polls and lasted `last_cycle_secs`.
+                    let from = last.0.checked_sub(Duration::from_secs_f64(stats.last_cycle_secs)).unwrap_or(last.0);
+                    spans.push((from, now));
+                }
+                last = (now, stats.cycles);
+            }
+        }
+    };
+    let cycles = spans
+        .iter()
+        .map(|(from, to)| {
+            (
+                from.saturating_duration_since(report.started),
+                to.saturating_duration_since(report.started),
+            )
+        })
+        .collect();
+    Ok(LoadRun { report, cycles })
 }
 
 /// A Prometheus configuration scraping every simulated kubelet's `/metrics/resource`.
@@ -901,23 +985,18 @@ fn pass(ok: bool) -> &'static str {
     if ok { "**pass**" } else { "**FAIL**" }
 }
 
-fn percentiles_row(name: &str, r: &LoadReport, p: Option<Percentiles>) -> String {
+fn percentiles_row(name: &str, counts: [String; 3], p: Option<Percentiles>) -> String {
+    let [scheduled, ok, errors] = counts;
     match p {
         Some(p) => format!(
-            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            r.scheduled,
-            r.ok,
-            r.errors,
+            "| {name} | {scheduled} | {ok} | {errors} | {} | {} | {} | {} | {} |\n",
             ms(p.p50),
             ms(p.p90),
             ms(p.p99),
             ms(p.p999),
             ms(p.max)
         ),
-        None => format!(
-            "| {name} | {} | {} | {} | – | – | – | – | – |\n",
-            r.scheduled, r.ok, r.errors
-        ),
+        None => format!("| {name} | {scheduled} | {ok} | {errors} | – | – | – | – | – |\n"),
     }
 }
 
@@ -958,7 +1037,12 @@ fn render(args: &Args, r: &Results) -> (String, bool) {
     let (text, ok) = cycle_cell(&r.side_cycles);
     let _ = writeln!(
         out,
-        "| Cycle wall time, Prometheus running | < 5 s | {text} | {} |",
+        "| Cycle wall time, {} | < 5 s | {text} | {} |",
+        if args.no_prometheus {
+            "first window (no Prometheus)"
+        } else {
+            "Prometheus running"
+        },
         pass(ok)
     );
     let (text, ok) = cycle_cell(&r.alone_cycles);
@@ -995,21 +1079,19 @@ fn render(args: &Args, r: &Results) -> (String, bool) {
         per_node(r.rss),
         pass(r.hwm as f64 <= 250.0 * MB && per_node(r.hwm) <= 50.0)
     );
-    let p99_cell = |report: &Option<LoadReport>, limit_ms: f64| match report
-        .as_ref()
-        .and_then(|l| l.latency)
-    {
-        Some(p) => (
-            format!(
-                "p99 {} ms (p50 {}, max {})",
-                ms(p.p99),
-                ms(p.p50),
-                ms(p.max)
+    let p99_cell =
+        |run: &Option<LoadRun>, limit_ms: f64| match run.as_ref().and_then(|l| l.report.latency) {
+            Some(p) => (
+                format!(
+                    "p99 {} ms (p50 {}, max {})",
+                    ms(p.p99),
+                    ms(p.p50),
+                    ms(p.max)
+                ),
+                p.p99.as_secs_f64() * 1e3 < limit_ms,
             ),
-            p.p99.as_secs_f64() * 1e3 < limit_ms,
-        ),
-        None => ("no successful request".into(), false),
-    };
+            None => ("no successful request".into(), false),
+        };
     let (text, ok) = p99_cell(&r.list, 10.0);
     let _ = writeln!(
         out,
@@ -1097,12 +1179,36 @@ fn render(args: &Args, r: &Results) -> (String, bool) {
         ),
         (format!("single pod at {}/s", args.get_rate), &r.get),
     ] {
-        if let Some(l) = report {
-            out.push_str(&percentiles_row(&name, l, l.latency));
+        if let Some(run) = report {
+            let l = &run.report;
+            let counts = [
+                l.scheduled.to_string(),
+                l.ok.to_string(),
+                l.errors.to_string(),
+            ];
+            out.push_str(&percentiles_row(&name, counts.clone(), l.latency));
             out.push_str(&percentiles_row(
                 &format!("{name}, service time"),
-                l,
+                counts,
                 l.service,
+            ));
+            let (during, between) = run.split_by_cycles();
+            let subset = |p: Option<Percentiles>| {
+                [
+                    "".to_string(),
+                    p.map_or(0, |p| p.count).to_string(),
+                    "".to_string(),
+                ]
+            };
+            out.push_str(&percentiles_row(
+                &format!("{name}, overlapping one of {} cycles", run.cycles.len()),
+                subset(during),
+                during,
+            ));
+            out.push_str(&percentiles_row(
+                &format!("{name}, between cycles"),
+                subset(between),
+                between,
             ));
             checks.push((
                 format!(
