@@ -28,7 +28,7 @@ async fn cycle(rig: &Rig, clock: &SimClock) -> CycleReport {
 /// The served CPU (nanocores) of every container of a pod, if served.
 fn served_pod(rig: &Rig, name: &str) -> Option<Vec<u64>> {
     let snap = rig.gateway.store.load();
-    let pod = snap.pods.get("default")?.get(name)?;
+    let pod = snap.pod("default", name)?;
     Some(pod.containers.iter().map(|c| c.cpu_nanocores).collect())
 }
 
@@ -119,7 +119,7 @@ async fn fresh_pod_is_served_after_one_scrape() {
         &[250_000_000],
     );
     let snap = rig.gateway.store.load();
-    assert_eq!(snap.pods["default"]["fresh-pod"].window_ms, 12_000);
+    assert_eq!(snap.pod("default", "fresh-pod").unwrap().window_ms, 12_000);
     rig.shutdown().await;
 }
 
@@ -166,13 +166,19 @@ async fn zero_values_are_invalid() {
 async fn out_of_order_samples_are_ignored() {
     let (rig, clock) = started().await;
     let name = pod_names(&rig)[0].clone();
-    let before = rig.gateway.store.load().pods["default"][name.as_str()].timestamp_ms;
+    let before = rig
+        .gateway
+        .store
+        .load()
+        .pod("default", &name)
+        .unwrap()
+        .timestamp_ms;
     // Stamped 30 s in the past: older than the stored point.
     rig.cluster
         .update_pod("default", &name, |p| p.faults.timestamp_skew_ms = 30_000);
     cycle(&rig, &clock).await;
     let snap = rig.gateway.store.load();
-    let pod = &snap.pods["default"][name.as_str()];
+    let pod = snap.pod("default", &name).unwrap();
     assert_eq!(
         pod.timestamp_ms, before,
         "the older sample did not replace the newer one"

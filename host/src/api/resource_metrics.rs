@@ -243,12 +243,12 @@ fn pods_matching<'a>(
     sel: &'a Selectors,
 ) -> impl Iterator<Item = &'a PodMetrics> + 'a {
     let namespace = namespace.or_else(|| sel.fields.required_value("metadata.namespace"));
-    let namespaces: Box<dyn Iterator<Item = &BTreeMap<Arc<str>, PodMetrics>>> = match namespace {
-        Some(ns) => Box::new(view.snapshot.pods.get(ns).into_iter()),
-        None => Box::new(view.snapshot.pods.values()),
+    let namespaces: Box<dyn Iterator<Item = &[PodMetrics]>> = match namespace {
+        Some(ns) => Box::new(std::iter::once(view.snapshot.pods_in(ns))),
+        None => Box::new(view.snapshot.pods.values().map(Vec::as_slice)),
     };
     namespaces
-        .flat_map(BTreeMap::values)
+        .flatten()
         .filter(move |p| p.timestamp_ms >= view.oldest_ms)
         .filter(move |p| sel.labels.matches(&*p.labels))
         .filter(move |p| {
@@ -295,9 +295,7 @@ async fn get_pod(
     let view = View::new(&state);
     let pod = view
         .snapshot
-        .pods
-        .get(namespace.as_str())
-        .and_then(|pods| pods.get(name.as_str()))
+        .pod(&namespace, &name)
         .filter(|p| p.timestamp_ms >= view.oldest_ms)
         .ok_or_else(|| ApiError::NotFound {
             group: METRICS_GROUP,

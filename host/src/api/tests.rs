@@ -91,11 +91,12 @@ fn state_with_clock(now: Arc<AtomicI64>) -> ApiState {
         pod("kube-system", "r", &[("app", "web")], T),
         pod("default", "stale", &[("app", "web")], T - 600_000),
     ];
+    let mut by_namespace: BTreeMap<Arc<str>, Vec<PodMetrics>> = BTreeMap::new();
     for p in pods {
-        snap.pods
-            .entry(p.namespace.clone())
-            .or_default()
-            .insert(p.name.clone(), p);
+        by_namespace.entry(p.namespace.clone()).or_default().push(p);
+    }
+    for (ns, pods) in by_namespace {
+        snap.set_namespace(ns, pods);
     }
     let store = Arc::new(Store::default());
     store.publish(snap);

@@ -5,7 +5,7 @@
 //! taken on the hot path. CPU is `Δcumulative / Δtimestamp` between the last two accepted
 //! points; memory is the last working set.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::sources::kubelet::resource::{RawPoint, ResourceScrape};
@@ -144,11 +144,12 @@ pub struct IngestReport {
 #[derive(Debug, Default)]
 pub struct NodeSeries {
     node: Series,
-    containers: HashMap<String, ContainerSeries>,
+    /// Sorted by (namespace, pod, container), so a pod's containers are adjacent; a sorted
+    /// vector is a quarter of a hash map's memory at the 30–110 pods a node runs.
+    containers: Vec<ContainerSeries>,
     /// Namespace, pod and container names, shared by this node's series.
     names: HashSet<Arc<str>>,
     generation: u64,
-    key: String,
 }
 
 fn intern(names: &mut HashSet<Arc<str>>, s: &str) -> Arc<str> {
@@ -183,13 +184,13 @@ impl NodeSeries {
             if incomplete.contains(&(&*c.namespace, &*c.pod)) {
                 continue;
             }
-            self.key.clear();
-            for part in [&*c.namespace, "\0", &*c.pod, "\0", &*c.container] {
-                self.key.push_str(part);
-            }
-            let entry = match self.containers.get_mut(self.key.as_str()) {
-                Some(e) => e,
-                None => {
+            let key = (&*c.namespace, &*c.pod, &*c.container);
+            let i = match self
+                .containers
+                .binary_search_by(|s| (&*s.namespace, &*s.pod, &*s.name).cmp(&key))
+            {
+                Ok(i) => i,
+                Err(i) => {
                     let series = ContainerSeries {
                         namespace: intern(&mut self.names, &c.namespace),
                         pod: intern(&mut self.names, &c.pod),
@@ -197,9 +198,11 @@ impl NodeSeries {
                         series: Series::default(),
                         seen: 0,
                     };
-                    self.containers.entry(self.key.clone()).or_insert(series)
+                    self.containers.insert(i, series);
+                    i
                 }
             };
+            let entry = &mut self.containers[i];
             entry.seen = generation;
             match entry.series.push(&c.point, c.start_ms, fresh_window_ms) {
                 Accepted::Next => report.accepted += 1,
@@ -211,7 +214,7 @@ impl NodeSeries {
             }
         }
         let before = self.containers.len();
-        self.containers.retain(|_, c| c.seen == generation);
+        self.containers.retain(|c| c.seen == generation);
         if self.containers.len() < before {
             self.names.retain(|n| Arc::strong_count(n) > 1);
         }
@@ -223,9 +226,15 @@ impl NodeSeries {
         self.node.usage()
     }
 
-    /// Every container series.
+    /// Every container series, sorted by namespace, pod and name.
     pub fn containers(&self) -> impl Iterator<Item = &ContainerSeries> {
-        self.containers.values()
+        self.containers.iter()
+    }
+
+    /// The container series grouped by pod.
+    pub fn pods(&self) -> impl Iterator<Item = &[ContainerSeries]> {
+        self.containers
+            .chunk_by(|a, b| a.pod == b.pod && a.namespace == b.namespace)
     }
 }
 
@@ -417,6 +426,32 @@ mod tests {
         assert_eq!(r.incomplete_pods, 1);
         let pods: Vec<_> = s.containers().map(|c| &*c.pod).collect();
         assert_eq!(pods, ["q"]);
+    }
+
+    #[test]
+    fn series_are_grouped_by_pod_whatever_the_kubelet_order() {
+        let mut s = NodeSeries::default();
+        let p = point(100_000, 5.0, 1);
+        s.ingest(
+            &scrape(
+                point(1, 1.0, 1),
+                &[
+                    ("q", "b", p, 0),
+                    ("p", "b", p, 0),
+                    ("q", "a", p, 0),
+                    ("p", "a", p, 0),
+                ],
+            ),
+            WINDOW,
+        );
+        let groups: Vec<Vec<(&str, &str)>> = s
+            .pods()
+            .map(|g| g.iter().map(|c| (&*c.pod, &*c.name)).collect())
+            .collect();
+        assert_eq!(
+            groups,
+            [vec![("p", "a"), ("p", "b")], vec![("q", "a"), ("q", "b")]]
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::core_metrics::NodeSeries;
 use crate::sources::cluster::{ClusterCache, NodeInfo};
 use crate::sources::kubelet::resource::decode;
 use crate::sources::kubelet::{Connection, KubeletScraper, ScrapeError};
-use crate::store::Store;
+use crate::store::{Snapshot, Store};
 use crate::telemetry::{KindLabels, OutcomeLabels, ReasonLabels, Telemetry};
 
 /// A node's scrape state, owned by the collector between cycles.
@@ -75,6 +75,8 @@ pub struct Collector {
     clock: Clock,
     health: Arc<CollectionHealth>,
     slots: Mutex<HashMap<Arc<str>, NodeSlot>>,
+    /// The snapshot replaced by the latest cycle, freed by the next one.
+    retired: Mutex<Option<Arc<Snapshot>>>,
     cycle_lock: tokio::sync::Mutex<()>,
 }
 
@@ -98,6 +100,7 @@ impl Collector {
             clock,
             health,
             slots: Mutex::default(),
+            retired: Mutex::default(),
             cycle_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -198,19 +201,27 @@ impl Collector {
             }
             slots.insert(node.name.clone(), slot);
         }
-        let snapshot = {
-            let cluster = self.cluster.read();
-            self.telemetry
-                .cluster_objects
-                .get_or_create(&KindLabels { kind: "node" })
-                .set(cluster.nodes.len() as i64);
-            self.telemetry
-                .cluster_objects
-                .get_or_create(&KindLabels { kind: "pod" })
-                .set(cluster.pod_count() as i64);
-            slots.retain(|name, _| cluster.nodes.contains_key(name));
-            snapshot::build(cycle, &cluster, slots.iter().map(|(n, s)| (n, &s.series)))
-        };
+        // The join is CPU-heavy (every pod of the cluster): it runs on a blocking thread so the
+        // async workers keep answering API requests meanwhile.
+        let (cluster, telemetry) = (self.cluster.clone(), self.telemetry.clone());
+        let (slots, snapshot) = tokio::task::spawn_blocking(move || {
+            let state = cluster.read();
+            let set = |kind, n: usize| {
+                telemetry
+                    .cluster_objects
+                    .get_or_create(&KindLabels { kind })
+                    .set(n as i64)
+            };
+            set("node", state.nodes.len());
+            set("pod", state.pod_count());
+            slots.retain(|name, _| state.nodes.contains_key(name));
+            let snapshot =
+                snapshot::build(cycle, &state, slots.iter().map(|(n, s)| (n, &s.series)));
+            drop(state);
+            (slots, snapshot)
+        })
+        .await
+        .expect("snapshot build does not panic");
         *self.slots.lock().unwrap_or_else(|e| e.into_inner()) = slots;
         report.nodes_served = snapshot.nodes.len();
         report.pods_served = snapshot.pod_count();
@@ -222,7 +233,15 @@ impl Collector {
             .objects_served
             .get_or_create(&KindLabels { kind: "pod" })
             .set(report.pods_served as i64);
-        self.store.publish(snapshot);
+        // Readers may still hold the snapshot just replaced; it is kept one more cycle and then
+        // freed here, off the async workers, so no API request pays for freeing a whole cluster.
+        let replaced = self.store.publish(snapshot);
+        let retired = self
+            .retired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(replaced);
+        tokio::task::spawn_blocking(move || drop(retired));
         self.health.cycles.store(cycle, Ordering::Release);
         self.health.first_cycle_done.store(true, Ordering::Release);
         self.telemetry.cycles.inc();

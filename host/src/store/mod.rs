@@ -55,14 +55,38 @@ pub struct Snapshot {
     pub cycle: u64,
     /// Nodes by name.
     pub nodes: BTreeMap<Arc<str>, NodeMetrics>,
-    /// Pods by namespace, then name.
-    pub pods: BTreeMap<Arc<str>, BTreeMap<Arc<str>, PodMetrics>>,
+    /// Pods by namespace, each namespace's sorted by name (built in bulk, searched by binary
+    /// search: far cheaper per cycle than a tree of 150,000 entries).
+    pub pods: BTreeMap<Arc<str>, Vec<PodMetrics>>,
 }
 
 impl Snapshot {
     /// Number of pods.
     pub fn pod_count(&self) -> usize {
-        self.pods.values().map(BTreeMap::len).sum()
+        self.pods.values().map(Vec::len).sum()
+    }
+
+    /// The pods of `namespace`, sorted by name.
+    pub fn pods_in(&self, namespace: &str) -> &[PodMetrics] {
+        self.pods
+            .get(namespace)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// One pod.
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<&PodMetrics> {
+        let pods = self.pods_in(namespace);
+        pods.binary_search_by(|p| (*p.name).cmp(name))
+            .ok()
+            .map(|i| &pods[i])
+    }
+
+    /// Adds a namespace's pods, sorting them by name (the first of duplicate names wins).
+    pub fn set_namespace(&mut self, namespace: Arc<str>, mut pods: Vec<PodMetrics>) {
+        pods.sort_by(|a, b| a.name.cmp(&b.name));
+        pods.dedup_by(|a, b| a.name == b.name);
+        self.pods.insert(namespace, pods);
     }
 }
 
@@ -78,8 +102,8 @@ impl Store {
         self.current.load_full()
     }
 
-    /// Replaces the snapshot.
-    pub fn publish(&self, snapshot: Snapshot) {
-        self.current.store(Arc::new(snapshot));
+    /// Replaces the snapshot; returns the previous one.
+    pub fn publish(&self, snapshot: Snapshot) -> Arc<Snapshot> {
+        self.current.swap(Arc::new(snapshot))
     }
 }

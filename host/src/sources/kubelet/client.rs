@@ -16,6 +16,9 @@ use tokio_rustls::TlsConnector;
 use super::ScrapeError;
 use crate::config::{Scheme, TlsServerName};
 
+/// Read buffer of each kubelet connection.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
+
 /// A kept-alive connection to one kubelet.
 #[derive(Debug, Default)]
 pub struct Connection {
@@ -229,7 +232,11 @@ async fn handshake<S>(io: S) -> Result<SendRequest<Empty<Bytes>>, ScrapeError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+    // Thousands of connections stay open between cycles: a fixed 8 KiB read buffer keeps each
+    // idle one small (hyper's adaptive buffer would otherwise stay at the body's size).
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .read_buf_exact_size(Some(READ_BUFFER_BYTES))
+        .handshake(TokioIo::new(io))
         .await
         .map_err(|e| ScrapeError::Http(e.to_string()))?;
     tokio::spawn(async move {
