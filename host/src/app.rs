@@ -50,7 +50,7 @@ pub struct Gateway {
     pub telemetry: Telemetry,
     server: RunningServer,
     watch: ClusterWatch,
-    loop_task: Option<tokio::task::JoinHandle<()>>,
+    collection: Option<tokio::runtime::Runtime>,
 }
 
 impl Gateway {
@@ -86,14 +86,25 @@ impl Gateway {
         };
         let cert = ServingCert::from_config(&config.server)?;
         let server = serve(config.server.listen_addr, cert, router(state)).await?;
-        let loop_task = options.collect_on_interval.then(|| {
+        let collection = if options.collect_on_interval {
+            // Collection has its own runtime and threads: a cycle's burst of thousands of
+            // scrape tasks never queues ahead of API requests on the API's workers.
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(config.kubelet.collector_threads.get() as usize)
+                .thread_name("collector")
+                .enable_all()
+                .build()
+                .context("starting the collection runtime")?;
             let (collector, cluster) = (collector.clone(), cluster.clone());
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 // The first cycle waits for the cluster lists, so it scrapes every node.
                 cluster.wait_for(|_| cluster.synced()).await;
                 collector.run().await
-            })
-        });
+            });
+            Some(runtime)
+        } else {
+            None
+        };
         Ok(Gateway {
             local_addr: server.local_addr,
             store,
@@ -102,14 +113,14 @@ impl Gateway {
             telemetry,
             server,
             watch,
-            loop_task,
+            collection,
         })
     }
 
     /// Stops collecting and watching, and shuts the server down gracefully.
     pub async fn shutdown(self) {
-        if let Some(t) = &self.loop_task {
-            t.abort();
+        if let Some(runtime) = self.collection {
+            runtime.shutdown_background();
         }
         self.watch.abort();
         self.server.shutdown().await;

@@ -120,6 +120,9 @@ pub struct KubeletConfig {
     /// Scrapes in flight at once.
     #[serde(default = "default_concurrency")]
     pub concurrency: AtLeastOne,
+    /// Threads of the collection runtime, separate from the API's threads.
+    #[serde(default = "default_collector_threads")]
+    pub collector_threads: AtLeastOne,
     /// Each scrape starts after a random delay up to this many milliseconds, spreading load.
     #[serde(default = "default_jitter_ms")]
     pub jitter_ms: u32,
@@ -168,6 +171,9 @@ fn default_timeout() -> Spanned<AtLeastOne> {
 fn default_concurrency() -> AtLeastOne {
     AtLeastOne(NonZeroU32::new(256).expect("non-zero"))
 }
+fn default_collector_threads() -> AtLeastOne {
+    AtLeastOne(NonZeroU32::new(1).expect("non-zero"))
+}
 fn default_jitter_ms() -> u32 {
     500
 }
@@ -188,6 +194,7 @@ impl Default for KubeletConfig {
             interval_secs: default_interval(),
             timeout_secs: default_timeout(),
             concurrency: default_concurrency(),
+            collector_threads: default_collector_threads(),
             jitter_ms: default_jitter_ms(),
             address_types: default_address_types(),
             port: None,
