@@ -15,13 +15,11 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use super::auth::Subject;
-use crate::pki::CertPair;
+use crate::pki::{AcceptAnyServerCert, CertPair};
 
 /// One registered `APIService` (group/version served by a backend).
 pub(crate) struct ApiService {
@@ -41,55 +39,6 @@ pub(crate) struct ApiService {
 pub(crate) struct Aggregator {
     services: RwLock<BTreeMap<(String, String), Arc<ApiService>>>,
     front_proxy_client: CertPair,
-}
-
-/// A `ServerCertVerifier` that accepts any certificate: `insecureSkipTLSVerify: true`.
-#[derive(Debug)]
-struct SkipVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for SkipVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// Orders Kubernetes versions the way discovery does: GA before beta before alpha, higher
@@ -159,7 +108,7 @@ impl Aggregator {
             }
             None => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(SkipVerify(provider))),
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert(provider))),
         };
         let tls = builder.with_client_auth_cert(
             self.front_proxy_client.cert_der(),
