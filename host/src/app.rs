@@ -50,7 +50,19 @@ pub struct Gateway {
     pub telemetry: Telemetry,
     server: RunningServer,
     watch: ClusterWatch,
-    collection: Option<tokio::runtime::Runtime>,
+    collection: Option<CollectionRuntime>,
+}
+
+/// The collection runtime; stopped without blocking when dropped (also from async code).
+#[derive(Debug)]
+struct CollectionRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for CollectionRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Gateway {
@@ -101,7 +113,7 @@ impl Gateway {
                 cluster.wait_for(|_| cluster.synced()).await;
                 collector.run().await
             });
-            Some(runtime)
+            Some(CollectionRuntime(Some(runtime)))
         } else {
             None
         };
@@ -119,9 +131,7 @@ impl Gateway {
 
     /// Stops collecting and watching, and shuts the server down gracefully.
     pub async fn shutdown(self) {
-        if let Some(runtime) = self.collection {
-            runtime.shutdown_background();
-        }
+        drop(self.collection);
         self.watch.abort();
         self.server.shutdown().await;
     }
