@@ -60,6 +60,8 @@ pub struct RigOptions {
     pub tls_server_name: TlsServerName,
     /// `kubelet.insecure_skip_tls_verify`.
     pub insecure_skip_tls_verify: bool,
+    /// `kubelet.keep_alive`.
+    pub keep_alive: bool,
 }
 
 impl Default for RigOptions {
@@ -73,6 +75,7 @@ impl Default for RigOptions {
             collect_on_interval: false,
             tls_server_name: TlsServerName::NodeName,
             insecure_skip_tls_verify: false,
+            keep_alive: true,
         }
     }
 }
@@ -235,7 +238,7 @@ fn write_gateway_files(
             "[server]\nlisten_addr = \"127.0.0.1:0\"\nself_signed = true\n\n\
              [kubernetes]\nkubeconfig = {kubeconfig:?}\n\n\
              [kubelet]\ninterval_secs = {}\ntimeout_secs = {}\njitter_ms = {}\nca_file = {ca:?}\n\
-             token_file = {token:?}\ntls_server_name = \"{}\"\ninsecure_skip_tls_verify = {}\n",
+             token_file = {token:?}\ntls_server_name = \"{}\"\ninsecure_skip_tls_verify = {}\nkeep_alive = {}\n",
             options.interval_secs,
             options.timeout_secs,
             options.jitter_ms,
@@ -244,6 +247,7 @@ fn write_gateway_files(
                 TlsServerName::Address => "address",
             },
             options.insecure_skip_tls_verify,
+            options.keep_alive,
         ),
     )?;
     Ok(config)

@@ -41,6 +41,9 @@ impl CertPair {
             .with_single_cert(self.cert_der(), self.key_der())
             .context("building server TLS config")?;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // Stateless session tickets, as Go servers (kubelets, kube-apiserver) issue them.
+        cfg.ticketer =
+            rustls::crypto::ring::Ticketer::new().context("creating a session ticketer")?;
         Ok(Arc::new(cfg))
     }
 }

@@ -55,3 +55,20 @@ async fn insecure_mode_skips_verification() {
     assert_eq!((r.scraped, r.failed.len()), (2, 0), "{r:?}");
     rig.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scraping_works_without_keep_alive() {
+    let (rig, clock) = common::rig_with(spec(), |o| o.keep_alive = false).await;
+    rig.gateway.collector.run_cycle().await;
+    clock.advance(std::time::Duration::from_secs(10));
+    let r = rig.gateway.collector.run_cycle().await;
+    assert_eq!(
+        (r.scraped, r.nodes_served, r.pods_served),
+        (2, 2, 2),
+        "{r:?}"
+    );
+    for node in ["node-00000", "node-00001"] {
+        assert_eq!(rig.kubelets.scrape_count(node), 2);
+    }
+    rig.shutdown().await;
+}

@@ -60,6 +60,9 @@ struct Args {
     /// The gateway's `kubelet.concurrency` (unset: the gateway's default).
     #[arg(long)]
     concurrency: Option<u32>,
+    /// The gateway's `kubelet.keep_alive` (unset: the gateway's default).
+    #[arg(long)]
+    keep_alive: Option<bool>,
     /// Cycles after everything is served before the measurement window opens.
     #[arg(long, default_value_t = 2)]
     warmup_cycles: u64,
@@ -667,6 +670,9 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     );
     if let Some(c) = args.concurrency {
         writeln!(config, "concurrency = {c}")?;
+    }
+    if let Some(k) = args.keep_alive {
+        writeln!(config, "keep_alive = {k}")?;
     }
     std::fs::write(&gateway_toml, config)?;
     let mut gw_cmd = Command::new(&args.gateway_bin);

@@ -45,7 +45,11 @@ pub struct KubeletClient {
     server_name: TlsServerName,
     insecure: bool,
     max_body: usize,
+    keep_alive: bool,
 }
+
+/// TLS sessions remembered for resumption: enough for the largest clusters.
+const TLS_SESSION_CACHE: usize = 16_384;
 
 impl std::fmt::Debug for KubeletClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -64,6 +68,7 @@ impl KubeletClient {
         server_name: TlsServerName,
         insecure: bool,
         max_body: usize,
+        keep_alive: bool,
     ) -> KubeletClient {
         let tls = (scheme == Scheme::Https).then(|| {
             let builder = rustls::ClientConfig::builder();
@@ -76,6 +81,8 @@ impl KubeletClient {
                 builder.with_root_certificates(roots).with_no_client_auth()
             };
             config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            // Without kept-alive connections every scrape handshakes: resume sessions.
+            config.resumption = rustls::client::Resumption::in_memory_sessions(TLS_SESSION_CACHE);
             TlsConnector::from(Arc::new(config))
         });
         KubeletClient {
@@ -83,6 +90,7 @@ impl KubeletClient {
             server_name,
             insecure,
             max_body,
+            keep_alive,
         }
     }
 
@@ -146,7 +154,9 @@ impl KubeletClient {
                 }
             })?
             .to_bytes();
-        conn.sender = Some(sender);
+        if self.keep_alive {
+            conn.sender = Some(sender);
+        }
         if !status.is_success() {
             let snippet = String::from_utf8_lossy(&body[..body.len().min(200)])
                 .trim()

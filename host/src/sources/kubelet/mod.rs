@@ -110,6 +110,7 @@ impl KubeletScraper {
                 cfg.tls_server_name,
                 cfg.insecure_skip_tls_verify,
                 cfg.max_response_bytes,
+                cfg.keep_alive,
             ),
             address_types: cfg.address_types.clone(),
             port: cfg.port,
