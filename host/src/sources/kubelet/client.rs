@@ -127,20 +127,13 @@ impl KubeletClient {
         };
         // A kept-alive connection the kubelet has closed fails before any response: the GET is
         // retried once on a fresh connection, as HTTP clients do.
-        let (sender, resp) = match conn.sender.take().filter(|s| !s.is_closed()) {
-            Some(mut reused) => match send(&mut reused, request()?).await {
-                Ok(resp) => (reused, resp),
-                Err(_) => {
-                    let mut fresh = self.connect(target).await?;
-                    let resp = send(&mut fresh, request()?).await?;
-                    (fresh, resp)
-                }
+        let reused = conn.sender.take().filter(|s| !s.is_closed());
+        let (sender, resp) = match reused {
+            Some(mut sender) => match send(&mut sender, request()?).await {
+                Ok(resp) => (sender, resp),
+                Err(_) => self.send_fresh(target, request()?).await?,
             },
-            None => {
-                let mut fresh = self.connect(target).await?;
-                let resp = send(&mut fresh, request()?).await?;
-                (fresh, resp)
-            }
+            None => self.send_fresh(target, request()?).await?,
         };
         let status = resp.status();
         let body = Limited::new(resp.into_body(), self.max_body)
@@ -167,6 +160,23 @@ impl KubeletClient {
             });
         }
         Ok(body)
+    }
+
+    /// Sends `req` on a new connection.
+    async fn send_fresh(
+        &self,
+        target: &Target<'_>,
+        req: http::Request<Empty<Bytes>>,
+    ) -> Result<
+        (
+            SendRequest<Empty<Bytes>>,
+            http::Response<hyper::body::Incoming>,
+        ),
+        ScrapeError,
+    > {
+        let mut sender = self.connect(target).await?;
+        let resp = send(&mut sender, req).await?;
+        Ok((sender, resp))
     }
 
     async fn connect(&self, target: &Target<'_>) -> Result<SendRequest<Empty<Bytes>>, ScrapeError> {
