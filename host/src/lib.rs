@@ -10,6 +10,8 @@ pub mod config;
 pub mod core_metrics;
 pub mod demo;
 pub mod pipeline;
+pub mod plugins;
+pub mod samples;
 pub mod sources;
 pub mod store;
 pub mod telemetry;

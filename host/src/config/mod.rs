@@ -44,13 +44,17 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses and validates config text; `path` is only used in error messages.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let config: Config = toml::from_str(text).map_err(|e| {
+    let mut config: Config = toml::from_str(text).map_err(|e| {
         let offset = e.span().map(|s| s.start).unwrap_or(0);
         invalid(path, text, offset, e.message().to_string())
     })?;
     config
         .validate()
         .map_err(|(span, message)| invalid(path, text, span.start, message))?;
+    config.base_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     Ok(config)
 }
 

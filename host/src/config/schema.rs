@@ -24,6 +24,16 @@ pub struct Config {
     /// How core metrics are computed and served.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// The plugin runtime.
+    #[serde(default)]
+    pub plugin_runtime: PluginRuntimeConfig,
+    /// Plugins, run every cycle in this order (a plugin reads the derived series of those
+    /// before it).
+    #[serde(default)]
+    pub plugins: Vec<PluginConfig>,
+    /// The directory relative paths are resolved against (the config file's).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
 }
 
 /// `[server]`.
@@ -226,12 +236,67 @@ pub struct MetricsConfig {
     pub max_sample_age_secs: Option<AtLeastOne>,
 }
 
+/// `[plugin_runtime]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginRuntimeConfig {
+    /// Directory of compiled plugin artifacts (default: `metrics-gateway/plugins` in the user's
+    /// cache directory, else in the system temporary directory).
+    pub cache_dir: Option<PathBuf>,
+    /// Plugin calls running at once (default: the number of CPUs).
+    pub concurrency: Option<AtLeastOne>,
+}
+
+/// One `[[plugins]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Unique name, used in logs, metrics and errors.
+    pub name: Spanned<String>,
+    /// The component file (`.wasm`), relative to the config file's directory.
+    pub file: Spanned<PathBuf>,
+    /// Expected sha256 of the file, hex; the plugin is refused when it differs.
+    pub sha256: Option<Spanned<String>>,
+    /// Deadline of one call into the plugin, ms.
+    #[serde(default = "default_plugin_timeout_ms")]
+    pub timeout_ms: AtLeastOne,
+    /// Memory limit of one instance, MiB.
+    #[serde(default = "default_plugin_memory_mib")]
+    pub memory_mib: AtLeastOne,
+    /// Most values (custom + external + derived samples) accepted from one call.
+    #[serde(default = "default_plugin_max_output")]
+    pub max_output: AtLeastOne,
+    /// The plugin's own configuration, passed to it as JSON.
+    #[serde(default)]
+    pub config: toml::Table,
+}
+
+fn default_plugin_timeout_ms() -> AtLeastOne {
+    AtLeastOne::new(1000)
+}
+
+fn default_plugin_memory_mib() -> AtLeastOne {
+    AtLeastOne::new(256)
+}
+
+fn default_plugin_max_output() -> AtLeastOne {
+    AtLeastOne::new(1_000_000)
+}
+
 /// A positive whole number (rejected at its position in the file when 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "i64")]
 pub struct AtLeastOne(NonZeroU32);
 
 impl AtLeastOne {
+    /// `n`, which must not be 0.
+    pub const fn new(n: u32) -> AtLeastOne {
+        match NonZeroU32::new(n) {
+            Some(n) => AtLeastOne(n),
+            None => panic!("AtLeastOne::new(0)"),
+        }
+    }
+
     /// The value.
     pub fn get(self) -> u32 {
         self.0.get()
@@ -288,7 +353,38 @@ impl Config {
             }
             (None, None) => {}
         }
+        let mut names = std::collections::HashSet::new();
+        for p in &self.plugins {
+            let name = p.name.get_ref();
+            let valid = !name.is_empty()
+                && name.len() <= 63
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            if !valid {
+                return Err((
+                    p.name.span(),
+                    format!(
+                        "plugin name {name:?} must be 1-63 characters of a-z, 0-9, '-' and '_'"
+                    ),
+                ));
+            }
+            if !names.insert(name.as_str()) {
+                return Err((p.name.span(), format!("plugin name {name:?} is used twice")));
+            }
+            if let Some(sha) = &p.sha256 {
+                let s = sha.get_ref();
+                if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err((sha.span(), "sha256 must be 64 hexadecimal digits".into()));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// `path` resolved against the config file's directory.
+    pub fn resolve(&self, path: &std::path::Path) -> PathBuf {
+        self.base_dir.join(path)
     }
 
     /// Seconds after which a sample is too old to serve.

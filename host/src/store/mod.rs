@@ -1,6 +1,8 @@
 //! The served state: one immutable [`Snapshot`] per collection cycle, swapped atomically, so API
 //! reads never block the cycle and never see half of one.
 
+pub mod custom;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -58,6 +60,8 @@ pub struct Snapshot {
     /// Pods by namespace, each namespace's sorted by name (built in bulk, searched by binary
     /// search: far cheaper per cycle than a tree of 150,000 entries).
     pub pods: BTreeMap<Arc<str>, Vec<PodMetrics>>,
+    /// Custom and external metrics published by plugins.
+    pub plugin_metrics: custom::PluginMetrics,
 }
 
 impl Snapshot {

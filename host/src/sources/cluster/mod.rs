@@ -17,7 +17,9 @@ use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
-pub use projection::{Interners, LabelSet, NodeInfo, PodInfo, PodPhase};
+pub use projection::{
+    DeploymentInfo, Interners, LabelSet, NamespaceInfo, NodeInfo, PodInfo, PodPhase,
+};
 
 use crate::config::KubernetesConfig;
 use crate::telemetry::{KindLabels, Telemetry};
@@ -73,6 +75,10 @@ pub struct ClusterState {
     pub nodes: HashMap<Arc<str>, Arc<NodeInfo>>,
     /// Pods by namespace and name.
     pub pods: PodMap,
+    /// Namespaces by name.
+    pub namespaces: HashMap<Arc<str>, Arc<NamespaceInfo>>,
+    /// Deployments by namespace and name.
+    pub deployments: HashMap<Arc<str>, HashMap<Arc<str>, Arc<DeploymentInfo>>>,
 }
 
 impl ClusterState {

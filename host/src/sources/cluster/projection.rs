@@ -70,6 +70,26 @@ pub struct PodInfo {
     pub start_time_ms: Option<i64>,
 }
 
+/// What the gateway knows about a namespace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamespaceInfo {
+    /// Name.
+    pub name: Arc<str>,
+    /// Labels.
+    pub labels: Arc<LabelSet>,
+}
+
+/// What the gateway knows about a Deployment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentInfo {
+    /// Namespace.
+    pub namespace: Arc<str>,
+    /// Name.
+    pub name: Arc<str>,
+    /// Labels.
+    pub labels: Arc<LabelSet>,
+}
+
 /// Deduplicates immutable values: equal values share one `Arc`.
 #[derive(Debug)]
 pub struct Interner<T: ?Sized> {

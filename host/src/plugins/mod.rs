@@ -1,0 +1,1 @@
+//! WebAssembly plugins: the wasmtime runtime, component loading and caching, limits.

@@ -1,0 +1,295 @@
+//! Samples that sources produce for plugins: series with ids stable for their lifetime, grouped by
+//! source and metric name, held as columns so a plugin's input is built by concatenation.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Where samples come from (the WIT `source` enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    /// Kubelet `/metrics/resource`.
+    KubeletResource,
+    /// Kubelet `/stats/summary`.
+    KubeletSummary,
+    /// Kubelet `/metrics/cadvisor`.
+    KubeletCadvisor,
+    /// Cluster state, kube-state-metrics names.
+    Cluster,
+    /// PromQL instant queries.
+    Prometheus,
+    /// Plugins' derived series.
+    Derived,
+}
+
+impl Source {
+    /// Every source, in declaration order.
+    pub const ALL: [Source; 6] = [
+        Source::KubeletResource,
+        Source::KubeletSummary,
+        Source::KubeletCadvisor,
+        Source::Cluster,
+        Source::Prometheus,
+        Source::Derived,
+    ];
+
+    /// Its name in config files, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::KubeletResource => "kubelet-resource",
+            Source::KubeletSummary => "kubelet-summary",
+            Source::KubeletCadvisor => "kubelet-cadvisor",
+            Source::Cluster => "cluster",
+            Source::Prometheus => "prometheus",
+            Source::Derived => "derived",
+        }
+    }
+
+    /// Index into arrays indexed by source.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One label.
+pub type Label = (Arc<str>, Arc<str>);
+
+/// A series: a metric name and its labels (sorted by name), under a process-unique id.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Series {
+    /// Id, unique in the process for the series' lifetime (never reused).
+    pub id: u64,
+    /// Metric name.
+    pub name: Arc<str>,
+    /// Labels, sorted by name.
+    pub labels: Box<[Label]>,
+}
+
+static NEXT_SERIES_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Series {
+    /// A new series with a fresh id; `labels` are sorted here.
+    pub fn new(name: Arc<str>, mut labels: Vec<Label>) -> Arc<Series> {
+        labels.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Arc::new(Series {
+            id: NEXT_SERIES_ID.fetch_add(1, Ordering::Relaxed),
+            name,
+            labels: labels.into_boxed_slice(),
+        })
+    }
+
+    /// The value of label `name`.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .binary_search_by(|(k, _)| (**k).cmp(name))
+            .ok()
+            .map(|i| &*self.labels[i].1)
+    }
+}
+
+/// The samples of one metric name, as columns (one row per sample).
+#[derive(Debug, Default, Clone)]
+pub struct Family {
+    /// Series of each row.
+    pub series: Vec<Arc<Series>>,
+    /// Timestamps, ms since the epoch.
+    pub timestamps_ms: Vec<i64>,
+    /// Values.
+    pub values: Vec<f64>,
+}
+
+impl Family {
+    /// Appends one sample.
+    pub fn push(&mut self, series: Arc<Series>, timestamp_ms: i64, value: f64) {
+        self.series.push(series);
+        self.timestamps_ms.push(timestamp_ms);
+        self.values.push(value);
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// No samples.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+/// Samples of one producer (a node's scrape, the cluster state, a query), by metric name.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    /// Families by metric name.
+    pub families: HashMap<Arc<str>, Family>,
+}
+
+impl Batch {
+    /// Appends one sample of `series`.
+    pub fn push(&mut self, series: Arc<Series>, timestamp_ms: i64, value: f64) {
+        match self.families.get_mut(&series.name) {
+            Some(f) => f.push(series, timestamp_ms, value),
+            None => {
+                let mut f = Family::default();
+                let name = series.name.clone();
+                f.push(series, timestamp_ms, value);
+                self.families.insert(name, f);
+            }
+        }
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.families.values().map(Family::len).sum()
+    }
+
+    /// No samples.
+    pub fn is_empty(&self) -> bool {
+        self.families.values().all(Family::is_empty)
+    }
+}
+
+/// Interns the series of one producer (a node's scrape, the cluster state) across cycles, so a
+/// series keeps its id while it exists and a plugin is sent its labels only once.
+#[derive(Debug, Default)]
+pub struct SeriesCache {
+    map: HashMap<Box<str>, (Arc<Series>, u64)>,
+    scratch: String,
+    generation: u64,
+}
+
+impl SeriesCache {
+    /// The series `name{labels}`: the cached one when it exists, a new one otherwise. `labels` are
+    /// sorted in place.
+    pub fn series(&mut self, name: &str, labels: &mut [(&str, &str)]) -> Arc<Series> {
+        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        self.scratch.clear();
+        self.scratch.push_str(name);
+        for (k, v) in labels.iter() {
+            self.scratch.push('\0');
+            self.scratch.push_str(k);
+            self.scratch.push('\x01');
+            self.scratch.push_str(v);
+        }
+        let generation = self.generation;
+        if let Some((series, seen)) = self.map.get_mut(self.scratch.as_str()) {
+            *seen = generation;
+            return series.clone();
+        }
+        let series = Series::new(
+            name.into(),
+            labels.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+        );
+        self.map
+            .insert(self.scratch.as_str().into(), (series.clone(), generation));
+        series
+    }
+
+    /// Ends a cycle: forgets the series not asked for since the previous `sweep`.
+    pub fn sweep(&mut self) {
+        let generation = self.generation;
+        self.map.retain(|_, (_, seen)| *seen == generation);
+        self.generation += 1;
+    }
+
+    /// Number of series held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// No series held.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// Everything one cycle offers plugins: per source, the batches of every producer.
+#[derive(Debug, Default, Clone)]
+pub struct CycleSamples {
+    /// Batches per source, indexed by [`Source::index`].
+    pub sources: [Vec<Arc<Batch>>; 6],
+}
+
+impl CycleSamples {
+    /// Adds a producer's batch.
+    pub fn add(&mut self, source: Source, batch: Arc<Batch>) {
+        self.sources[source.index()].push(batch);
+    }
+
+    /// The families of `source` whose metric name matches `pattern` (exact, or a prefix ending
+    /// in `*`), across every producer.
+    pub fn matching<'a>(
+        &'a self,
+        source: Source,
+        pattern: &'a str,
+    ) -> impl Iterator<Item = &'a Family> + 'a {
+        let prefix = pattern.strip_suffix('*');
+        self.sources[source.index()]
+            .iter()
+            .flat_map(move |batch| -> Box<dyn Iterator<Item = &'a Family> + 'a> {
+                match prefix {
+                    Some(p) => Box::new(
+                        batch
+                            .families
+                            .iter()
+                            .filter(move |(name, _)| name.starts_with(p))
+                            .map(|(_, f)| f),
+                    ),
+                    None => Box::new(batch.families.get(pattern).into_iter()),
+                }
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(name: &str, labels: &[(&str, &str)]) -> Arc<Series> {
+        Series::new(
+            name.into(),
+            labels.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+        )
+    }
+
+    #[test]
+    fn labels_are_sorted_and_found() {
+        let s = series("m", &[("pod", "p"), ("namespace", "n"), ("container", "c")]);
+        let names: Vec<&str> = s.labels.iter().map(|(k, _)| &**k).collect();
+        assert_eq!(names, ["container", "namespace", "pod"]);
+        assert_eq!(s.label("namespace"), Some("n"));
+        assert_eq!(s.label("node"), None);
+        assert_ne!(s.id, series("m", &[]).id);
+    }
+
+    #[test]
+    fn matching_is_exact_or_prefix_across_batches() {
+        let mut a = Batch::default();
+        a.push(series("x_total", &[]), 1, 1.0);
+        a.push(series("x_bytes", &[]), 1, 2.0);
+        let mut b = Batch::default();
+        b.push(series("x_total", &[]), 2, 3.0);
+        let mut cycle = CycleSamples::default();
+        cycle.add(Source::KubeletSummary, Arc::new(a));
+        cycle.add(Source::KubeletSummary, Arc::new(b));
+        let exact: Vec<f64> = cycle
+            .matching(Source::KubeletSummary, "x_total")
+            .flat_map(|f| f.values.clone())
+            .collect();
+        assert_eq!(exact, [1.0, 3.0]);
+        assert_eq!(cycle.matching(Source::KubeletSummary, "x_*").count(), 3);
+        assert_eq!(cycle.matching(Source::Cluster, "x_*").count(), 0);
+    }
+    #[test]
+    fn cache_keeps_ids_while_seen_and_forgets_the_rest() {
+        let mut cache = SeriesCache::default();
+        let a = cache.series("m", &mut [("pod", "p"), ("namespace", "n")]);
+        let b = cache.series("m", &mut [("namespace", "n"), ("pod", "q")]);
+        cache.sweep();
+        assert_eq!(cache.series("m", &mut [("namespace", "n"), ("pod", "p")]).id, a.id);
+        cache.sweep();
+        assert_eq!(cache.len(), 1);
+        assert_ne!(cache.series("m", &mut [("namespace", "n"), ("pod", "q")]).id, b.id);
+        assert_eq!(a.label("pod"), Some("p"));
+    }
+}
