@@ -78,6 +78,7 @@ fn project(state: &sim::ClusterState) -> ClusterState {
             )],
             kubelet_port: node.kubelet_port,
             ready: node.ready,
+            conditions: Default::default(),
         };
         out.nodes.insert(name, Arc::new(info));
     }
@@ -97,6 +98,8 @@ fn project(state: &sim::ClusterState) -> ClusterState {
             ready: pod.ready,
             containers: interners.containers.intern(containers.as_slice()),
             start_time_ms: Some(pod.start_ms),
+            uid: Arc::from(pod.uid.as_str()),
+            status: Default::default(),
         };
         out.pods
             .entry(namespace)

@@ -11,6 +11,7 @@ use crate::api::{ApiState, router};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::pipeline::Collector;
+use crate::plugins::{PluginRuntime, PluginSet};
 use crate::sources::cluster::{ClusterCache, ClusterWatch, kube_config};
 use crate::sources::kubelet::KubeletScraper;
 use crate::store::Store;
@@ -48,6 +49,9 @@ pub struct Gateway {
     pub cluster: Arc<ClusterCache>,
     /// Self-metrics.
     pub telemetry: Telemetry,
+    /// Plugins not running after loading, with the reason (those that failed only in
+    /// `configure` are retried every cycle).
+    pub plugin_errors: Vec<(String, String)>,
     server: RunningServer,
     watch: ClusterWatch,
     collection: Option<CollectionRuntime>,
@@ -84,6 +88,21 @@ impl Gateway {
             telemetry.clone(),
             options.clock.clone(),
         ));
+        let plugin_errors = if config.plugins.is_empty() {
+            Vec::new()
+        } else {
+            let runtime = PluginRuntime::new(&config.plugin_runtime, &telemetry)
+                .context("starting the plugin runtime")?;
+            let config = config.clone();
+            // Compiling components is CPU-bound: off the async workers.
+            let set = tokio::task::spawn_blocking(move || PluginSet::load(&runtime, &config))
+                .await
+                .context("loading plugins")?;
+            let errors = set.errors();
+            tracing::info!(plugins = set.len(), failed = errors.len(), "plugins loaded");
+            collector.set_plugins(set);
+            errors
+        };
         let watch = ClusterWatch::start(client, cluster.clone(), telemetry.clone());
         let interval_ms = i64::from(config.kubelet.interval_secs.get()) * 1000;
         let state = ApiState {
@@ -123,6 +142,7 @@ impl Gateway {
             collector,
             cluster,
             telemetry,
+            plugin_errors,
             server,
             watch,
             collection,

@@ -34,6 +34,100 @@ pub struct DemoArgs {
     /// Port of the simulated kubelets.
     #[arg(long, default_value_t = 10250)]
     pub kubelet_port: u16,
+    /// Directory of the shipped plugins' components (`scripts/build-plugins.sh` writes them);
+    /// the demo loads every one of them it finds.
+    #[arg(long, default_value = "target/plugins")]
+    pub plugins_dir: PathBuf,
+}
+
+/// A plugin the rig's gateway loads.
+#[derive(Debug, Clone)]
+pub struct RigPlugin {
+    /// `name`.
+    pub name: String,
+    /// The component.
+    pub file: PathBuf,
+    /// `timeout_ms`, when not the default.
+    pub timeout_ms: Option<u32>,
+    /// `memory_mib`, when not the default.
+    pub memory_mib: Option<u32>,
+    /// The plugin's own `config` table.
+    pub config: toml::Table,
+}
+
+impl RigPlugin {
+    /// Plugin `name` from `file` with `config` (TOML text of its `config` table).
+    pub fn new(name: &str, file: impl Into<PathBuf>, config: &str) -> RigPlugin {
+        RigPlugin {
+            name: name.to_owned(),
+            file: file.into(),
+            timeout_ms: None,
+            memory_mib: None,
+            config: toml::from_str(config).expect("a valid TOML table"),
+        }
+    }
+
+    /// The `[[plugins]]` entry.
+    fn to_toml(&self) -> toml::Table {
+        let mut t = toml::Table::new();
+        t.insert("name".into(), self.name.clone().into());
+        t.insert(
+            "file".into(),
+            self.file.to_string_lossy().into_owned().into(),
+        );
+        if let Some(ms) = self.timeout_ms {
+            t.insert("timeout_ms".into(), i64::from(ms).into());
+        }
+        if let Some(mib) = self.memory_mib {
+            t.insert("memory_mib".into(), i64::from(mib).into());
+        }
+        t.insert("config".into(), self.config.clone().into());
+        t
+    }
+}
+
+/// The shipped plugins as the demo configures them, for those whose component is in `dir`.
+pub fn demo_plugins(dir: &Path) -> Vec<RigPlugin> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+    let configs = [
+        (
+            "rate",
+            r#"
+[[rules]]
+source = "kubelet-resource"
+series = "container_cpu_usage_seconds_total"
+metric = "container_cpu_usage_cores"
+target = "derived"
+[[rules]]
+source = "kubelet-resource"
+series = "node_cpu_usage_seconds_total"
+metric = "node_cpu_usage_cores"
+target = "nodes"
+"#,
+        ),
+        (
+            "ewma",
+            r#"
+half_life_secs = 60
+[[rules]]
+source = "derived"
+series = "container_cpu_usage_cores"
+metric = "cpu_usage_cores_smoothed"
+target = "pods"
+"#,
+        ),
+        ("pod-network", ""),
+        ("restarts", ""),
+        (
+            "pending-pods",
+            "cluster_metric = \"pending_pods_cluster\"\n",
+        ),
+    ];
+    configs
+        .into_iter()
+        .map(|(name, config)| RigPlugin::new(name, dir.join(format!("{name}.wasm")), config))
+        .filter(|p| p.file.exists())
+        .collect()
 }
 
 /// The token of the demo's kubectl user.
@@ -62,6 +156,8 @@ pub struct RigOptions {
     pub insecure_skip_tls_verify: bool,
     /// `kubelet.keep_alive`.
     pub keep_alive: bool,
+    /// Plugins, in order.
+    pub plugins: Vec<RigPlugin>,
 }
 
 impl Default for RigOptions {
@@ -76,6 +172,7 @@ impl Default for RigOptions {
             tls_server_name: TlsServerName::NodeName,
             insecure_skip_tls_verify: false,
             keep_alive: true,
+            plugins: Vec::new(),
         }
     }
 }
@@ -146,6 +243,31 @@ impl Rig {
         let gateway = Gateway::start(config, start).await?;
         let backend = format!("https://{}", gateway.local_addr);
         apiserver.register_api_service("metrics.k8s.io", "v1beta1", 100, 100, &backend, None);
+        // As the shipped APIServices: custom v1beta2 preferred over v1beta1.
+        apiserver.register_api_service(
+            "custom.metrics.k8s.io",
+            "v1beta1",
+            100,
+            100,
+            &backend,
+            None,
+        );
+        apiserver.register_api_service(
+            "custom.metrics.k8s.io",
+            "v1beta2",
+            100,
+            200,
+            &backend,
+            None,
+        );
+        apiserver.register_api_service(
+            "external.metrics.k8s.io",
+            "v1beta1",
+            100,
+            100,
+            &backend,
+            None,
+        );
         let cache = gateway.cluster.clone();
         tokio::time::timeout(Duration::from_secs(60), cache.wait_for(|_| cache.synced()))
             .await
@@ -189,8 +311,14 @@ pub async fn run(
         namespaces: 4,
         ..ClusterSpec::default()
     };
+    let plugins = demo_plugins(&args.plugins_dir);
+    if plugins.is_empty() {
+        tracing::warn!(dir = %args.plugins_dir.display(), "no plugin components found: serving metrics.k8s.io only (run scripts/build-plugins.sh)");
+    }
+    let plugin_count = plugins.len();
     let rig = Rig::start(RigOptions {
         spec,
+        plugins,
         interval_secs: args.interval_secs,
         timeout_secs: args.interval_secs.min(10),
         jitter_ms: 200,
@@ -199,13 +327,17 @@ pub async fn run(
     })
     .await?;
     rig.write_user_kubeconfig(&args.kubeconfig_out)?;
-    wait_until_serving(&rig.gateway).await;
+    // Rates need two samples: with plugins, wait for the second cycle.
+    wait_until_serving(&rig.gateway, if plugin_count > 0 { 2 } else { 1 }).await;
     let kc = args.kubeconfig_out.display();
     let pods = rig.cluster.read().pods.len();
     println!(
         "metrics-gateway demo ready: {} nodes, {pods} pods, gateway on https://{} behind the API server at {}\n\
          Try:\n  kubectl --kubeconfig {kc} top nodes\n  kubectl --kubeconfig {kc} top pods -A\n  \
          kubectl --kubeconfig {kc} get --raw /apis/metrics.k8s.io/v1beta1/namespaces/default/pods\n  \
+         kubectl --kubeconfig {kc} get --raw /apis/custom.metrics.k8s.io/v1beta2\n  \
+         kubectl --kubeconfig {kc} get --raw '/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/pods/*/network_receive_bytes_per_second'\n  \
+         kubectl --kubeconfig {kc} get --raw /apis/external.metrics.k8s.io/v1beta1/namespaces/default/pending_pods\n  \
          curl -k https://{}/metrics\nPress Ctrl-C to stop.",
         args.nodes,
         rig.gateway.local_addr,
@@ -232,13 +364,20 @@ fn write_gateway_files(
     let token = dir.join("kubelet-token");
     std::fs::write(&token, KUBELET_TOKEN)?;
     let config = dir.join("gateway.toml");
+    let mut plugins = toml::Table::new();
+    if !options.plugins.is_empty() {
+        plugins.insert(
+            "plugins".into(),
+            toml::Value::Array(options.plugins.iter().map(|p| p.to_toml().into()).collect()),
+        );
+    }
     std::fs::write(
         &config,
         format!(
             "[server]\nlisten_addr = \"127.0.0.1:0\"\nself_signed = true\n\n\
              [kubernetes]\nkubeconfig = {kubeconfig:?}\n\n\
              [kubelet]\ninterval_secs = {}\ntimeout_secs = {}\njitter_ms = {}\nca_file = {ca:?}\n\
-             token_file = {token:?}\ntls_server_name = \"{}\"\ninsecure_skip_tls_verify = {}\nkeep_alive = {}\n",
+             token_file = {token:?}\ntls_server_name = \"{}\"\ninsecure_skip_tls_verify = {}\nkeep_alive = {}\n\n{}",
             options.interval_secs,
             options.timeout_secs,
             options.jitter_ms,
@@ -248,17 +387,18 @@ fn write_gateway_files(
             },
             options.insecure_skip_tls_verify,
             options.keep_alive,
+            toml::to_string(&plugins)?,
         ),
     )?;
     Ok(config)
 }
 
-async fn wait_until_serving(gateway: &Gateway) {
+async fn wait_until_serving(gateway: &Gateway, cycles: u64) {
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         tick.tick().await;
         let snap = gateway.store.load();
-        if !snap.nodes.is_empty() && snap.pod_count() > 0 {
+        if !snap.nodes.is_empty() && snap.pod_count() > 0 && snap.cycle >= cycles {
             return;
         }
     }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod core_metrics;
 pub mod demo;
 pub mod pipeline;
+pub mod plugin_dev;
 pub mod plugins;
 pub mod samples;
 pub mod sources;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use metrics_gateway::app::{Gateway, StartOptions};
 use metrics_gateway::config;
+use metrics_gateway::plugins::{PluginRuntime, PluginSet};
 
 /// mimalloc: at 5,000 nodes glibc's arenas kept ~40 % of the resident set as fragmentation.
 #[global_allocator]
@@ -39,6 +40,49 @@ enum Command {
     },
     /// Run a simulated cluster (kubelets + API server + aggregator) with the gateway behind it.
     Demo(metrics_gateway::demo::DemoArgs),
+    /// Build, test and create WebAssembly plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Compile a plugin crate to a component (`wasm32-unknown-unknown` + wit-component).
+    Build {
+        /// The plugin crate's directory.
+        dir: PathBuf,
+        /// Where to write the component (default: `target/plugins/NAME.wasm` of its workspace).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Cargo's target dir for wasm builds (default: `target/wasm` of its workspace).
+        #[arg(long)]
+        target_dir: Option<PathBuf>,
+        /// Never install Debian's toolchain packages, even as root.
+        #[arg(long)]
+        no_install: bool,
+    },
+    /// Run a plugin over recorded cycles and print its plan and outputs.
+    Test {
+        /// The component (`.wasm`).
+        plugin: PathBuf,
+        /// The plugin's own config: a TOML or JSON file of its `config` table.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Fixtures, one cycle each, in order: JSON or Prometheus text (see docs/PLUGINS.md).
+        #[arg(long = "input", short, required = true)]
+        inputs: Vec<PathBuf>,
+    },
+    /// Create a ready-to-build plugin crate from the template.
+    New {
+        /// Plugin name (a-z, 0-9, '-').
+        name: String,
+        /// Directory to create (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The metrics-gateway-sdk crate to depend on (default: the one beside these sources).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
 }
 
 fn init_logging(format: &str) {
@@ -59,16 +103,7 @@ fn main() -> ExitCode {
     init_logging(&cli.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
-        Command::CheckConfig { file } => match config::load(&file) {
-            Ok(_) => {
-                println!("{}: OK", file.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        },
+        Command::CheckConfig { file } => check_config(&file),
         Command::Serve { config } => {
             let config = match config::load(&config) {
                 Ok(c) => c,
@@ -86,6 +121,102 @@ fn main() -> ExitCode {
             })
         }
         Command::Demo(args) => run(metrics_gateway::demo::run(args, shutdown_signal())),
+        Command::Plugin(command) => plugin(command),
+    }
+}
+
+/// Validates a config and loads and configures every plugin it names, as `serve` would.
+fn check_config(file: &std::path::Path) -> ExitCode {
+    let config = match config::load(file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !config.plugins.is_empty() {
+        let telemetry = metrics_gateway::telemetry::Telemetry::new();
+        let runtime = match PluginRuntime::new(&config.plugin_runtime, &telemetry) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let errors = PluginSet::load(&runtime, &config).errors();
+        if !errors.is_empty() {
+            for (plugin, error) in errors {
+                eprintln!("error: {}: plugin {plugin}: {error}", file.display());
+            }
+            return ExitCode::from(2);
+        }
+    }
+    println!("{}: OK", file.display());
+    ExitCode::SUCCESS
+}
+
+fn plugin(command: PluginCommand) -> ExitCode {
+    use metrics_gateway::plugin_dev::{build, new};
+    use metrics_gateway::plugins::fixture;
+    match command {
+        PluginCommand::Build {
+            dir,
+            out,
+            target_dir,
+            no_install,
+        } => {
+            let options = build::BuildOptions {
+                dir,
+                out,
+                target_dir,
+                install: !no_install,
+            };
+            match build::build(&options) {
+                Ok(built) => {
+                    println!(
+                        "{} ({} bytes)\nsha256 = \"{}\"",
+                        built.path.display(),
+                        built.size,
+                        built.sha256
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        PluginCommand::Test {
+            plugin,
+            config,
+            inputs,
+        } => {
+            let mut out = std::io::stdout().lock();
+            match fixture::run(&plugin, config.as_deref(), &inputs, &mut out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        PluginCommand::New { name, dir, sdk } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            match new::create(&name, &dir, sdk.as_deref()) {
+                Ok(files) => {
+                    for f in files {
+                        println!("created {}", f.display());
+                    }
+                    println!("next: metrics-gateway plugin build {}", dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 

@@ -40,11 +40,59 @@ pub struct RouteLabels {
     pub code: u16,
 }
 
+/// `source` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// A plugin input source (`kubelet-summary`, `kubelet-cadvisor`, …).
+    pub source: &'static str,
+}
+
+/// `plugin` label (a configured plugin name: bounded by the config).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabels {
+    /// The plugin's name.
+    pub plugin: String,
+}
+
+/// `plugin` and `call` labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginCallLabels {
+    /// The plugin's name.
+    pub plugin: String,
+    /// The export called: `configure`, `process`, `snapshot` or `restore`.
+    pub call: &'static str,
+}
+
+/// `plugin`, `call` and `outcome` labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginOutcomeLabels {
+    /// The plugin's name.
+    pub plugin: String,
+    /// The export called.
+    pub call: &'static str,
+    /// `ok`, `error`, `trap`, `deadline` or `memory`.
+    pub outcome: &'static str,
+}
+
+/// `plugin` and `reason` labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginDropLabels {
+    /// The plugin's name.
+    pub plugin: String,
+    /// Why values were dropped (see `plugins::output::DropReason`).
+    pub reason: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
     // 50 µs … ~13 s.
     Histogram::new(exponential_buckets(0.00005, 2.0, 19))
+}
+
+fn plugin_call_histogram() -> Histogram {
+    // 5 µs … ~10 s.
+    Histogram::new(exponential_buckets(0.000005, 2.0, 22))
 }
 
 /// Every self-metric, cheap to clone.
@@ -69,6 +117,18 @@ pub struct Telemetry {
     pub watch_restarts: Family<KindLabels, Counter>,
     /// API request latency by route and status code.
     pub api_request_duration: HistogramFamily<RouteLabels>,
+    /// Calls into plugins by plugin, export and outcome.
+    pub plugin_calls: Family<PluginOutcomeLabels, Counter>,
+    /// Duration of calls into plugins by plugin and export.
+    pub plugin_call_duration: HistogramFamily<PluginCallLabels>,
+    /// Values plugins published (custom, external and derived samples) that were accepted.
+    pub plugin_values_published: Family<PluginLabels, Counter>,
+    /// Values plugins returned that were dropped, by reason.
+    pub plugin_values_dropped: Family<PluginDropLabels, Counter>,
+    /// Plugin instances created again after a fault discarded the previous one.
+    pub plugin_restarts: Family<PluginLabels, Counter>,
+    /// Per-node fetches or decodes of plugin inputs that failed, by source.
+    pub plugin_input_failures: Family<SourceLabels, Counter>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -137,6 +197,44 @@ impl Telemetry {
             "Cluster watch streams restarted after an error, by kind",
             watch_restarts.clone(),
         );
+        let plugin_calls = Family::<PluginOutcomeLabels, Counter>::default();
+        let plugin_call_duration: HistogramFamily<PluginCallLabels> =
+            Family::new_with_constructor(plugin_call_histogram);
+        let plugin_values_published = Family::<PluginLabels, Counter>::default();
+        let plugin_values_dropped = Family::<PluginDropLabels, Counter>::default();
+        let plugin_restarts = Family::<PluginLabels, Counter>::default();
+        registry.register(
+            "plugin_calls",
+            "Calls into plugins, by plugin, export and outcome",
+            plugin_calls.clone(),
+        );
+        registry.register_with_unit(
+            "plugin_call_duration",
+            "Duration of one call into a plugin, by plugin and export",
+            Unit::Seconds,
+            plugin_call_duration.clone(),
+        );
+        registry.register(
+            "plugin_values_published",
+            "Values returned by plugins and accepted",
+            plugin_values_published.clone(),
+        );
+        registry.register(
+            "plugin_values_dropped",
+            "Values returned by plugins and dropped, by reason",
+            plugin_values_dropped.clone(),
+        );
+        registry.register(
+            "plugin_instance_restarts",
+            "Plugin instances created again after a fault discarded the previous one",
+            plugin_restarts.clone(),
+        );
+        let plugin_input_failures = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "plugin_input_failures",
+            "Kubelet endpoints read for plugins whose fetch or decode failed on a node, by source",
+            plugin_input_failures.clone(),
+        );
         registry.register_with_unit(
             "api_request_duration",
             "API request latency by route and status code",
@@ -154,6 +252,12 @@ impl Telemetry {
             cluster_objects,
             watch_restarts,
             api_request_duration,
+            plugin_calls,
+            plugin_call_duration,
+            plugin_values_published,
+            plugin_values_dropped,
+            plugin_restarts,
+            plugin_input_failures,
         }
     }
 

@@ -3,33 +3,14 @@
 
 mod common;
 
+use common::{kubectl, raw};
+
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use metrics_gateway_testkit::cluster::ClusterSpec;
 use serde_json::Value;
-
-fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .output()
-        .expect("kubectl is installed (scripts/test.sh installs it)");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn raw(kubeconfig: &Path, path: &str) -> Value {
-    serde_json::from_str(&kubectl(kubeconfig, &["get", "--raw", path])).unwrap()
-}
 
 /// `2738m` → 2738 millicores; `3098Mi` → bytes.
 fn parse_display(v: &str) -> f64 {

@@ -1,7 +1,11 @@
-//! The HTTPS API: `metrics.k8s.io`, discovery, health and self-metrics, one router per area.
+//! The HTTPS API: `metrics.k8s.io`, `custom.metrics.k8s.io`, `external.metrics.k8s.io`,
+//! discovery, health and self-metrics, one router per area.
 
+pub mod custom_metrics;
 pub mod discovery;
+pub mod external_metrics;
 pub mod health;
+pub mod metric_values;
 pub mod quantity;
 pub mod resource_metrics;
 pub mod selector;
@@ -77,13 +81,20 @@ async fn not_found() -> status::ApiError {
     status::ApiError::UnknownPath
 }
 
+async fn method_not_allowed() -> status::ApiError {
+    status::ApiError::MethodNotAllowed
+}
+
 /// The whole API router.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .merge(discovery::routes())
         .merge(resource_metrics::routes())
+        .merge(custom_metrics::routes())
+        .merge(external_metrics::routes())
         .merge(health::routes())
         .route("/metrics", get(self_metrics))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -92,5 +103,7 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+#[cfg(test)]
+mod plugin_metrics_tests;
 #[cfg(test)]
 mod tests;

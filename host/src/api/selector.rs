@@ -197,6 +197,73 @@ impl LabelSelector {
     }
 }
 
+/// A label selector as an API object (`metav1.LabelSelector`), e.g. the `selector` echoed in
+/// custom metric values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelectorObject {
+    /// `key=value` terms.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub match_labels: BTreeMap<String, String>,
+    /// Set-based terms, sorted by key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub match_expressions: Vec<LabelSelectorRequirementObject>,
+}
+
+/// One set-based term of a [`LabelSelectorObject`] (`metav1.LabelSelectorRequirement`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LabelSelectorRequirementObject {
+    /// Label key.
+    pub key: String,
+    /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
+    pub operator: &'static str,
+    /// Sorted values; empty for `Exists` and `DoesNotExist`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+impl LabelSelector {
+    /// The selector as an API object, as apimachinery's `ParseToLabelSelector` builds it: `=`
+    /// and `==` become `matchLabels` (the last term on a key wins), the rest `matchExpressions`
+    /// in key order. `key!=v` becomes `NotIn (v)`, the set it means (upstream rejects it).
+    ///
+    /// Fails for `>` and `<`, which `metav1.LabelSelector` cannot express.
+    pub fn to_object(&self) -> Result<LabelSelectorObject, SelectorError> {
+        let mut object = LabelSelectorObject::default();
+        for r in &self.requirements {
+            let operator = match r.op {
+                Operator::Equals | Operator::DoubleEquals => {
+                    let value = r.values.first().cloned().unwrap_or_default();
+                    object.match_labels.insert(r.key.clone(), value);
+                    continue;
+                }
+                Operator::In => "In",
+                Operator::NotIn | Operator::NotEquals => "NotIn",
+                Operator::Exists => "Exists",
+                Operator::DoesNotExist => "DoesNotExist",
+                Operator::GreaterThan(_) | Operator::LessThan(_) => {
+                    let op = if matches!(r.op, Operator::GreaterThan(_)) {
+                        "gt"
+                    } else {
+                        "lt"
+                    };
+                    return Err(SelectorError::InvalidLabelSelector(format!(
+                        "{op:?} isn't supported in label selectors"
+                    )));
+                }
+            };
+            object
+                .match_expressions
+                .push(LabelSelectorRequirementObject {
+                    key: r.key.clone(),
+                    operator,
+                    values: r.values.clone(),
+                });
+        }
+        Ok(object)
+    }
+}
+
 impl fmt::Display for LabelSelector {
     /// The canonical form, as Go's `Selector.String()`: requirements sorted by key, values sorted,
     /// no whitespace except around `in`/`notin`.
@@ -1389,5 +1456,31 @@ mod tests {
         let ns = FieldSelector::parse("metadata.namespace=kube-system", SUPPORTED).unwrap();
         assert_eq!(ns.required_value("metadata.namespace"), Some("kube-system"));
         assert_eq!(ns.required_value("metadata.name"), None);
+    }
+
+    #[test]
+    fn label_selector_object_matches_parse_to_label_selector() {
+        let object =
+            parse("tier in (b,a),app=web,!canary,x!=y,zone,app.kubernetes.io/name==my-app.v1")
+                .to_object()
+                .unwrap();
+        assert_eq!(
+            serde_json::to_value(&object).unwrap(),
+            serde_json::json!({
+                "matchLabels": {"app": "web", "app.kubernetes.io/name": "my-app.v1"},
+                "matchExpressions": [
+                    {"key": "canary", "operator": "DoesNotExist"},
+                    {"key": "tier", "operator": "In", "values": ["a", "b"]},
+                    {"key": "x", "operator": "NotIn", "values": ["y"]},
+                    {"key": "zone", "operator": "Exists"},
+                ],
+            })
+        );
+        assert_eq!(
+            serde_json::to_value(parse("a=b").to_object().unwrap()).unwrap(),
+            serde_json::json!({"matchLabels": {"a": "b"}})
+        );
+        let err = parse("n>3").to_object().unwrap_err().to_string();
+        assert_eq!(err, r#""gt" isn't supported in label selectors"#);
     }
 }

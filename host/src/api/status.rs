@@ -26,22 +26,41 @@ pub enum ApiError {
     /// The server cannot answer yet or any more.
     #[error("{0}")]
     ServiceUnavailable(String),
+    /// A custom or external metric has no value for what was asked; the message names the
+    /// metric and the object, as custom-metrics-apiserver's `NewMetricNotFound*Error` do.
+    #[error("{0}")]
+    MetricNotFound(String),
+    /// The server failed to produce an answer (e.g. the plugin publishing a metric failed this
+    /// cycle); shaped like apimachinery's `NewInternalError`.
+    #[error("Internal error occurred: {0}")]
+    Internal(String),
+    /// The path exists but does not accept the request's method.
+    #[error("the server does not allow this method on the requested resource")]
+    MethodNotAllowed,
 }
 
 impl ApiError {
     fn code(&self) -> StatusCode {
         match self {
-            ApiError::NotFound { .. } | ApiError::UnknownPath => StatusCode::NOT_FOUND,
+            ApiError::NotFound { .. } | ApiError::UnknownPath | ApiError::MetricNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
     fn reason(&self) -> &'static str {
         match self {
-            ApiError::NotFound { .. } | ApiError::UnknownPath => "NotFound",
+            ApiError::NotFound { .. } | ApiError::UnknownPath | ApiError::MetricNotFound(_) => {
+                "NotFound"
+            }
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
+            ApiError::Internal(_) => "InternalError",
+            ApiError::MethodNotAllowed => "MethodNotAllowed",
         }
     }
 
@@ -56,13 +75,17 @@ impl ApiError {
             "reason": self.reason(),
             "code": self.code().as_u16(),
         });
-        if let ApiError::NotFound {
-            group,
-            resource,
-            name,
-        } = self
-        {
-            status["details"] = json!({"name": name, "group": group, "kind": resource});
+        match self {
+            ApiError::NotFound {
+                group,
+                resource,
+                name,
+            } => status["details"] = json!({"name": name, "group": group, "kind": resource}),
+            ApiError::Internal(cause) => {
+                status["details"] = json!({"causes": [{"message": cause}]});
+            }
+            ApiError::MethodNotAllowed => status["details"] = json!({}),
+            _ => {}
         }
         status
     }
@@ -90,6 +113,22 @@ mod tests {
             json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
                    "message":"podmetrics.metrics.k8s.io \"default/x\" not found","reason":"NotFound",
                    "details":{"name":"default/x","group":"metrics.k8s.io","kind":"podmetrics"},"code":404})
+        );
+    }
+
+    #[test]
+    fn internal_and_method_not_allowed_match_apimachinery_shapes() {
+        assert_eq!(
+            ApiError::Internal("plugin rate failed: trap".into()).status(),
+            json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
+                   "message":"Internal error occurred: plugin rate failed: trap","reason":"InternalError",
+                   "details":{"causes":[{"message":"plugin rate failed: trap"}]},"code":500})
+        );
+        assert_eq!(
+            ApiError::MethodNotAllowed.status(),
+            json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
+                   "message":"the server does not allow this method on the requested resource",
+                   "reason":"MethodNotAllowed","details":{},"code":405})
         );
     }
 }

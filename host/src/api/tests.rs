@@ -19,9 +19,9 @@ use crate::store::{ContainerUsage, NodeMetrics, PodMetrics, Snapshot, Store};
 use crate::telemetry::Telemetry;
 
 /// 2022-01-27T18:48:33Z.
-const T: i64 = 1_643_309_313_000;
+pub(super) const T: i64 = 1_643_309_313_000;
 
-fn labels(pairs: &[(&str, &str)]) -> Arc<LabelSet> {
+pub(super) fn labels(pairs: &[(&str, &str)]) -> Arc<LabelSet> {
     Arc::new(LabelSet(
         pairs
             .iter()
@@ -50,6 +50,12 @@ fn state(now_ms: i64) -> ApiState {
 }
 
 fn state_with_clock(now: Arc<AtomicI64>) -> ApiState {
+    state_from(core_snapshot(), now)
+}
+
+/// The core metrics every API test starts from: nodes `minikube` (fresh) and `old` (stale); pods
+/// `default/p`, `default/q`, `kube-system/r` (fresh) and `default/stale`.
+pub(super) fn core_snapshot() -> Snapshot {
     let mut snap = Snapshot {
         cycle: 1,
         ..Snapshot::default()
@@ -98,6 +104,11 @@ fn state_with_clock(now: Arc<AtomicI64>) -> ApiState {
     for (ns, pods) in by_namespace {
         snap.set_namespace(ns, pods);
     }
+    snap
+}
+
+/// An API state serving `snap`, with the clock reading `now`.
+pub(super) fn state_from(snap: Snapshot, now: Arc<AtomicI64>) -> ApiState {
     let store = Arc::new(Store::default());
     store.publish(snap);
     let clock = Clock::from_fn(move || now.load(Ordering::SeqCst));
@@ -301,9 +312,17 @@ async fn discovery_documents() {
     let (_, apis) = get("/apis").await;
     assert_eq!(
         apis,
-        json!({"kind":"APIGroupList","apiVersion":"v1","groups":[{"name":"metrics.k8s.io",
-            "versions":[{"groupVersion":"metrics.k8s.io/v1beta1","version":"v1beta1"}],
-            "preferredVersion":{"groupVersion":"metrics.k8s.io/v1beta1","version":"v1beta1"}}]})
+        json!({"kind":"APIGroupList","apiVersion":"v1","groups":[
+            {"name":"metrics.k8s.io",
+             "versions":[{"groupVersion":"metrics.k8s.io/v1beta1","version":"v1beta1"}],
+             "preferredVersion":{"groupVersion":"metrics.k8s.io/v1beta1","version":"v1beta1"}},
+            {"name":"custom.metrics.k8s.io",
+             "versions":[{"groupVersion":"custom.metrics.k8s.io/v1beta2","version":"v1beta2"},
+                         {"groupVersion":"custom.metrics.k8s.io/v1beta1","version":"v1beta1"}],
+             "preferredVersion":{"groupVersion":"custom.metrics.k8s.io/v1beta2","version":"v1beta2"}},
+            {"name":"external.metrics.k8s.io",
+             "versions":[{"groupVersion":"external.metrics.k8s.io/v1beta1","version":"v1beta1"}],
+             "preferredVersion":{"groupVersion":"external.metrics.k8s.io/v1beta1","version":"v1beta1"}}]})
     );
     let (_, group) = get("/apis/metrics.k8s.io").await;
     assert_eq!(group["kind"], "APIGroup");
@@ -396,7 +415,7 @@ async fn self_metrics_count_requests_by_route() {
     );
 }
 
-fn urlencode(s: &str) -> String {
+pub(super) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),

@@ -51,10 +51,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     config
         .validate()
         .map_err(|(span, message)| invalid(path, text, span.start, message))?;
-    config.base_dir = path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     Ok(config)
 }
 

@@ -358,9 +358,9 @@ impl Config {
             let name = p.name.get_ref();
             let valid = !name.is_empty()
                 && name.len() <= 63
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
             if !valid {
                 return Err((
                     p.name.span(),

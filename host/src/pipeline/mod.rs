@@ -1,7 +1,9 @@
 //! One collection cycle: scrape every kubelet (bounded concurrency, jitter, timeout), update each
-//! node's series, join with the cluster state, publish a snapshot.
+//! node's series, join with the cluster state, run the plugins over the samples they asked for,
+//! publish a snapshot.
 
 pub mod snapshot;
+pub mod wanted;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -15,17 +17,27 @@ use tokio::task::JoinSet;
 use crate::clock::Clock;
 use crate::config::KubeletConfig;
 use crate::core_metrics::NodeSeries;
+use crate::plugins::PluginSet;
+use crate::samples::{Batch, CycleSamples, SeriesCache, Source};
 use crate::sources::cluster::{ClusterCache, NodeInfo};
 use crate::sources::kubelet::resource::decode;
-use crate::sources::kubelet::{Connection, KubeletScraper, ScrapeError};
+use crate::sources::kubelet::samples::NodeSamples;
+use crate::sources::kubelet::{
+    CADVISOR_PATH, Connection, KubeletScraper, SUMMARY_PATH, ScrapeError,
+};
 use crate::store::{Snapshot, Store};
-use crate::telemetry::{KindLabels, OutcomeLabels, ReasonLabels, Telemetry};
+use crate::telemetry::{KindLabels, OutcomeLabels, ReasonLabels, SourceLabels, Telemetry};
+use wanted::Wanted;
 
 /// A node's scrape state, owned by the collector between cycles.
 #[derive(Debug, Default)]
 struct NodeSlot {
     conn: Connection,
     series: NodeSeries,
+    /// Interned series of the endpoints plugins read.
+    samples: NodeSamples,
+    /// This cycle's samples for plugins.
+    batches: Vec<(Source, Arc<Batch>)>,
 }
 
 /// Liveness and readiness facts published by the collector.
@@ -75,9 +87,18 @@ pub struct Collector {
     clock: Clock,
     health: Arc<CollectionHealth>,
     slots: Mutex<HashMap<Arc<str>, NodeSlot>>,
+    /// The plugins run every cycle, and the cluster-state series they read.
+    plugins: Mutex<Option<PluginStage>>,
     /// The snapshot replaced by the latest cycle, freed by the next one.
     retired: Mutex<Option<Arc<Snapshot>>>,
     cycle_lock: tokio::sync::Mutex<()>,
+}
+
+/// The plugin part of a cycle.
+#[derive(Debug)]
+struct PluginStage {
+    set: PluginSet,
+    cluster_series: SeriesCache,
 }
 
 impl Collector {
@@ -100,9 +121,18 @@ impl Collector {
             clock,
             health,
             slots: Mutex::default(),
+            plugins: Mutex::default(),
             retired: Mutex::default(),
             cycle_lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Runs `plugins` from the next cycle on (replacing any set before).
+    pub fn set_plugins(&self, plugins: PluginSet) {
+        *self.plugins.lock().unwrap_or_else(|e| e.into_inner()) = Some(PluginStage {
+            set: plugins,
+            cluster_series: SeriesCache::default(),
+        });
     }
 
     /// Liveness and readiness facts.
@@ -133,6 +163,17 @@ impl Collector {
         let cycle = self.health.cycles.load(Ordering::Acquire) + 1;
         let nodes: Vec<Arc<NodeInfo>> = self.cluster.read().nodes.values().cloned().collect();
         let mut slots = std::mem::take(&mut *self.slots.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut stage = self
+            .plugins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let wanted = Arc::new(
+            stage
+                .as_ref()
+                .map(|s| Wanted::of(&s.set))
+                .unwrap_or_default(),
+        );
         let token: Option<Arc<str>> = self.scraper.read_token().map(Arc::from);
         let semaphore = Arc::new(Semaphore::new(self.config.concurrency.get() as usize));
         let timeout_secs = self.config.timeout_secs.get_ref().get();
@@ -141,11 +182,14 @@ impl Collector {
         let mut tasks = JoinSet::new();
         for node in nodes {
             let mut slot = slots.remove(&node.name).unwrap_or_default();
-            let (scraper, semaphore, token, clock) = (
+            slot.batches.clear();
+            let (scraper, semaphore, token, clock, wanted, telemetry) = (
                 self.scraper.clone(),
                 semaphore.clone(),
                 token.clone(),
                 self.clock.clone(),
+                wanted.clone(),
+                self.telemetry.clone(),
             );
             tasks.spawn(async move {
                 if jitter_ms > 0 {
@@ -163,6 +207,8 @@ impl Collector {
                         token.as_deref(),
                         &clock,
                         fresh_window_ms,
+                        &wanted,
+                        &telemetry,
                     ),
                 )
                 .await
@@ -204,7 +250,8 @@ impl Collector {
         // The join is CPU-heavy (every pod of the cluster): it runs on a blocking thread so the
         // async workers keep answering API requests meanwhile.
         let (cluster, telemetry) = (self.cluster.clone(), self.telemetry.clone());
-        let (slots, snapshot) = tokio::task::spawn_blocking(move || {
+        let interval_ms = u64::from(self.config.interval_secs.get()) * 1000;
+        let (slots, snapshot, stage) = tokio::task::spawn_blocking(move || {
             let state = cluster.read();
             let set = |kind, n: usize| {
                 telemetry
@@ -215,14 +262,36 @@ impl Collector {
             set("node", state.nodes.len());
             set("pod", state.pod_count());
             slots.retain(|name, _| state.nodes.contains_key(name));
-            let snapshot =
+            let mut snapshot =
                 snapshot::build(cycle, &state, slots.iter().map(|(n, s)| (n, &s.series)));
+            if let Some(stage) = stage.as_mut() {
+                let mut samples = CycleSamples::default();
+                for (source, batch) in slots.values().flat_map(|s| &s.batches) {
+                    samples.add(*source, batch.clone());
+                }
+                if wanted.wants(Source::Cluster) {
+                    let batch = crate::sources::cluster::samples::build(
+                        &state,
+                        now,
+                        &mut stage.cluster_series,
+                    );
+                    samples.add(Source::Cluster, Arc::new(batch));
+                }
+                snapshot.plugin_metrics = stage.set.run_cycle(&samples, &state, now, interval_ms);
+            }
             drop(state);
-            (slots, snapshot)
+            (slots, snapshot, stage)
         })
         .await
         .expect("snapshot build does not panic");
         *self.slots.lock().unwrap_or_else(|e| e.into_inner()) = slots;
+        if let Some(stage) = stage {
+            // A set installed during the cycle wins over the one that ran.
+            self.plugins
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert(stage);
+        }
         report.nodes_served = snapshot.nodes.len();
         report.pods_served = snapshot.pod_count();
         self.telemetry
@@ -261,6 +330,10 @@ impl Collector {
     }
 }
 
+/// Scrapes one node: `/metrics/resource` for the core metrics (its failure fails the node),
+/// then the endpoints plugins read (their failures are logged and counted, and leave those
+/// samples out of this cycle).
+#[allow(clippy::too_many_arguments)]
 async fn scrape_node(
     scraper: &KubeletScraper,
     slot: &mut NodeSlot,
@@ -268,14 +341,79 @@ async fn scrape_node(
     token: Option<&str>,
     clock: &Clock,
     fresh_window_ms: i64,
+    wanted: &Wanted,
+    telemetry: &Telemetry,
 ) -> Result<(), ScrapeError> {
     let body = scraper.fetch_resource(&mut slot.conn, node, token).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|e| ScrapeError::Decode(format!("body is not UTF-8: {e}")))?;
-    let scrape = decode(text, clock.now_ms()).map_err(|e| ScrapeError::Decode(e.to_string()))?;
+    let now_ms = clock.now_ms();
+    let scrape = decode(text, now_ms).map_err(|e| ScrapeError::Decode(e.to_string()))?;
     let report = slot.series.ingest(&scrape, fresh_window_ms);
     if report.incomplete_pods > 0 || report.node_incomplete || report.out_of_order > 0 {
         tracing::debug!(node = %node.name, ?report, "kubelet reported incomplete or out-of-order samples");
     }
+    if wanted.wants(Source::KubeletResource) {
+        let want = |name: &str| wanted.matches(Source::KubeletResource, name);
+        match slot.samples.resource(text, &node.name, now_ms, want) {
+            Ok(batch) => slot
+                .batches
+                .push((Source::KubeletResource, Arc::new(batch))),
+            Err(error) => plugin_input_failed(telemetry, node, Source::KubeletResource, &error),
+        }
+    } else {
+        slot.samples.clear(Source::KubeletResource);
+    }
+    for (source, path) in [
+        (Source::KubeletSummary, SUMMARY_PATH),
+        (Source::KubeletCadvisor, CADVISOR_PATH),
+    ] {
+        if !wanted.wants(source) {
+            slot.samples.clear(source);
+            continue;
+        }
+        let body = match scraper.fetch(&mut slot.conn, node, token, path).await {
+            Ok(body) => body,
+            Err(error) => {
+                // A connection left mid-request is unusable.
+                slot.conn = Connection::default();
+                plugin_input_failed(telemetry, node, source, &error);
+                continue;
+            }
+        };
+        let want = |name: &str| wanted.matches(source, name);
+        let decoded = if source == Source::KubeletSummary {
+            slot.samples
+                .summary(&body, &node.name, want)
+                .map_err(|e| e.to_string())
+        } else {
+            std::str::from_utf8(&body)
+                .map_err(|e| format!("body is not UTF-8: {e}"))
+                .and_then(|text| {
+                    slot.samples
+                        .cadvisor(text, &node.name, clock.now_ms(), want)
+                        .map_err(|e| e.to_string())
+                })
+        };
+        match decoded {
+            Ok(batch) => slot.batches.push((source, Arc::new(batch))),
+            Err(error) => plugin_input_failed(telemetry, node, source, &error),
+        }
+    }
     Ok(())
+}
+
+fn plugin_input_failed(
+    telemetry: &Telemetry,
+    node: &NodeInfo,
+    source: Source,
+    error: &dyn std::fmt::Display,
+) {
+    telemetry
+        .plugin_input_failures
+        .get_or_create(&SourceLabels {
+            source: source.as_str(),
+        })
+        .inc();
+    tracing::warn!(node = %node.name, source = source.as_str(), %error, "kubelet endpoint for plugins failed; its samples are left out of this cycle");
 }

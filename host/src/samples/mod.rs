@@ -178,7 +178,10 @@ impl SeriesCache {
         }
         let series = Series::new(
             name.into(),
-            labels.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
         );
         self.map
             .insert(self.scratch.as_str().into(), (series.clone(), generation));
@@ -224,9 +227,8 @@ impl CycleSamples {
         pattern: &'a str,
     ) -> impl Iterator<Item = &'a Family> + 'a {
         let prefix = pattern.strip_suffix('*');
-        self.sources[source.index()]
-            .iter()
-            .flat_map(move |batch| -> Box<dyn Iterator<Item = &'a Family> + 'a> {
+        self.sources[source.index()].iter().flat_map(
+            move |batch| -> Box<dyn Iterator<Item = &'a Family> + 'a> {
                 match prefix {
                     Some(p) => Box::new(
                         batch
@@ -237,7 +239,8 @@ impl CycleSamples {
                     ),
                     None => Box::new(batch.families.get(pattern).into_iter()),
                 }
-            })
+            },
+        )
     }
 }
 
@@ -248,7 +251,10 @@ mod tests {
     fn series(name: &str, labels: &[(&str, &str)]) -> Arc<Series> {
         Series::new(
             name.into(),
-            labels.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
         )
     }
 
@@ -286,10 +292,20 @@ mod tests {
         let a = cache.series("m", &mut [("pod", "p"), ("namespace", "n")]);
         let b = cache.series("m", &mut [("namespace", "n"), ("pod", "q")]);
         cache.sweep();
-        assert_eq!(cache.series("m", &mut [("namespace", "n"), ("pod", "p")]).id, a.id);
+        assert_eq!(
+            cache
+                .series("m", &mut [("namespace", "n"), ("pod", "p")])
+                .id,
+            a.id
+        );
         cache.sweep();
         assert_eq!(cache.len(), 1);
-        assert_ne!(cache.series("m", &mut [("namespace", "n"), ("pod", "q")]).id, b.id);
+        assert_ne!(
+            cache
+                .series("m", &mut [("namespace", "n"), ("pod", "q")])
+                .id,
+            b.id
+        );
         assert_eq!(a.label("pod"), Some("p"));
     }
 }

@@ -6,20 +6,30 @@ use serde_json::{Value, json};
 use super::objects::Kind;
 use super::proxy::Aggregator;
 
-/// A group served by the fake apiserver itself: (name, version, group priority, resources).
+/// A group served by the fake apiserver itself: name, version, group priority, and its
+/// resources: either review endpoints (name, singular, kind; verb `create`) or watchable kinds.
 struct BuiltinGroup {
     name: &'static str,
     version: &'static str,
     priority: u32,
     resources: &'static [(&'static str, &'static str, &'static str)],
+    kinds: &'static [Kind],
 }
 
-const BUILTIN_GROUPS: [BuiltinGroup; 2] = [
+const BUILTIN_GROUPS: [BuiltinGroup; 3] = [
+    BuiltinGroup {
+        name: "apps",
+        version: "v1",
+        priority: 17800,
+        resources: &[],
+        kinds: &[Kind::Deployment, Kind::ReplicaSet],
+    },
     BuiltinGroup {
         name: "authentication.k8s.io",
         version: "v1",
         priority: 17700,
         resources: &[("tokenreviews", "tokenreview", "TokenReview")],
+        kinds: &[],
     },
     BuiltinGroup {
         name: "authorization.k8s.io",
@@ -30,6 +40,7 @@ const BUILTIN_GROUPS: [BuiltinGroup; 2] = [
             "subjectaccessreview",
             "SubjectAccessReview",
         )],
+        kinds: &[],
     },
 ];
 
@@ -124,11 +135,12 @@ pub(crate) fn builtin_resources(group: &str, version: &str) -> Option<Value> {
         .iter()
         .find(|g| g.name == group && g.version == version)?;
     let resources: Vec<Value> = g
-        .resources
+        .kinds
         .iter()
-        .map(|(name, singular, kind)| {
+        .map(|k| k.api_resource())
+        .chain(g.resources.iter().map(|(name, singular, kind)| {
             json!({ "name": name, "singularName": singular, "namespaced": false, "kind": kind, "verbs": ["create"] })
-        })
+        }))
         .collect();
     Some(json!({
         "kind": "APIResourceList",

@@ -4,8 +4,8 @@
 //! `kubectl` to work unchanged:
 //! - discovery (`/version`, `/api`, `/api/v1`, `/apis`, `/apis/{group}`; legacy JSON, which
 //!   clients asking for aggregated discovery accept when the answer is plain `application/json`);
-//! - `get` / `list` / `watch` of nodes, pods, namespaces and the
-//!   `kube-system/extension-apiserver-authentication` ConfigMap, with label and field selectors,
+//! - `get` / `list` / `watch` of nodes, pods, namespaces, `apps/v1` deployments and replicasets
+//!   and the `kube-system/extension-apiserver-authentication` ConfigMap, with label and field selectors,
 //!   `limit` / `continue` pagination, resource versions, bookmarks, streaming lists
 //!   (`sendInitialEvents`), and `410 Gone` for versions older than its bounded replay log;
 //! - bearer-token authentication, `TokenReview` and `SubjectAccessReview`;
@@ -23,7 +23,9 @@
 //! Known simplifications: the model keeps no history, so a watch event carries the object as it
 //! is when the change is processed (two quick changes show the later state twice, each with its
 //! own resource version); a list at an older `resourceVersion` or a continued list reads the
-//! current state; namespaces exist while pods use them and produce no watch events. A backend
+//! current state; a pod in a namespace that does not exist creates it, and the ReplicaSet and
+//! Deployment controllers are modelled only as far as their status, which follows the pods (no
+//! pod is created or deleted for a Deployment). A backend
 //! the proxy cannot reach gives a plain-text 503, as kube-aggregator's `http.Error` does.
 
 mod auth;
@@ -463,10 +465,10 @@ async fn route(inner: &Inner, req: Request<Incoming>, path: &str, remote: Socket
                 (inner.authorizer)(spec)
             })?)
         }
-        (_, ["api", "v1", ..]) => {
+        (_, ["api", "v1", ..] | ["apis", "apps", "v1", ..]) => {
             let query = ListQuery::parse(&query)?;
             let table = tables::wanted(req.headers()).map(|v| (v, query.include_object()));
-            core_resource(inner, &method, &info, &query, table)
+            resource(inner, &method, req.headers(), &info, &query, table)
         }
         (
             _,
@@ -490,15 +492,18 @@ async fn read_body(req: Request<Incoming>) -> ApiResult<bytes::Bytes> {
         .map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))
 }
 
-fn core_resource(
+/// A request for an object or a collection of a built-in resource (core/v1 or apps/v1).
+fn resource(
     inner: &Inner,
     method: &Method,
+    headers: &http::HeaderMap,
     info: &RequestInfo,
     query: &ListQuery,
     table: Option<(&'static str, tables::IncludeObject)>,
 ) -> ApiResult {
     let attrs = info.resource.as_ref().ok_or_else(ApiError::no_such_path)?;
-    let kind = Kind::from_resource(&attrs.resource).ok_or_else(ApiError::no_such_path)?;
+    let kind =
+        Kind::from_resource(&attrs.group, &attrs.resource).ok_or_else(ApiError::no_such_path)?;
     if !attrs.subresource.is_empty() {
         return Err(ApiError::no_such_path());
     }
@@ -514,6 +519,7 @@ fn core_resource(
     let ctx = RenderCtx {
         // Watches stream objects; Tables are for get and list.
         table: table.filter(|_| attrs.verb != "watch"),
+        metadata_only: resources::wants_metadata_only(headers),
         now_ms: inner.cluster.clock.now_ms(),
         created_ms: inner.created_ms,
         bundles: &inner.bundles,

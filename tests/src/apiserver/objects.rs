@@ -1,13 +1,15 @@
 //! The API objects the fake apiserver serves, rendered from the cluster model as realistic
-//! `v1` Node, Pod, Namespace and ConfigMap JSON.
+//! `v1` Node, Pod, Namespace and ConfigMap JSON and `apps/v1` Deployment and ReplicaSet JSON.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
 use super::auth::{hex_digest, uuid_like};
 use super::selectors::Attrs;
-use crate::cluster::{ClusterState, Millis, SimNode, SimPod};
+use crate::cluster::{
+    ClusterState, Millis, SimDeployment, SimNamespace, SimNode, SimPod, SimReplicaSet,
+};
 
 /// The Kubernetes version the fake apiserver and its nodes report.
 pub(crate) const KUBE_VERSION: &str = "v1.33.1";
@@ -15,7 +17,7 @@ pub(crate) const KUBE_VERSION: &str = "v1.33.1";
 /// Name of the ConfigMap that publishes the request-header authentication settings.
 pub(crate) const AUTH_CONFIGMAP: &str = "extension-apiserver-authentication";
 
-/// The core/v1 resources served.
+/// The resources served: core/v1 and apps/v1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Kind {
     /// `nodes`
@@ -26,17 +28,39 @@ pub(crate) enum Kind {
     Namespace,
     /// `configmaps` (only the authentication one)
     ConfigMap,
+    /// `deployments.apps`
+    Deployment,
+    /// `replicasets.apps`
+    ReplicaSet,
 }
 
 impl Kind {
-    /// The kind serving a plural resource name.
-    pub(crate) fn from_resource(resource: &str) -> Option<Kind> {
-        match resource {
-            "nodes" => Some(Kind::Node),
-            "pods" => Some(Kind::Pod),
-            "namespaces" => Some(Kind::Namespace),
-            "configmaps" => Some(Kind::ConfigMap),
+    /// The kind serving a plural resource name of an API group (`""` for core).
+    pub(crate) fn from_resource(group: &str, resource: &str) -> Option<Kind> {
+        match (group, resource) {
+            ("", "nodes") => Some(Kind::Node),
+            ("", "pods") => Some(Kind::Pod),
+            ("", "namespaces") => Some(Kind::Namespace),
+            ("", "configmaps") => Some(Kind::ConfigMap),
+            ("apps", "deployments") => Some(Kind::Deployment),
+            ("apps", "replicasets") => Some(Kind::ReplicaSet),
             _ => None,
+        }
+    }
+
+    /// Its API group (`""` for core).
+    pub(crate) fn group(self) -> &'static str {
+        match self {
+            Kind::Deployment | Kind::ReplicaSet => "apps",
+            _ => "",
+        }
+    }
+
+    /// `apiVersion` of its objects.
+    pub(crate) fn api_version(self) -> &'static str {
+        match self {
+            Kind::Deployment | Kind::ReplicaSet => "apps/v1",
+            _ => "v1",
         }
     }
 
@@ -47,6 +71,8 @@ impl Kind {
             Kind::Pod => "pods",
             Kind::Namespace => "namespaces",
             Kind::ConfigMap => "configmaps",
+            Kind::Deployment => "deployments",
+            Kind::ReplicaSet => "replicasets",
         }
     }
 
@@ -57,12 +83,17 @@ impl Kind {
             Kind::Pod => "Pod",
             Kind::Namespace => "Namespace",
             Kind::ConfigMap => "ConfigMap",
+            Kind::Deployment => "Deployment",
+            Kind::ReplicaSet => "ReplicaSet",
         }
     }
 
     /// Whether objects of this kind live in a namespace.
     pub(crate) fn namespaced(self) -> bool {
-        matches!(self, Kind::Pod | Kind::ConfigMap)
+        matches!(
+            self,
+            Kind::Pod | Kind::ConfigMap | Kind::Deployment | Kind::ReplicaSet
+        )
     }
 
     /// Field selector labels beyond `metadata.name` / `metadata.namespace`.
@@ -78,17 +109,19 @@ impl Kind {
                 "status.podIP",
             ],
             Kind::Namespace => &["status.phase"],
-            Kind::ConfigMap => &[],
+            Kind::ConfigMap | Kind::Deployment | Kind::ReplicaSet => &[],
         }
     }
 
-    /// `v1` APIResource entry for `/api/v1`.
+    /// APIResource entry for `/api/v1` or `/apis/apps/v1`.
     pub(crate) fn api_resource(self) -> Value {
         let (singular, short) = match self {
             Kind::Node => ("node", "no"),
             Kind::Pod => ("pod", "po"),
             Kind::Namespace => ("namespace", "ns"),
             Kind::ConfigMap => ("configmap", "cm"),
+            Kind::Deployment => ("deployment", "deploy"),
+            Kind::ReplicaSet => ("replicaset", "rs"),
         };
         let mut r = json!({
             "name": self.resource(),
@@ -99,7 +132,7 @@ impl Kind {
             "shortNames": [short],
             "storageVersionHash": &hex_digest(self.resource(), 16)[..11],
         });
-        if self == Kind::Pod {
+        if matches!(self, Kind::Pod | Kind::Deployment | Kind::ReplicaSet) {
             r["categories"] = json!(["all"]);
         }
         r
@@ -148,6 +181,21 @@ pub(crate) fn pod_key(namespace: &str, name: &str) -> String {
     format!("pod/{namespace}/{name}")
 }
 
+/// Version key of a namespace in `ClusterState::object_versions`.
+pub(crate) fn namespace_key(name: &str) -> String {
+    format!("namespace/{name}")
+}
+
+/// Version key of a Deployment in `ClusterState::object_versions`.
+pub(crate) fn deployment_key(namespace: &str, name: &str) -> String {
+    format!("deployment/{namespace}/{name}")
+}
+
+/// Version key of a ReplicaSet in `ClusterState::object_versions`.
+pub(crate) fn replicaset_key(namespace: &str, name: &str) -> String {
+    format!("replicaset/{namespace}/{name}")
+}
+
 /// Selector attributes of a node.
 pub(crate) fn node_attrs(node: &SimNode) -> Attrs {
     Attrs {
@@ -176,17 +224,43 @@ pub(crate) fn pod_attrs(pod: &SimPod) -> Attrs {
 }
 
 /// Selector attributes of a namespace.
-pub(crate) fn namespace_attrs(name: &str) -> Attrs {
+pub(crate) fn namespace_attrs(namespace: &SimNamespace) -> Attrs {
     Attrs {
         namespace: String::new(),
-        name: name.to_string(),
-        labels: namespace_labels(name),
+        name: namespace.name.clone(),
+        labels: namespace_labels(namespace),
         fields: vec![("status.phase", "Active".into())],
     }
 }
 
-fn namespace_labels(name: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([("kubernetes.io/metadata.name".to_string(), name.to_string())])
+/// A namespace's labels, with the `kubernetes.io/metadata.name` label the API server sets.
+fn namespace_labels(namespace: &SimNamespace) -> BTreeMap<String, String> {
+    let mut labels = namespace.labels.clone();
+    labels.insert(
+        "kubernetes.io/metadata.name".to_string(),
+        namespace.name.clone(),
+    );
+    labels
+}
+
+/// Selector attributes of a Deployment.
+pub(crate) fn deployment_attrs(deployment: &SimDeployment) -> Attrs {
+    Attrs {
+        namespace: deployment.namespace.clone(),
+        name: deployment.name.clone(),
+        labels: deployment.labels.clone(),
+        fields: Vec::new(),
+    }
+}
+
+/// Selector attributes of a ReplicaSet.
+pub(crate) fn replicaset_attrs(rs: &SimReplicaSet) -> Attrs {
+    Attrs {
+        namespace: rs.namespace.clone(),
+        name: rs.name.clone(),
+        labels: rs.labels.clone(),
+        fields: Vec::new(),
+    }
 }
 
 /// Renders a node at resource version `rv`; `now_ms` stamps the heartbeat times.
@@ -209,21 +283,59 @@ pub(crate) fn node_json(node: &SimNode, rv: u64, now_ms: Millis) -> Value {
             "message": message,
         })
     };
-    let ready = if node.ready {
-        condition(
-            "Ready",
-            "True",
-            "KubeletReady",
-            "kubelet is posting ready status",
-        )
-    } else {
-        condition(
-            "Ready",
+    // Each condition: its type, its default status, and the kubelet's reason and message for
+    // the healthy (first) and unhealthy (second) state.
+    let defaults = [
+        (
+            "MemoryPressure",
             "False",
-            "KubeletNotReady",
-            "container runtime network not ready",
-        )
-    };
+            (
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available",
+            ),
+            (
+                "KubeletHasInsufficientMemory",
+                "kubelet has insufficient memory available",
+            ),
+        ),
+        (
+            "DiskPressure",
+            "False",
+            ("KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            ("KubeletHasDiskPressure", "kubelet has disk pressure"),
+        ),
+        (
+            "PIDPressure",
+            "False",
+            (
+                "KubeletHasSufficientPID",
+                "kubelet has sufficient PID available",
+            ),
+            (
+                "KubeletHasInsufficientPID",
+                "kubelet has insufficient PID available",
+            ),
+        ),
+        (
+            "Ready",
+            if node.ready { "True" } else { "False" },
+            ("KubeletReady", "kubelet is posting ready status"),
+            ("KubeletNotReady", "container runtime network not ready"),
+        ),
+    ];
+    let conditions: Vec<Value> = defaults
+        .iter()
+        .map(|(kind, default, healthy, unhealthy)| {
+            let status = node.conditions.get(*kind).map_or(*default, String::as_str);
+            let healthy_status = if *kind == "Ready" { "True" } else { "False" };
+            let (reason, message) = match status {
+                "Unknown" => ("NodeStatusUnknown", "Kubelet stopped posting node status."),
+                s if s == healthy_status => *healthy,
+                _ => *unhealthy,
+            };
+            condition(kind, status, reason, message)
+        })
+        .collect();
     let seed = format!("node/{}", node.name);
     json!({
         "kind": "Node",
@@ -240,12 +352,7 @@ pub(crate) fn node_json(node: &SimNode, rv: u64, now_ms: Millis) -> Value {
         "status": {
             "capacity": resources,
             "allocatable": resources,
-            "conditions": [
-                condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-                condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-                ready,
-            ],
+            "conditions": conditions,
             "addresses": [
                 { "type": "InternalIP", "address": node.address.to_string() },
                 { "type": "Hostname", "address": node.name },
@@ -332,8 +439,15 @@ pub(crate) fn pod_json(pod: &SimPod, rv: u64, host_ip: Option<String>) -> Value 
         .containers
         .iter()
         .map(|c| {
+            let waiting = pod.waiting.get(&c.name);
             let state = match pod.phase.as_str() {
-                "Running" => json!({ "running": { "startedAt": rfc3339(c.start_ms) } }),
+                "Running" => match waiting {
+                    Some(reason) => json!({ "waiting": {
+                        "reason": reason,
+                        "message": format!("back-off restarting failed container {} in pod {}_{}({})", c.name, pod.name, pod.namespace, pod.uid),
+                    } }),
+                    None => json!({ "running": { "startedAt": rfc3339(c.start_ms) } }),
+                },
                 "Pending" => json!({ "waiting": { "reason": "ContainerCreating" } }),
                 phase => json!({ "terminated": {
                     "exitCode": if phase == "Succeeded" { 0 } else { 1 },
@@ -347,11 +461,11 @@ pub(crate) fn pod_json(pod: &SimPod, rv: u64, host_ip: Option<String>) -> Value 
                 "name": c.name,
                 "state": state,
                 "lastState": {},
-                "ready": ready,
+                "ready": ready && waiting.is_none(),
                 "restartCount": c.restart_count,
                 "image": format!("registry.example.com/{app}/{}:1.0", c.name),
                 "imageID": format!("registry.example.com/{app}/{}@sha256:{}", c.name, hex_digest(&format!("{app}/{}", c.name), 64)),
-                "started": running,
+                "started": running && waiting.is_none(),
             });
             if pod.phase != "Pending" {
                 status["containerID"] =
@@ -401,7 +515,7 @@ pub(crate) fn pod_json(pod: &SimPod, rv: u64, host_ip: Option<String>) -> Value 
             "apiVersion": "apps/v1",
             "kind": "ReplicaSet",
             "name": rs,
-            "uid": uuid_like(&format!("replicaset/{}/{rs}", pod.namespace)),
+            "uid": replicaset_uid(&pod.namespace, rs),
             "controller": true,
             "blockOwnerDeletion": true,
         }]);
@@ -450,36 +564,206 @@ pub(crate) fn pod_json_in(state: &ClusterState, pod: &SimPod, rv: Option<u64>) -
     pod_json(pod, rv, host_ip)
 }
 
-/// The namespaces that exist: the system ones plus every namespace a pod lives in.
-pub(crate) fn namespaces(state: &ClusterState) -> BTreeSet<String> {
-    let mut names: BTreeSet<String> = ["default", "kube-node-lease", "kube-public", "kube-system"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let mut last: Option<&str> = None;
-    for (ns, _) in state.pods.keys() {
-        if last != Some(ns.as_str()) {
-            names.insert(ns.clone());
-            last = Some(ns);
-        }
-    }
-    names
-}
-
-/// Renders a namespace created at `created_ms`.
-pub(crate) fn namespace_json(name: &str, created_ms: Millis) -> Value {
+/// Renders a namespace at resource version `rv`.
+pub(crate) fn namespace_json(namespace: &SimNamespace, rv: u64) -> Value {
     json!({
         "kind": "Namespace",
         "apiVersion": "v1",
         "metadata": {
-            "name": name,
-            "uid": uuid_like(&format!("namespace/{name}")),
-            "resourceVersion": "1",
-            "creationTimestamp": rfc3339(created_ms),
-            "labels": namespace_labels(name),
+            "name": namespace.name,
+            "uid": uuid_like(&format!("namespace/{}", namespace.name)),
+            "resourceVersion": rv.to_string(),
+            "creationTimestamp": rfc3339(namespace.created_ms),
+            "labels": namespace_labels(namespace),
         },
         "spec": { "finalizers": ["kubernetes"] },
         "status": { "phase": "Active" },
+    })
+}
+
+/// `apiVersion` of `PartialObjectMetadata` and its list.
+pub(crate) const META_API_VERSION: &str = "meta.k8s.io/v1";
+
+/// An object reduced to its metadata, as served to clients that accept
+/// `as=PartialObjectMetadata;g=meta.k8s.io;v=v1`.
+pub(crate) fn partial_metadata(object: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": META_API_VERSION,
+        "metadata": object["metadata"],
+    })
+}
+
+/// The uid of the ReplicaSet `namespace/name` (pods' owner references point at it).
+fn replicaset_uid(namespace: &str, name: &str) -> String {
+    uuid_like(&format!("replicaset/{namespace}/{name}"))
+}
+
+/// The uid of the Deployment `namespace/name`.
+fn deployment_uid(namespace: &str, name: &str) -> String {
+    uuid_like(&format!("deployment/{namespace}/{name}"))
+}
+
+/// A pod template whose containers are named as the workload's first pod's (or `main`).
+fn pod_template(
+    state: &ClusterState,
+    namespace: &str,
+    replicasets: &[&SimReplicaSet],
+    labels: &BTreeMap<String, String>,
+) -> Value {
+    let app = labels.get("app").map_or("app", String::as_str);
+    let names: Vec<String> = replicasets
+        .iter()
+        .find_map(|rs| state.pods_of_replicaset(namespace, &rs.name).next())
+        .map(|p| p.containers.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_else(|| vec!["main".to_string()]);
+    let containers: Vec<Value> = names
+        .iter()
+        .map(|name| {
+            json!({
+                "name": name,
+                "image": format!("registry.example.com/{app}/{name}:1.0"),
+                "imagePullPolicy": "IfNotPresent",
+                "resources": {},
+                "terminationMessagePath": "/dev/termination-log",
+                "terminationMessagePolicy": "File",
+            })
+        })
+        .collect();
+    json!({
+        "metadata": { "labels": labels, "creationTimestamp": null },
+        "spec": {
+            "containers": containers,
+            "restartPolicy": "Always",
+            "terminationGracePeriodSeconds": 30,
+            "dnsPolicy": "ClusterFirst",
+            "schedulerName": "default-scheduler",
+            "securityContext": {},
+        },
+    })
+}
+
+/// Inserts `value` under `key` unless it is 0 (Go's `omitempty` on replica counts).
+fn set_count(status: &mut Value, key: &str, value: u32) {
+    if value != 0 {
+        status[key] = json!(value);
+    }
+}
+
+/// Renders a Deployment at resource version `rv`, its status counted from its pods.
+pub(crate) fn deployment_json(state: &ClusterState, d: &SimDeployment, rv: u64) -> Value {
+    let status = state.deployment_status(d);
+    let selector = BTreeMap::from([(
+        "app".to_string(),
+        d.labels
+            .get("app")
+            .cloned()
+            .unwrap_or_else(|| d.name.clone()),
+    )]);
+    let replicasets: Vec<&SimReplicaSet> = state.replicasets_of(d).collect();
+    let mut template_labels = selector.clone();
+    template_labels.insert("pod-template-hash".into(), d.template_hash.clone());
+    let created = rfc3339(d.created_ms);
+    let available = status.available >= d.replicas;
+    let mut body = json!({
+        "observedGeneration": 1,
+        "conditions": [
+            {
+                "type": "Available",
+                "status": if available { "True" } else { "False" },
+                "lastUpdateTime": created,
+                "lastTransitionTime": created,
+                "reason": if available { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
+                "message": if available { "Deployment has minimum availability." } else { "Deployment does not have minimum availability." },
+            },
+            {
+                "type": "Progressing",
+                "status": "True",
+                "lastUpdateTime": created,
+                "lastTransitionTime": created,
+                "reason": "NewReplicaSetAvailable",
+                "message": format!("ReplicaSet \"{}-{}\" has successfully progressed.", d.name, d.template_hash),
+            },
+        ],
+    });
+    set_count(&mut body, "replicas", status.replicas);
+    set_count(&mut body, "updatedReplicas", status.updated);
+    set_count(&mut body, "readyReplicas", status.ready);
+    set_count(&mut body, "availableReplicas", status.available);
+    set_count(&mut body, "unavailableReplicas", status.unavailable);
+    let mut template = pod_template(state, &d.namespace, &replicasets, &selector);
+    template["metadata"]["labels"] = json!(selector);
+    json!({
+        "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "metadata": {
+            "name": d.name,
+            "namespace": d.namespace,
+            "uid": deployment_uid(&d.namespace, &d.name),
+            "resourceVersion": rv.to_string(),
+            "generation": 1,
+            "creationTimestamp": created,
+            "labels": d.labels,
+            "annotations": { "deployment.kubernetes.io/revision": "1" },
+        },
+        "spec": {
+            "replicas": d.replicas,
+            "selector": { "matchLabels": selector },
+            "template": template,
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": { "maxUnavailable": "25%", "maxSurge": "25%" },
+            },
+            "revisionHistoryLimit": 10,
+            "progressDeadlineSeconds": 600,
+        },
+        "status": body,
+    })
+}
+
+/// Renders a ReplicaSet at resource version `rv`, its status counted from its pods.
+pub(crate) fn replicaset_json(state: &ClusterState, rs: &SimReplicaSet, rv: u64) -> Value {
+    let status = state.replicaset_status(rs);
+    let mut metadata = json!({
+        "name": rs.name,
+        "namespace": rs.namespace,
+        "uid": replicaset_uid(&rs.namespace, &rs.name),
+        "resourceVersion": rv.to_string(),
+        "generation": 1,
+        "creationTimestamp": rfc3339(rs.created_ms),
+        "labels": rs.labels,
+        "annotations": {
+            "deployment.kubernetes.io/desired-replicas": rs.replicas.to_string(),
+            "deployment.kubernetes.io/max-replicas": (rs.replicas + rs.replicas.div_ceil(4)).to_string(),
+            "deployment.kubernetes.io/revision": "1",
+        },
+    });
+    if let Some(d) = &rs.deployment {
+        metadata["ownerReferences"] = json!([{
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": d,
+            "uid": deployment_uid(&rs.namespace, d),
+            "controller": true,
+            "blockOwnerDeletion": true,
+        }]);
+    }
+    let mut body = json!({ "observedGeneration": 1 });
+    // `replicas` has no omitempty in ReplicaSetStatus.
+    body["replicas"] = json!(status.replicas);
+    set_count(&mut body, "fullyLabeledReplicas", status.replicas);
+    set_count(&mut body, "readyReplicas", status.ready);
+    set_count(&mut body, "availableReplicas", status.available);
+    json!({
+        "kind": "ReplicaSet",
+        "apiVersion": "apps/v1",
+        "metadata": metadata,
+        "spec": {
+            "replicas": rs.replicas,
+            "selector": { "matchLabels": rs.labels },
+            "template": pod_template(state, &rs.namespace, &[rs], &rs.labels),
+        },
+        "status": body,
     })
 }
 

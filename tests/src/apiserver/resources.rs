@@ -1,6 +1,7 @@
 //! `get`, `list` (selectors, pagination, resource versions) and `watch` of the core/v1
 //! resources.
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::time::Duration;
 
@@ -16,8 +17,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::objects::{
-    AUTH_CONFIGMAP, AuthBundles, Kind, auth_configmap_attrs, auth_configmap_json, namespace_attrs,
-    namespace_json, namespaces, node_attrs, node_json, node_key, object_rv, pod_attrs, pod_json_in,
+    AUTH_CONFIGMAP, AuthBundles, Kind, META_API_VERSION, auth_configmap_attrs, auth_configmap_json,
+    deployment_attrs, deployment_json, deployment_key, namespace_attrs, namespace_json,
+    namespace_key, node_attrs, node_json, node_key, object_rv, partial_metadata, pod_attrs,
+    pod_json_in, replicaset_attrs, replicaset_json, replicaset_key,
 };
 use super::selectors::{Attrs, FieldSelector, Filter, LabelSelector};
 use super::status::{ApiError, ApiResult, json_response};
@@ -25,7 +28,9 @@ use super::tables::{IncludeObject, table};
 use super::watch::{
     WatchCache, WatchParams, WatchStart, bookmark_line, error_line, event_line, stream,
 };
-use crate::cluster::{ClusterState, Millis, SimCluster, SimNode, SimPod};
+use crate::cluster::{
+    ClusterState, Millis, SimCluster, SimDeployment, SimNamespace, SimNode, SimPod, SimReplicaSet,
+};
 
 /// Query parameters of get / list / watch requests.
 #[derive(Debug, Default, Deserialize)]
@@ -98,13 +103,30 @@ pub(crate) fn is_watch(query: &str) -> bool {
     truthy(&first)
 }
 
+/// Whether `Accept` asks for `PartialObjectMetadata` (or its list) instead of whole objects, as
+/// metadata-only clients (kube-rs `Api<PartialObjectMeta<K>>`, client-go's metadata informers) do.
+pub(crate) fn wants_metadata_only(headers: &http::HeaderMap) -> bool {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    accept.split(',').any(|range| {
+        let params: Vec<&str> = range.split(';').map(str::trim).collect();
+        params.contains(&"g=meta.k8s.io")
+            && params.contains(&"v=v1")
+            && (params.contains(&"as=PartialObjectMetadata")
+                || params.contains(&"as=PartialObjectMetadataList"))
+    })
+}
+
 /// What rendering needs besides the cluster state.
 pub(crate) struct RenderCtx<'a> {
     /// The Table version to answer with instead of objects, and what rows include.
     pub(crate) table: Option<(&'static str, IncludeObject)>,
+    /// Answer with `PartialObjectMetadata` instead of objects.
+    pub(crate) metadata_only: bool,
     /// Now, for node heartbeats.
     pub(crate) now_ms: Millis,
-    /// When the fake apiserver started (creation time of namespaces and the ConfigMap).
+    /// When the fake apiserver started (creation time of the ConfigMap).
     pub(crate) created_ms: Millis,
     /// The CA bundles the authentication ConfigMap publishes.
     pub(crate) bundles: &'a AuthBundles,
@@ -114,7 +136,9 @@ pub(crate) struct RenderCtx<'a> {
 enum ObjRef<'a> {
     Node(&'a SimNode),
     Pod(&'a SimPod),
-    Namespace(String),
+    Namespace(&'a SimNamespace),
+    Deployment(&'a SimDeployment),
+    ReplicaSet(&'a SimReplicaSet),
     AuthConfigMap,
 }
 
@@ -124,7 +148,9 @@ impl ObjRef<'_> {
         match self {
             ObjRef::Node(n) => n.name.clone(),
             ObjRef::Pod(p) => format!("{}/{}", p.namespace, p.name),
-            ObjRef::Namespace(n) => n.clone(),
+            ObjRef::Namespace(n) => n.name.clone(),
+            ObjRef::Deployment(d) => format!("{}/{}", d.namespace, d.name),
+            ObjRef::ReplicaSet(r) => format!("{}/{}", r.namespace, r.name),
             ObjRef::AuthConfigMap => format!("kube-system/{AUTH_CONFIGMAP}"),
         }
     }
@@ -134,22 +160,60 @@ impl ObjRef<'_> {
             ObjRef::Node(n) => node_attrs(n),
             ObjRef::Pod(p) => pod_attrs(p),
             ObjRef::Namespace(n) => namespace_attrs(n),
+            ObjRef::Deployment(d) => deployment_attrs(d),
+            ObjRef::ReplicaSet(r) => replicaset_attrs(r),
             ObjRef::AuthConfigMap => auth_configmap_attrs(),
         }
     }
 
     fn render(&self, state: &ClusterState, ctx: &RenderCtx<'_>) -> Value {
+        let object = self.render_object(state, ctx);
+        if ctx.metadata_only && ctx.table.is_none() {
+            partial_metadata(&object)
+        } else {
+            object
+        }
+    }
+
+    fn render_object(&self, state: &ClusterState, ctx: &RenderCtx<'_>) -> Value {
         match self {
             ObjRef::Node(n) => node_json(n, object_rv(state, &node_key(&n.name)), ctx.now_ms),
             ObjRef::Pod(p) => pod_json_in(state, p, None),
-            ObjRef::Namespace(n) => namespace_json(n, ctx.created_ms),
+            ObjRef::Namespace(n) => namespace_json(n, object_rv(state, &namespace_key(&n.name))),
+            ObjRef::Deployment(d) => deployment_json(
+                state,
+                d,
+                object_rv(state, &deployment_key(&d.namespace, &d.name)),
+            ),
+            ObjRef::ReplicaSet(r) => replicaset_json(
+                state,
+                r,
+                object_rv(state, &replicaset_key(&r.namespace, &r.name)),
+            ),
             ObjRef::AuthConfigMap => auth_configmap_json(ctx.bundles, ctx.created_ms),
         }
     }
 }
 
+/// The values of a map keyed by (namespace, name) in key order: those of `namespace` if set,
+/// starting after the `namespace/name` key `after`.
+fn namespaced<'a, T>(
+    map: &'a BTreeMap<(String, String), T>,
+    namespace: Option<&'a str>,
+    after: Option<&str>,
+) -> impl Iterator<Item = &'a T> + 'a {
+    let start = match (after.and_then(|a| a.split_once('/')), namespace) {
+        (Some((ns, name)), _) => Bound::Excluded((ns.to_string(), name.to_string())),
+        (None, Some(ns)) => Bound::Included((ns.to_string(), String::new())),
+        (None, None) => Bound::Unbounded,
+    };
+    map.range((start, Bound::Unbounded))
+        .take_while(move |((ns, _), _)| namespace.is_none_or(|want| ns == want))
+        .map(|(_, v)| v)
+}
+
 /// The objects of `kind` (in `namespace`, if set) in storage order, starting after the key
-/// `after` (see [`ObjRef::key`]). Pods are in (namespace, name) order.
+/// `after` (see [`ObjRef::key`]). Namespaced objects are in (namespace, name) order.
 fn objects<'a>(
     state: &'a ClusterState,
     kind: Kind,
@@ -167,27 +231,19 @@ fn objects<'a>(
                 .range((from(), Bound::Unbounded))
                 .map(|(_, n)| ObjRef::Node(n)),
         ),
-        Kind::Pod => {
-            let start = match (after.and_then(|a| a.split_once('/')), namespace) {
-                (Some((ns, name)), _) => Bound::Excluded((ns.to_string(), name.to_string())),
-                (None, Some(ns)) => Bound::Included((ns.to_string(), String::new())),
-                (None, None) => Bound::Unbounded,
-            };
-            Box::new(
-                state
-                    .pods
-                    .range((start, Bound::Unbounded))
-                    .take_while(move |((ns, _), _)| namespace.is_none_or(|want| ns == want))
-                    .map(|(_, p)| ObjRef::Pod(p)),
-            )
+        Kind::Pod => Box::new(namespaced(&state.pods, namespace, after).map(ObjRef::Pod)),
+        Kind::Deployment => {
+            Box::new(namespaced(&state.deployments, namespace, after).map(ObjRef::Deployment))
         }
-        Kind::Namespace => {
-            let names: Vec<String> = namespaces(state)
+        Kind::ReplicaSet => {
+            Box::new(namespaced(&state.replicasets, namespace, after).map(ObjRef::ReplicaSet))
+        }
+        Kind::Namespace => Box::new(
+            state
+                .namespaces
                 .range((from(), Bound::Unbounded))
-                .cloned()
-                .collect();
-            Box::new(names.into_iter().map(ObjRef::Namespace))
-        }
+                .map(|(_, n)| ObjRef::Namespace(n)),
+        ),
         Kind::ConfigMap => {
             let here = namespace.is_none_or(|ns| ns == "kube-system") && after.is_none();
             Box::new(here.then_some(ObjRef::AuthConfigMap).into_iter())
@@ -205,16 +261,19 @@ pub(crate) fn get(
 ) -> ApiResult {
     let found = match kind {
         Kind::Node => state.nodes.get(name).map(ObjRef::Node),
-        Kind::Pod => {
-            let ns = namespace.unwrap_or_default();
-            state
-                .pods
-                .get(&(ns.to_string(), name.to_string()))
-                .map(ObjRef::Pod)
-        }
-        Kind::Namespace => namespaces(state)
-            .contains(name)
-            .then(|| ObjRef::Namespace(name.to_string())),
+        Kind::Pod => state
+            .pods
+            .get(&namespaced_key(namespace, name))
+            .map(ObjRef::Pod),
+        Kind::Deployment => state
+            .deployments
+            .get(&namespaced_key(namespace, name))
+            .map(ObjRef::Deployment),
+        Kind::ReplicaSet => state
+            .replicasets
+            .get(&namespaced_key(namespace, name))
+            .map(ObjRef::ReplicaSet),
+        Kind::Namespace => state.namespaces.get(name).map(ObjRef::Namespace),
         Kind::ConfigMap => (namespace == Some("kube-system") && name == AUTH_CONFIGMAP)
             .then_some(ObjRef::AuthConfigMap),
     };
@@ -229,8 +288,12 @@ pub(crate) fn get(
             };
             Ok(json_response(StatusCode::OK, &body))
         }
-        None => Err(ApiError::not_found("", kind.resource(), name)),
+        None => Err(ApiError::not_found(kind.group(), kind.resource(), name)),
     }
+}
+
+fn namespaced_key(namespace: Option<&str>, name: &str) -> (String, String) {
+    (namespace.unwrap_or_default().to_string(), name.to_string())
 }
 
 #[derive(Deserialize)]
@@ -313,8 +376,11 @@ pub(crate) fn list(
             continue;
         }
         let mut item = obj.render(state, ctx);
-        if let Some(map) = item.as_object_mut() {
-            // Items of a typed list carry no kind / apiVersion of their own.
+        if let Some(map) = item.as_object_mut()
+            && !ctx.metadata_only
+        {
+            // Items of a typed list carry no kind / apiVersion of their own (a
+            // PartialObjectMetadataList's items do).
             map.remove("kind");
             map.remove("apiVersion");
         }
@@ -332,9 +398,14 @@ pub(crate) fn list(
         let body = table(version, kind, &items, metadata, include, ctx.now_ms);
         return Ok(json_response(StatusCode::OK, &body));
     }
+    let (list_kind, api_version) = if ctx.metadata_only {
+        ("PartialObjectMetadataList".to_string(), META_API_VERSION)
+    } else {
+        (format!("{}List", kind.kind()), kind.api_version())
+    };
     let body = json!({
-        "kind": format!("{}List", kind.kind()),
-        "apiVersion": "v1",
+        "kind": list_kind,
+        "apiVersion": api_version,
         "metadata": metadata,
         "items": items,
     });
@@ -390,10 +461,11 @@ pub(crate) fn watch(
         }
         Ok((sub, rv)) => {
             if initial_events && query.send_initial_events.is_some() && bookmarks {
-                initial.push(bookmark_line(kind, rv, true));
+                initial.push(bookmark_line(kind, ctx.metadata_only, rv, true));
             }
             let params = WatchParams {
                 kind,
+                metadata_only: ctx.metadata_only,
                 filter,
                 bookmarks,
                 bookmark_interval: settings.bookmark_interval,

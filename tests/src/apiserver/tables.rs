@@ -220,7 +220,107 @@ fn columns(kind: Kind) -> Vec<Value> {
             column("Data", "string", 0, "Number of entries in the data"),
             age,
         ],
+        Kind::Deployment => vec![
+            name,
+            column("Ready", "string", 0, "Number of the pod with ready state"),
+            column(
+                "Up-to-date",
+                "string",
+                0,
+                "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+            ),
+            column(
+                "Available",
+                "string",
+                0,
+                "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+            ),
+            age,
+            column(
+                "Containers",
+                "string",
+                1,
+                "Names of each container in the template.",
+            ),
+            column(
+                "Images",
+                "string",
+                1,
+                "Images referenced by each container in the template.",
+            ),
+            column(
+                "Selector",
+                "string",
+                1,
+                "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.",
+            ),
+        ],
+        Kind::ReplicaSet => vec![
+            name,
+            column(
+                "Desired",
+                "integer",
+                0,
+                "Replicas is the number of desired replicas. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1.",
+            ),
+            column(
+                "Current",
+                "integer",
+                0,
+                "Replicas is the most recently observed number of replicas.",
+            ),
+            column(
+                "Ready",
+                "integer",
+                0,
+                "The number of ready replicas for this replica set.",
+            ),
+            age,
+            column(
+                "Containers",
+                "string",
+                1,
+                "Names of each container in the template.",
+            ),
+            column(
+                "Images",
+                "string",
+                1,
+                "Images referenced by each container in the template.",
+            ),
+            column(
+                "Selector",
+                "string",
+                1,
+                "Selector is a label query over pods that should match the replica count.",
+            ),
+        ],
     }
+}
+
+/// The Containers, Images and Selector cells of a workload (`kubectl get -o wide`).
+fn template_cells(obj: &Value) -> [Value; 3] {
+    let containers = obj["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let join = |field: &str| {
+        containers
+            .iter()
+            .filter_map(|c| c[field].as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let selector = obj["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    [json!(join("name")), json!(join("image")), json!(selector)]
 }
 
 fn address(obj: &Value, kind: &str) -> String {
@@ -320,6 +420,36 @@ fn cells(kind: Kind, obj: &Value, now_ms: Millis) -> Vec<Value> {
             let data = obj["data"].as_object().map_or(0, |d| d.len());
             vec![name, json!(data), json!(age(obj, now_ms))]
         }
+        Kind::Deployment => {
+            let status = &obj["status"];
+            let count = |v: &Value| v.as_u64().unwrap_or(0);
+            let mut row = vec![
+                name,
+                json!(format!(
+                    "{}/{}",
+                    count(&status["readyReplicas"]),
+                    count(&obj["spec"]["replicas"])
+                )),
+                json!(count(&status["updatedReplicas"])),
+                json!(count(&status["availableReplicas"])),
+                json!(age(obj, now_ms)),
+            ];
+            row.extend(template_cells(obj));
+            row
+        }
+        Kind::ReplicaSet => {
+            let status = &obj["status"];
+            let count = |v: &Value| v.as_u64().unwrap_or(0);
+            let mut row = vec![
+                name,
+                json!(count(&obj["spec"]["replicas"])),
+                json!(count(&status["replicas"])),
+                json!(count(&status["readyReplicas"])),
+                json!(age(obj, now_ms)),
+            ];
+            row.extend(template_cells(obj));
+            row
+        }
     }
 }
 
@@ -348,7 +478,7 @@ pub(crate) fn table(
                 IncludeObject::Object => {
                     let mut full = obj.clone();
                     full["kind"] = json!(kind.kind());
-                    full["apiVersion"] = json!("v1");
+                    full["apiVersion"] = json!(kind.api_version());
                     row["object"] = full;
                 }
             }

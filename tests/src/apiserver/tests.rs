@@ -263,6 +263,7 @@ fn new_pod(namespace: &str, name: &str, node: &str) -> SimPod {
             cpu_request_millis: 100,
             memory_request_bytes: 64 << 20,
         }],
+        waiting: BTreeMap::new(),
         faults: PodFaults::default(),
     }
 }
@@ -334,13 +335,14 @@ async fn discovery_shapes() {
     assert_eq!(
         names,
         [
+            "apps",
             "authentication.k8s.io",
             "authorization.k8s.io",
             "custom.metrics.k8s.io",
             "metrics.k8s.io"
         ]
     );
-    let custom = &apis["groups"][2];
+    let custom = &apis["groups"][3];
     assert_eq!(
         custom["preferredVersion"]["version"], "v1beta2",
         "highest versionPriority is preferred"
@@ -1624,6 +1626,177 @@ async fn kubectl_top_goes_through_the_aggregator() {
             .seen()
             .iter()
             .all(|s| all(&s.headers, "x-remote-user") == ["admin"])
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn apps_resources_and_namespaces_follow_the_model() {
+    let (cluster, server, http) = start(ApiServerConfig::default()).await;
+    let apps = http.get("/apis/apps/v1").await.json();
+    let names: Vec<&str> = apps["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["deployments", "replicasets"]);
+    assert_eq!(apps["resources"][0]["namespaced"], true);
+    let groups = http.get("/apis").await.json();
+    assert_eq!(
+        groups["groups"][0]["name"], "apps",
+        "highest group priority first"
+    );
+
+    let (ns, pod, rs, app, replicas) = {
+        let state = cluster.read();
+        let p = state.pods.values().next().unwrap();
+        let app = p.labels["app"].clone();
+        let d = &state.deployments[&(p.namespace.clone(), app.clone())];
+        (
+            p.namespace.clone(),
+            p.name.clone(),
+            p.owner_replicaset.clone().unwrap(),
+            app,
+            d.replicas,
+        )
+    };
+    let deployments = http
+        .get(&format!("/apis/apps/v1/namespaces/{ns}/deployments"))
+        .await
+        .json();
+    assert_eq!(deployments["kind"], "DeploymentList");
+    assert_eq!(deployments["apiVersion"], "apps/v1");
+    let d = deployments["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["metadata"]["name"] == app.as_str())
+        .expect("the pod's deployment is listed")
+        .clone();
+    assert_eq!(d["spec"]["replicas"], replicas);
+    assert_eq!(d["status"]["readyReplicas"], replicas);
+    assert!(
+        d["status"].get("unavailableReplicas").is_none(),
+        "omitempty"
+    );
+    let rs_obj = http
+        .get(&format!("/apis/apps/v1/namespaces/{ns}/replicasets/{rs}"))
+        .await
+        .json();
+    let owner = &rs_obj["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (owner["kind"].as_str(), owner["name"].as_str()),
+        (Some("Deployment"), Some(app.as_str()))
+    );
+    assert_eq!(owner["uid"], d["metadata"]["uid"]);
+    let pod_obj = http
+        .get(&format!("/api/v1/namespaces/{ns}/pods/{pod}"))
+        .await
+        .json();
+    assert_eq!(
+        pod_obj["metadata"]["ownerReferences"][0]["uid"],
+        rs_obj["metadata"]["uid"]
+    );
+    let missing = http
+        .get(&format!("/apis/apps/v1/namespaces/{ns}/deployments/nope"))
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        missing.json()["message"],
+        "deployments.apps \"nope\" not found"
+    );
+    let namespace = http.get(&format!("/api/v1/namespaces/{ns}")).await.json();
+    assert_eq!(
+        namespace["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        ns.as_str()
+    );
+    assert!(namespace["metadata"]["labels"]["team"].is_string());
+
+    // A crash loop: the container waits, the pod and the deployment lose readiness.
+    let rv = rv_of(&deployments);
+    let watch = http
+        .open(
+            Method::GET,
+            &format!("/apis/apps/v1/namespaces/{ns}/deployments?watch=1&resourceVersion={rv}"),
+            Some(ADMIN),
+            &[],
+            None,
+        )
+        .await;
+    let mut lines = Lines::new(watch);
+    cluster.crash_loop(&ns, &pod, "main");
+    let modified = lines.next_change().await;
+    assert_eq!(modified["type"], "MODIFIED");
+    assert_eq!(modified["object"]["metadata"]["name"], app.as_str());
+    assert_eq!(modified["object"]["status"]["unavailableReplicas"], 1);
+    let pod_obj = http
+        .get(&format!("/api/v1/namespaces/{ns}/pods/{pod}"))
+        .await
+        .json();
+    let main = &pod_obj["status"]["containerStatuses"][0];
+    assert_eq!(main["state"]["waiting"]["reason"], "CrashLoopBackOff");
+    assert_eq!(
+        (main["ready"].as_bool(), main["restartCount"].as_u64()),
+        (Some(false), Some(1))
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn metadata_only_lists_and_watches() {
+    let (cluster, server, http) = start(ApiServerConfig::default()).await;
+    let accept = [(
+        "Accept",
+        "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+    )];
+    let list = http
+        .send(
+            Method::GET,
+            "/apis/apps/v1/replicasets",
+            Some(ADMIN),
+            &accept,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(list["kind"], "PartialObjectMetadataList");
+    assert_eq!(list["apiVersion"], "meta.k8s.io/v1");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), cluster.read().replicasets.len());
+    assert_eq!(items[0]["kind"], "PartialObjectMetadata");
+    assert!(items[0].get("spec").is_none() && items[0]["metadata"]["ownerReferences"].is_array());
+
+    let dir = tempfile::tempdir().unwrap();
+    let client = kube_client(&server, &dir).await;
+    let namespaces: kube::Api<
+        kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Namespace>,
+    > = kube::Api::all(client.clone());
+    let mut ns_watch = watcher(namespaces, watcher::Config::default()).boxed();
+    let mut names = initial_list(&mut ns_watch).await;
+    names.sort();
+    let want: Vec<String> = cluster.read().namespaces.keys().cloned().collect();
+    assert_eq!(names, want);
+    cluster.update_namespace("default", |n| {
+        n.labels.insert("team".into(), "renamed".into());
+    });
+    let event = tokio::time::timeout(PATIENCE, ns_watch.try_next())
+        .await
+        .expect("event in time")
+        .expect("no error")
+        .expect("open");
+    match event {
+        watcher::Event::Apply(ns) => {
+            assert_eq!(ns.metadata.labels.unwrap()["team"], "renamed");
+        }
+        _ => panic!("expected an Apply"),
+    }
+
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> = kube::Api::all(client);
+    let mut d_watch = watcher(deployments, watcher::Config::default()).boxed();
+    assert_eq!(
+        initial_list(&mut d_watch).await.len(),
+        cluster.read().deployments.len()
     );
     server.shutdown().await;
 }

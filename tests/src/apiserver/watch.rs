@@ -10,7 +10,11 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
-use super::objects::{Kind, node_attrs, node_json, node_key, pod_attrs, pod_json_in, pod_key};
+use super::objects::{
+    Kind, META_API_VERSION, deployment_attrs, deployment_json, deployment_key, namespace_attrs,
+    namespace_json, namespace_key, node_attrs, node_json, node_key, partial_metadata, pod_attrs,
+    pod_json_in, pod_key, replicaset_attrs, replicaset_json, replicaset_key,
+};
 use super::selectors::{Attrs, Filter};
 use super::status::ApiError;
 use crate::cluster::{ClusterEvent, ClusterState, Millis, SimCluster, SimNode, SimPod};
@@ -107,6 +111,18 @@ impl WatchCache {
         }
         for pod in state.pods.values() {
             known.insert(pod_key(&pod.namespace, &pod.name), pod_attrs(pod));
+        }
+        for ns in state.namespaces.values() {
+            known.insert(namespace_key(&ns.name), namespace_attrs(ns));
+        }
+        for d in state.deployments.values() {
+            known.insert(deployment_key(&d.namespace, &d.name), deployment_attrs(d));
+        }
+        for rs in state.replicasets.values() {
+            known.insert(
+                replicaset_key(&rs.namespace, &rs.name),
+                replicaset_attrs(rs),
+            );
         }
         CacheState {
             entries: VecDeque::new(),
@@ -346,6 +362,38 @@ fn render_batch(
                     .or_else(|| deleted_pod(i + 1, ns, name))
                     .map(|p| pod(p, rv, false)),
                 ClusterEvent::PodDeleted(p) => Some(pod(p, rv, true)),
+                ClusterEvent::NamespaceUpserted(name) => state.namespaces.get(name).map(|n| {
+                    rendered(
+                        Kind::Namespace,
+                        namespace_key(name),
+                        namespace_attrs(n),
+                        &namespace_json(n, rv),
+                        false,
+                    )
+                }),
+                ClusterEvent::DeploymentUpserted(ns, name) => {
+                    state.deployments.get(&(ns.clone(), name.clone())).map(|d| {
+                        rendered(
+                            Kind::Deployment,
+                            deployment_key(ns, name),
+                            deployment_attrs(d),
+                            &deployment_json(state, d, rv),
+                            false,
+                        )
+                    })
+                }
+                ClusterEvent::ReplicaSetUpserted(ns, name) => state
+                    .replicasets
+                    .get(&(ns.clone(), name.clone()))
+                    .map(|rs| {
+                        rendered(
+                            Kind::ReplicaSet,
+                            replicaset_key(ns, name),
+                            replicaset_attrs(rs),
+                            &replicaset_json(state, rs, rv),
+                            false,
+                        )
+                    }),
             };
             (rv, out)
         })
@@ -356,6 +404,8 @@ fn render_batch(
 pub(crate) struct WatchParams {
     /// Which kind.
     pub(crate) kind: Kind,
+    /// Objects are sent as `PartialObjectMetadata`.
+    pub(crate) metadata_only: bool,
     /// Which objects.
     pub(crate) filter: Filter,
     /// Whether `BOOKMARK` events were asked for.
@@ -377,13 +427,19 @@ pub(crate) fn event_line(kind: &str, object: &[u8]) -> Bytes {
     Bytes::from(line)
 }
 
-/// A `BOOKMARK` line at `rv`; `initial_end` marks the end of a streaming list's initial events.
-pub(crate) fn bookmark_line(kind: Kind, rv: u64, initial_end: bool) -> Bytes {
+/// A `BOOKMARK` line at `rv` for a watch of `kind` (of its metadata only, if
+/// `metadata_only`); `initial_end` marks the end of a streaming list's initial events.
+pub(crate) fn bookmark_line(kind: Kind, metadata_only: bool, rv: u64, initial_end: bool) -> Bytes {
     let mut metadata = json!({ "resourceVersion": rv.to_string(), "creationTimestamp": null });
     if initial_end {
         metadata["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
     }
-    let object = json!({ "kind": kind.kind(), "apiVersion": "v1", "metadata": metadata });
+    let (kind, api_version) = if metadata_only {
+        ("PartialObjectMetadata", META_API_VERSION)
+    } else {
+        (kind.kind(), kind.api_version())
+    };
+    let object = json!({ "kind": kind, "apiVersion": api_version, "metadata": metadata });
     event_line("BOOKMARK", &serde_json::to_vec(&object).unwrap_or_default())
 }
 
@@ -433,6 +489,11 @@ pub(crate) async fn stream(
             return true;
         }
         match visible(entry, &params.filter) {
+            Some(event) if params.metadata_only => {
+                let object: Value = serde_json::from_slice(&entry.object).unwrap_or_default();
+                let partial = serde_json::to_vec(&partial_metadata(&object)).unwrap_or_default();
+                tx.send(event_line(event.as_str(), &partial)).await.is_ok()
+            }
             Some(event) => tx
                 .send(event_line(event.as_str(), &entry.object))
                 .await
@@ -461,13 +522,13 @@ pub(crate) async fn stream(
                 Err(_) => return,
             },
             _ = ticker.tick(), if params.bookmarks => {
-                if tx.send(bookmark_line(params.kind, rv, false)).await.is_err() {
+                if tx.send(bookmark_line(params.kind, params.metadata_only, rv, false)).await.is_err() {
                     return;
                 }
             }
             () = tokio::time::sleep_until(params.deadline) => {
                 if params.bookmarks {
-                    let _ = tx.send(bookmark_line(params.kind, rv, false)).await;
+                    let _ = tx.send(bookmark_line(params.kind, params.metadata_only, rv, false)).await;
                 }
                 return;
             }
@@ -521,7 +582,7 @@ mod tests {
 
     #[test]
     fn bookmark_marks_initial_events_end() {
-        let line = bookmark_line(Kind::Pod, 7, true);
+        let line = bookmark_line(Kind::Pod, false, 7, true);
         let v: Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["type"], "BOOKMARK");
         assert_eq!(v["object"]["metadata"]["resourceVersion"], "7");

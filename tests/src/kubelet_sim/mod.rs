@@ -1,12 +1,13 @@
 //! Simulated kubelets: one TLS listener per node of a [`SimCluster`], at the node's own
-//! loopback address, serving `/metrics/resource`, `/stats/summary` and `/healthz` from the
-//! cluster model as a real kubelet would.
+//! loopback address, serving `/metrics/resource`, `/stats/summary`, `/metrics/cadvisor` and
+//! `/healthz` from the cluster model as a real kubelet would.
 //!
 //! The simulator follows the cluster: it starts a listener when a node appears, closes it when
 //! the node is deleted or its behavior becomes [`NodeBehavior::Down`](crate::cluster::NodeBehavior)
 //! (connections are then refused and open ones dropped), and reopens it when the node comes
 //! back. Every other behavior and all pod faults are read from the model on each request.
 
+mod cadvisor;
 mod format;
 mod model;
 mod resource;
@@ -24,6 +25,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+pub use cadvisor::render_metrics_cadvisor;
 pub use model::{
     NODE_STAMP_LAG_MS, NetworkRate, POD_STAMP_LAG_MS, container_stamp_ms, node_network_rate,
     node_stamp_ms, pod_network_rate, pod_stamp_ms,
@@ -128,6 +130,13 @@ impl KubeletSimulator {
     /// (hanging requests are not counted); 0 for an unknown node.
     pub fn scrape_count(&self, node: &str) -> u64 {
         self.shared.answered(node)
+    }
+
+    /// Requests to `path` (e.g. `/metrics/cadvisor`, without query) answered so far by
+    /// `node`'s kubelet, with any status; 0 for an unknown node or an uncounted path (only
+    /// `/metrics/resource`, `/stats/summary`, `/metrics/cadvisor` and `/healthz` are counted).
+    pub fn scrape_count_path(&self, node: &str, path: &str) -> u64 {
+        self.shared.answered_path(node, path)
     }
 
     /// Client connections currently open to `node`'s kubelet (TLS handshakes included).

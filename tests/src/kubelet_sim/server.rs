@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
+use super::cadvisor::render_metrics_cadvisor;
 use super::resource::render_metrics_resource;
 use super::summary::{SummaryDetail, render_stats_summary};
 use crate::cluster::{ClusterState, Millis, NodeBehavior, SimCluster, SimNode};
@@ -46,12 +47,31 @@ pub(super) struct Shared {
     tls: Mutex<HashMap<String, (IpAddr, TlsAcceptor)>>,
 }
 
+/// Paths whose answers are counted one by one; every other path counts under "other".
+const COUNTED_PATHS: [&str; 4] = [
+    "/metrics/resource",
+    "/stats/summary",
+    "/metrics/cadvisor",
+    "/healthz",
+];
+
+/// Index into [`NodeStats::by_path`] of `path`.
+fn path_index(path: &str) -> usize {
+    COUNTED_PATHS
+        .iter()
+        .position(|p| *p == path)
+        .unwrap_or(COUNTED_PATHS.len())
+}
+
 /// Counters of one node's kubelet.
 struct NodeStats {
     answered: AtomicU64,
+    /// Answers per [`COUNTED_PATHS`] entry, then every other path.
+    by_path: [AtomicU64; COUNTED_PATHS.len() + 1],
     open: watch::Sender<usize>,
     metrics_size: AtomicUsize,
     summary_size: AtomicUsize,
+    cadvisor_size: AtomicUsize,
 }
 
 impl Shared {
@@ -85,9 +105,11 @@ impl Shared {
             .or_insert_with(|| {
                 Arc::new(NodeStats {
                     answered: AtomicU64::new(0),
+                    by_path: Default::default(),
                     open: watch::Sender::new(0),
                     metrics_size: AtomicUsize::new(INITIAL_BODY_CAPACITY),
                     summary_size: AtomicUsize::new(INITIAL_BODY_CAPACITY),
+                    cadvisor_size: AtomicUsize::new(INITIAL_BODY_CAPACITY),
                 })
             })
             .clone()
@@ -96,6 +118,18 @@ impl Shared {
     pub(super) fn answered(&self, node: &str) -> u64 {
         self.stats(node)
             .map_or(0, |s| s.answered.load(Ordering::Relaxed))
+    }
+
+    /// Answers to `path` (query string excluded), with any status.
+    pub(super) fn answered_path(&self, node: &str, path: &str) -> u64 {
+        let Some(stats) = self.stats(node) else {
+            return 0;
+        };
+        let i = path_index(path);
+        if i == COUNTED_PATHS.len() {
+            return 0;
+        }
+        stats.by_path[i].load(Ordering::Relaxed)
     }
 
     pub(super) fn open_connections(&self, node: &str) -> usize {
@@ -240,17 +274,21 @@ struct NodeDown;
 type Body = Full<Bytes>;
 
 async fn handle(ctx: Arc<NodeCtx>, req: Request<Incoming>) -> Result<Response<Body>, NodeDown> {
+    let path = path_index(req.uri().path());
     if let Some(bearer) = &ctx.shared.bearer
         && req
             .headers()
             .get(AUTHORIZATION)
             .is_none_or(|v| v.as_bytes() != bearer.as_slice())
     {
-        return Ok(ctx.answered(text(
-            StatusCode::UNAUTHORIZED,
-            "text/plain; charset=utf-8",
-            "Unauthorized\n",
-        )));
+        return Ok(ctx.answered(
+            path,
+            text(
+                StatusCode::UNAUTHORIZED,
+                "text/plain; charset=utf-8",
+                "Unauthorized\n",
+            ),
+        ));
     }
     let behavior = {
         let state = ctx.shared.cluster.read();
@@ -262,22 +300,22 @@ async fn handle(ctx: Arc<NodeCtx>, req: Request<Incoming>) -> Result<Response<Bo
         NodeBehavior::Fail(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let body = "simulated kubelet failure\n";
-            return Ok(ctx.answered(text(status, "text/plain; charset=utf-8", body)));
+            return Ok(ctx.answered(path, text(status, "text/plain; charset=utf-8", body)));
         }
         NodeBehavior::Garbage => {
-            return Ok(ctx.answered(text(StatusCode::OK, "text/html", GARBAGE)));
+            return Ok(ctx.answered(path, text(StatusCode::OK, "text/html", GARBAGE)));
         }
         // Pending until hyper drops the request because the client went away.
         NodeBehavior::Hang => return std::future::pending().await,
         NodeBehavior::Down => return Err(NodeDown),
     }
     let response = route(&ctx, &req)?;
-    Ok(ctx.answered(response))
+    Ok(ctx.answered(path, response))
 }
 
 fn route(ctx: &NodeCtx, req: &Request<Incoming>) -> Result<Response<Body>, NodeDown> {
     let path = req.uri().path();
-    let known = matches!(path, "/metrics/resource" | "/stats/summary" | "/healthz");
+    let known = path_index(path) < COUNTED_PATHS.len();
     if known && req.method() != Method::GET {
         return Ok(text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -311,6 +349,16 @@ fn route(ctx: &NodeCtx, req: &Request<Incoming>) -> Result<Response<Body>, NodeD
             })?;
             bytes(StatusCode::OK, "application/json", body)
         }
+        "/metrics/cadvisor" => {
+            let body = ctx.render(&ctx.stats.cadvisor_size, |state, node, now, out| {
+                render_metrics_cadvisor(state, node, now, out);
+            })?;
+            bytes(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                body,
+            )
+        }
         "/healthz" => text(StatusCode::OK, "text/plain; charset=utf-8", "ok"),
         _ => text(
             StatusCode::NOT_FOUND,
@@ -321,9 +369,10 @@ fn route(ctx: &NodeCtx, req: &Request<Incoming>) -> Result<Response<Body>, NodeD
 }
 
 impl NodeCtx {
-    /// Counts an answer and passes it through.
-    fn answered(&self, response: Response<Body>) -> Response<Body> {
+    /// Counts an answer to the path with index `path` and passes it through.
+    fn answered(&self, path: usize, response: Response<Body>) -> Response<Body> {
         self.stats.answered.fetch_add(1, Ordering::Relaxed);
+        self.stats.by_path[path].fetch_add(1, Ordering::Relaxed);
         response
     }
 

@@ -5,6 +5,7 @@
 //! truncated to the second and cumulative values are exact integers of that instant: advancing
 //! a manual clock by `n` seconds adds exactly `rate × n` to every counter.
 
+use super::cadvisor::container_rootfs_bytes;
 use super::format::{write_json_str, write_json_time, write_u64};
 use super::model::{
     container_memory, container_nanocores, container_stamp_ms, cumulative_core_nanos, fnv1a,
@@ -149,7 +150,7 @@ fn pod_stats(out: &mut Vec<u8>, pod: &SimPod, now_ms: Millis, full: bool) {
         out.extend_from_slice(b",\"memory\":");
         memory_stats(out, ct, container_memory(pod, c), None, h);
         if full {
-            let (root_used, root_inodes) = (4096 * (1 + h % 25_000), 10 + h % 1000);
+            let (root_used, root_inodes) = (container_rootfs_bytes(pod, &c.name), 10 + h % 1000);
             let (log_used, log_inodes) = (4096 * (1 + (h >> 20) % 2500), 1 + (h >> 40) % 4);
             out.extend_from_slice(b",\"rootfs\":");
             fs_stats(out, ct, root_used, root_inodes, true);

@@ -687,6 +687,147 @@ async fn stats_summary_matches_ground_truth() {
 }
 
 #[tokio::test]
+async fn metrics_cadvisor_matches_ground_truth_and_is_counted_per_path() {
+    let h = Harness::start(spec(1, (1, 3)), KubeletSimConfig::default()).await;
+    let node = "node-00000";
+    let reply = h.get(node, "/metrics/resource").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(h.sim.scrape_count_path(node, "/metrics/cadvisor"), 0);
+    assert_eq!(h.sim.scrape_count_path(node, "/metrics/resource"), 1);
+
+    let now = h.now();
+    let reply = h.get(node, "/metrics/cadvisor").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(
+        reply.content_type,
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let m = parse_exposition(&reply.body).expect("valid exposition");
+    assert_eq!(h.sim.scrape_count_path(node, "/metrics/cadvisor"), 1);
+    assert_eq!(h.sim.scrape_count_path(node, "/stats/summary"), 0);
+    assert_eq!(h.sim.scrape_count_path(node, "/nope"), 0);
+    assert_eq!(h.sim.scrape_count(node), 2);
+
+    let mut sorted = m.families.clone();
+    sorted.sort();
+    assert_eq!(m.families, sorted, "families sorted by name");
+    let cpu = m.family("container_cpu_usage_seconds_total");
+    for s in &cpu {
+        let names: Vec<&str> = s.labels.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "container",
+                "cpu",
+                "id",
+                "image",
+                "name",
+                "namespace",
+                "pod"
+            ]
+        );
+    }
+    let root = cpu
+        .iter()
+        .find(|s| s.labels["id"] == "/")
+        .expect("root cgroup");
+    assert_eq!(root.ts, Some(now - NODE_STAMP_LAG_MS));
+    assert!(
+        cpu.iter().any(
+            |s| s.labels["id"] == "/system.slice/kubelet.service" && s.labels["pod"].is_empty()
+        )
+    );
+
+    let pods = h.running_pods(node);
+    for pod in &pods {
+        let pod_cpu: Vec<_> = cpu
+            .iter()
+            .filter(|s| s.labels["pod"] == pod.name && s.labels["namespace"] == pod.namespace)
+            .collect();
+        // The pod cgroup, its sandbox and each container.
+        assert_eq!(pod_cpu.len(), 2 + pod.containers.len());
+        for c in &pod.containers {
+            let s = pod_cpu
+                .iter()
+                .find(|s| s.labels["container"] == c.name)
+                .expect("container series");
+            assert_eq!(s.ts, Some(now));
+            let want = c.cpu_seconds_at(now);
+            assert!(
+                (s.value - want).abs() <= want * 1e-9,
+                "{} vs {want}",
+                s.value
+            );
+            assert!(
+                s.labels["id"].ends_with(&format!("cri-containerd-{}.scope", s.labels["name"]))
+            );
+            assert!(!s.labels["image"].is_empty());
+            let mem = m
+                .find(
+                    "container_memory_working_set_bytes",
+                    &[
+                        ("container", &c.name),
+                        ("id", &s.labels["id"]),
+                        ("image", &s.labels["image"]),
+                        ("name", &s.labels["name"]),
+                        ("namespace", &pod.namespace),
+                        ("pod", &pod.name),
+                    ],
+                )
+                .expect("memory series");
+            assert_eq!(mem.value, c.memory_bytes as f64);
+        }
+        let rx: Vec<_> = m
+            .family("container_network_receive_bytes_total")
+            .into_iter()
+            .filter(|s| s.labels["pod"] == pod.name)
+            .collect();
+        assert_eq!(rx.len(), 1, "one sandbox per pod carries eth0");
+        let sandbox = rx[0];
+        assert_eq!(sandbox.labels["container"], "");
+        assert_eq!(sandbox.labels["interface"], "eth0");
+        assert!(sandbox.labels["image"].starts_with("registry.k8s.io/pause:"));
+        let pt = now - POD_STAMP_LAG_MS;
+        assert_eq!(sandbox.ts, Some(pt));
+        let (want_rx, _) = pod_network_rate(&pod.uid).bytes_at(pod.start_ms, pt);
+        assert_eq!(sandbox.value, want_rx as f64);
+    }
+    let fs = m.family("container_fs_usage_bytes");
+    assert_eq!(
+        fs.len(),
+        pods.iter().map(|p| p.containers.len()).sum::<usize>()
+    );
+    assert_eq!(m.family("machine_memory_bytes").len(), 1);
+    h.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn metrics_cadvisor_network_counters_grow_at_the_model_rate() {
+    let h = Harness::start(spec(1, (1, 2)), KubeletSimConfig::default()).await;
+    let node = "node-00000";
+    let m1 = parse_exposition(&h.get(node, "/metrics/cadvisor").await.body).unwrap();
+    h.cluster.clock.advance(Duration::from_secs(15));
+    let m2 = parse_exposition(&h.get(node, "/metrics/cadvisor").await.body).unwrap();
+    for pod in h.running_pods(node) {
+        let tx = |m: &Exposition| {
+            let s = m
+                .family("container_network_transmit_bytes_total")
+                .into_iter()
+                .find(|s| s.labels["pod"] == pod.name)
+                .expect("sandbox series");
+            (s.value, s.ts.unwrap())
+        };
+        let ((a, ta), (b, tb)) = (tx(&m1), tx(&m2));
+        assert_eq!(tb - ta, 15_000);
+        assert_eq!(
+            b - a,
+            (pod_network_rate(&pod.uid).tx_bytes_per_second * 15) as f64
+        );
+    }
+    h.sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn pod_faults_are_applied() {
     let h = Harness::start(spec(1, (2, 3)), KubeletSimConfig::default()).await;
     let pods = h.running_pods("node-00000");

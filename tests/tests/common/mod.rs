@@ -86,3 +86,62 @@ pub fn logs() -> String {
 pub fn self_metrics(rig: &Rig) -> String {
     rig.gateway.telemetry.encode()
 }
+
+/// The component of plugin `name`, as `scripts/build-plugins.sh` (run by `scripts/test.sh`)
+/// writes it with `metrics-gateway plugin build`.
+pub fn plugin_wasm(name: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/plugins")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/build-plugins.sh (scripts/test.sh does)",
+        path.display()
+    );
+    path.canonicalize().unwrap()
+}
+
+/// A Kubernetes Quantity (`1500m`, `2k`, `12Ki`, `3`, `1.5`, `2e3`) as a number.
+pub fn quantity(q: &str) -> f64 {
+    for (suffix, factor) in [
+        ("Ki", 1024.0),
+        ("Mi", 1048576.0),
+        ("Gi", 1073741824.0),
+        ("Ti", 1099511627776.0),
+        ("n", 1e-9),
+        ("u", 1e-6),
+        ("m", 1e-3),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+    ] {
+        if let Some(n) = q.strip_suffix(suffix) {
+            return n.parse::<f64>().unwrap() * factor;
+        }
+    }
+    q.parse()
+        .unwrap_or_else(|e| panic!("{q:?} is not a quantity: {e}"))
+}
+
+/// Runs the real `kubectl` with `kubeconfig`; its stdout (panics on failure with its output).
+pub fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .expect("kubectl is installed (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `kubectl get --raw PATH`, as JSON.
+pub fn raw(kubeconfig: &std::path::Path, path: &str) -> serde_json::Value {
+    serde_json::from_str(&kubectl(kubeconfig, &["get", "--raw", path])).unwrap()
+}

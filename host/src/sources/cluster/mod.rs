@@ -1,24 +1,33 @@
-//! Cluster state from the Kubernetes API: watches on nodes and pods, kept as small projections.
+//! Cluster state from the Kubernetes API: watches on nodes, pods, namespaces, Deployments and
+//! ReplicaSets, kept as small projections; [`samples`] turns it into kube-state-metrics series.
 //!
 //! A relist (after a watch error or a too-old resource version) fills a fresh map that replaces
-//! the served one only when complete, so the API never sees a half-listed cluster.
+//! the served one only when complete, so the API never sees a half-listed cluster. Readiness
+//! ([`ClusterCache::synced`]) waits for nodes and pods only: the other watches feed plugins and
+//! object labels, and a cluster whose RBAC forbids them still serves resource metrics.
 
 pub mod projection;
+pub mod samples;
+#[cfg(test)]
+mod watch_tests;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
-use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
 pub use projection::{
-    DeploymentInfo, Interners, LabelSet, NamespaceInfo, NodeInfo, PodInfo, PodPhase,
+    ConditionStatus, ContainerStatusInfo, DeploymentInfo, Interners, LabelSet, NamespaceInfo,
+    NodeInfo, OwnerRef, PodInfo, PodPhase, PodStatusInfo, ReplicaSetInfo,
 };
 
 use crate::config::KubernetesConfig;
@@ -65,10 +74,13 @@ pub async fn kube_config(cfg: &KubernetesConfig) -> Result<kube::Config, Cluster
     }
 }
 
-/// Pods by namespace, then name.
-pub type PodMap = HashMap<Arc<str>, HashMap<Arc<str>, Arc<PodInfo>>>;
+/// Namespaced objects by namespace, then name.
+pub type NamespacedMap<T> = HashMap<Arc<str>, HashMap<Arc<str>, Arc<T>>>;
 
-/// The projected cluster state: nodes and pods.
+/// Pods by namespace, then name.
+pub type PodMap = NamespacedMap<PodInfo>;
+
+/// The projected cluster state.
 #[derive(Debug, Default)]
 pub struct ClusterState {
     /// Nodes by name.
@@ -78,13 +90,38 @@ pub struct ClusterState {
     /// Namespaces by name.
     pub namespaces: HashMap<Arc<str>, Arc<NamespaceInfo>>,
     /// Deployments by namespace and name.
-    pub deployments: HashMap<Arc<str>, HashMap<Arc<str>, Arc<DeploymentInfo>>>,
+    pub deployments: NamespacedMap<DeploymentInfo>,
+    /// ReplicaSets by namespace and name.
+    pub replicasets: NamespacedMap<ReplicaSetInfo>,
 }
 
 impl ClusterState {
     /// The pod `namespace/name`, if known.
     pub fn pod(&self, namespace: &str, name: &str) -> Option<&Arc<PodInfo>> {
         self.pods.get(namespace)?.get(name)
+    }
+
+    /// The Deployment `namespace/name`, if known.
+    pub fn deployment(&self, namespace: &str, name: &str) -> Option<&Arc<DeploymentInfo>> {
+        self.deployments.get(namespace)?.get(name)
+    }
+
+    /// The ReplicaSet `namespace/name`, if known.
+    pub fn replicaset(&self, namespace: &str, name: &str) -> Option<&Arc<ReplicaSetInfo>> {
+        self.replicasets.get(namespace)?.get(name)
+    }
+
+    /// The name of the Deployment that controls `pod` through its ReplicaSet, when the pod's
+    /// controller is a ReplicaSet known here whose controller is a Deployment.
+    pub fn pod_deployment(&self, pod: &PodInfo) -> Option<&Arc<str>> {
+        let owner = pod
+            .status
+            .controller()
+            .filter(|o| &*o.kind == "ReplicaSet")?;
+        let rs = self.replicaset(&pod.namespace, &owner.name)?;
+        rs.controller()
+            .filter(|o| &*o.kind == "Deployment")
+            .map(|o| &o.name)
     }
 
     /// Number of pods.
@@ -196,6 +233,54 @@ impl ClusterCache {
         }
     }
 
+    /// Applies one namespace event (from its metadata).
+    pub fn apply_namespace(&self, meta: &ObjectMeta) {
+        if let Some(info) = projection::project_namespace(meta, &self.interners) {
+            self.write()
+                .namespaces
+                .insert(info.name.clone(), Arc::new(info));
+        }
+    }
+
+    /// Removes a namespace.
+    pub fn delete_namespace(&self, meta: &ObjectMeta) {
+        if let Some(name) = meta.name.as_deref() {
+            self.write().namespaces.remove(name);
+        }
+    }
+
+    /// Applies one Deployment event.
+    pub fn apply_deployment(&self, deployment: &Deployment) {
+        if let Some(info) = projection::project_deployment(deployment, &self.interners) {
+            let (ns, name) = (info.namespace.clone(), info.name.clone());
+            insert_namespaced(&mut self.write().deployments, ns, name, info);
+        }
+    }
+
+    /// Removes a Deployment.
+    pub fn delete_deployment(&self, deployment: &Deployment) {
+        remove_namespaced(&mut self.write().deployments, &deployment.metadata);
+    }
+
+    /// Applies one ReplicaSet event (from its metadata).
+    pub fn apply_replicaset(&self, meta: &ObjectMeta) {
+        if let Some(info) = projection::project_replicaset(meta, &self.interners) {
+            let (ns, name) = (info.namespace.clone(), info.name.clone());
+            insert_namespaced(&mut self.write().replicasets, ns, name, info);
+        }
+    }
+
+    /// Removes a ReplicaSet.
+    pub fn delete_replicaset(&self, meta: &ObjectMeta) {
+        remove_namespaced(&mut self.write().replicasets, meta);
+    }
+
+    /// Replaces one kind's objects after a complete (re)list.
+    fn replace(&self, f: impl FnOnce(&mut ClusterState)) {
+        f(&mut self.write());
+        self.interners.sweep_all();
+    }
+
     fn replace_nodes(&self, nodes: HashMap<Arc<str>, Arc<NodeInfo>>) {
         let mut state = self.write();
         state.nodes = nodes;
@@ -210,6 +295,24 @@ impl ClusterCache {
         self.pods_synced.store(true, Ordering::Release);
         drop(state);
         self.interners.sweep_all();
+    }
+}
+
+fn insert_namespaced<T>(map: &mut NamespacedMap<T>, namespace: Arc<str>, name: Arc<str>, value: T) {
+    map.entry(namespace)
+        .or_default()
+        .insert(name, Arc::new(value));
+}
+
+fn remove_namespaced<T>(map: &mut NamespacedMap<T>, meta: &ObjectMeta) {
+    let (Some(ns), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else {
+        return;
+    };
+    if let Some(objects) = map.get_mut(ns) {
+        objects.remove(name);
+        if objects.is_empty() {
+            map.remove(ns);
+        }
     }
 }
 
@@ -239,14 +342,6 @@ impl Drop for ChangeGuard<'_> {
     }
 }
 
-impl Interners {
-    fn sweep_all(&self) {
-        self.strings.sweep();
-        self.labels.sweep();
-        self.containers.sweep();
-    }
-}
-
 /// Handle of the running watches; dropping it does not stop them, [`ClusterWatch::abort`] does.
 #[derive(Debug)]
 pub struct ClusterWatch {
@@ -254,25 +349,47 @@ pub struct ClusterWatch {
 }
 
 impl ClusterWatch {
-    /// Starts watching nodes and pods into `cache`.
+    /// Starts watching nodes, pods, namespaces, Deployments and ReplicaSets into `cache`.
+    /// Namespaces and ReplicaSets are watched as metadata only (all the gateway reads of them).
     pub fn start(client: Client, cache: Arc<ClusterCache>, telemetry: Telemetry) -> ClusterWatch {
-        let nodes = tokio::spawn(run_watch::<Node, _>(
-            Api::all(client.clone()),
-            cache.clone(),
-            telemetry.clone(),
-            "node",
-            NodeSink,
-        ));
-        let pods = tokio::spawn(run_watch::<Pod, _>(
-            Api::all(client),
-            cache,
-            telemetry,
-            "pod",
-            PodSink,
-        ));
-        ClusterWatch {
-            tasks: vec![nodes, pods],
-        }
+        let config = || watcher::Config::default().page_size(500);
+        let c = || (cache.clone(), telemetry.clone());
+        let tasks = vec![
+            spawn_watch(
+                watcher::watcher(Api::<Node>::all(client.clone()), config()),
+                c(),
+                "node",
+                NodeSink,
+            ),
+            spawn_watch(
+                watcher::watcher(Api::<Pod>::all(client.clone()), config()),
+                c(),
+                "pod",
+                PodSink,
+            ),
+            spawn_watch(
+                watcher::watcher(
+                    Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+                    config(),
+                ),
+                c(),
+                "namespace",
+                NamespaceSink,
+            ),
+            spawn_watch(
+                watcher::watcher(Api::<Deployment>::all(client.clone()), config()),
+                c(),
+                "deployment",
+                DeploymentSink,
+            ),
+            spawn_watch(
+                watcher::watcher(Api::<PartialObjectMeta<ReplicaSet>>::all(client), config()),
+                c(),
+                "replicaset",
+                ReplicaSetSink,
+            ),
+        ];
+        ClusterWatch { tasks }
     }
 
     /// Stops the watches.
@@ -316,9 +433,8 @@ impl Sink<Pod> for PodSink {
     type Buffer = PodMap;
     fn buffer(&self, cache: &ClusterCache, buf: &mut Self::Buffer, obj: &Pod) {
         if let Some(info) = projection::project_pod(obj, &cache.interners) {
-            buf.entry(info.namespace.clone())
-                .or_default()
-                .insert(info.name.clone(), Arc::new(info));
+            let (ns, name) = (info.namespace.clone(), info.name.clone());
+            insert_namespaced(buf, ns, name, info);
         }
     }
     fn commit(&self, cache: &ClusterCache, buf: Self::Buffer) {
@@ -332,11 +448,83 @@ impl Sink<Pod> for PodSink {
     }
 }
 
+struct NamespaceSink;
+impl Sink<PartialObjectMeta<Namespace>> for NamespaceSink {
+    type Buffer = HashMap<Arc<str>, Arc<NamespaceInfo>>;
+    fn buffer(
+        &self,
+        cache: &ClusterCache,
+        buf: &mut Self::Buffer,
+        obj: &PartialObjectMeta<Namespace>,
+    ) {
+        if let Some(info) = projection::project_namespace(&obj.metadata, &cache.interners) {
+            buf.insert(info.name.clone(), Arc::new(info));
+        }
+    }
+    fn commit(&self, cache: &ClusterCache, buf: Self::Buffer) {
+        cache.replace(|s| s.namespaces = buf);
+    }
+    fn apply(&self, cache: &ClusterCache, obj: &PartialObjectMeta<Namespace>) {
+        cache.apply_namespace(&obj.metadata);
+    }
+    fn delete(&self, cache: &ClusterCache, obj: &PartialObjectMeta<Namespace>) {
+        cache.delete_namespace(&obj.metadata);
+    }
+}
+
+struct DeploymentSink;
+impl Sink<Deployment> for DeploymentSink {
+    type Buffer = NamespacedMap<DeploymentInfo>;
+    fn buffer(&self, cache: &ClusterCache, buf: &mut Self::Buffer, obj: &Deployment) {
+        if let Some(info) = projection::project_deployment(obj, &cache.interners) {
+            let (ns, name) = (info.namespace.clone(), info.name.clone());
+            insert_namespaced(buf, ns, name, info);
+        }
+    }
+    fn commit(&self, cache: &ClusterCache, buf: Self::Buffer) {
+        cache.replace(|s| s.deployments = buf);
+    }
+    fn apply(&self, cache: &ClusterCache, obj: &Deployment) {
+        cache.apply_deployment(obj);
+    }
+    fn delete(&self, cache: &ClusterCache, obj: &Deployment) {
+        cache.delete_deployment(obj);
+    }
+}
+
+struct ReplicaSetSink;
+impl Sink<PartialObjectMeta<ReplicaSet>> for ReplicaSetSink {
+    type Buffer = NamespacedMap<ReplicaSetInfo>;
+    fn buffer(
+        &self,
+        cache: &ClusterCache,
+        buf: &mut Self::Buffer,
+        obj: &PartialObjectMeta<ReplicaSet>,
+    ) {
+        if let Some(info) = projection::project_replicaset(&obj.metadata, &cache.interners) {
+            let (ns, name) = (info.namespace.clone(), info.name.clone());
+            insert_namespaced(buf, ns, name, info);
+        }
+    }
+    fn commit(&self, cache: &ClusterCache, buf: Self::Buffer) {
+        cache.replace(|s| s.replicasets = buf);
+    }
+    fn apply(&self, cache: &ClusterCache, obj: &PartialObjectMeta<ReplicaSet>) {
+        cache.apply_replicaset(&obj.metadata);
+    }
+    fn delete(&self, cache: &ClusterCache, obj: &PartialObjectMeta<ReplicaSet>) {
+        cache.delete_replicaset(&obj.metadata);
+    }
+}
+
 /// Applies one kind's watch events to the cache; a relist is buffered until complete.
 struct EventHandler<K, S: Sink<K>> {
     sink: S,
     kind: &'static str,
     buffer: Option<S::Buffer>,
+    /// The last event was an error: further errors are logged at debug level only, so a watch
+    /// that RBAC forbids warns once per outage instead of at every retry.
+    failing: bool,
     _kind: std::marker::PhantomData<fn(K)>,
 }
 
@@ -346,6 +534,7 @@ impl<K, S: Sink<K>> EventHandler<K, S> {
             sink,
             kind,
             buffer: None,
+            failing: false,
             _kind: std::marker::PhantomData,
         }
     }
@@ -357,6 +546,7 @@ impl<K, S: Sink<K>> EventHandler<K, S> {
         event: watcher::Result<Event<K>>,
     ) {
         let kind = self.kind;
+        self.failing = self.failing && event.is_err();
         match event {
             Ok(Event::Init) => self.buffer = Some(S::Buffer::default()),
             Ok(Event::InitApply(obj)) => self.sink.buffer(
@@ -376,29 +566,35 @@ impl<K, S: Sink<K>> EventHandler<K, S> {
                     .watch_restarts
                     .get_or_create(&KindLabels { kind })
                     .inc();
-                tracing::warn!(kind, %error, "cluster watch failed; retrying with backoff, serving the last known state");
+                if self.failing {
+                    tracing::debug!(kind, %error, "cluster watch still failing");
+                } else {
+                    tracing::warn!(kind, %error, "cluster watch failed; retrying with backoff, serving the last known state");
+                }
+                self.failing = true;
             }
         }
     }
 }
 
-async fn run_watch<K, S>(
-    api: Api<K>,
-    cache: Arc<ClusterCache>,
-    telemetry: Telemetry,
+/// Runs one watch (with kube-runtime's default backoff) into the cache on a new task.
+fn spawn_watch<K, S>(
+    stream: impl Stream<Item = watcher::Result<Event<K>>> + Send + 'static,
+    (cache, telemetry): (Arc<ClusterCache>, Telemetry),
     kind: &'static str,
     sink: S,
-) where
-    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+) -> JoinHandle<()>
+where
+    K: Send + 'static,
     S: Sink<K>,
 {
-    let mut stream = watcher::watcher(api, watcher::Config::default().page_size(500))
-        .default_backoff()
-        .boxed();
-    let mut handler = EventHandler::new(sink, kind);
-    while let Some(event) = stream.next().await {
-        handler.handle(&cache, &telemetry, event);
-    }
+    tokio::spawn(async move {
+        let mut stream = stream.default_backoff().boxed();
+        let mut handler = EventHandler::new(sink, kind);
+        while let Some(event) = stream.next().await {
+            handler.handle(&cache, &telemetry, event);
+        }
+    })
 }
 
 #[cfg(test)]

@@ -111,10 +111,16 @@ impl KubeletClient {
             Ok(IpAddr::V6(ip)) => format!("[{ip}]:{}", target.port),
             _ => format!("{}:{}", target.address, target.port),
         };
+        // The Summary API answers JSON only; the metrics endpoints answer Prometheus text.
+        let accept = if path.starts_with("/stats/") {
+            "application/json"
+        } else {
+            "text/plain;version=0.0.4"
+        };
         let request = || {
             let mut req = http::Request::get(path)
                 .header(http::header::HOST, &host)
-                .header(http::header::ACCEPT, "text/plain;version=0.0.4")
+                .header(http::header::ACCEPT, accept)
                 .header(
                     http::header::USER_AGENT,
                     concat!("metrics-gateway/", env!("CARGO_PKG_VERSION")),

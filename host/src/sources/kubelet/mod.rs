@@ -1,8 +1,13 @@
-//! Kubelet scraping: address choice, authenticated HTTPS, and decoding of `/metrics/resource`.
+//! Kubelet scraping: address choice, authenticated HTTPS, decoding of `/metrics/resource`, and
+//! the samples plugins read from `/metrics/resource`, `/stats/summary` and `/metrics/cadvisor`.
 
+pub mod cadvisor;
 pub mod client;
 pub mod promtext;
 pub mod resource;
+pub mod samples;
+pub mod summary;
+pub mod text;
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +17,13 @@ pub use client::{Connection, KubeletClient, Target};
 
 use crate::config::{AddressType, KubeletConfig};
 use crate::sources::cluster::NodeInfo;
+
+/// The kubelet's resource-metrics endpoint (Prometheus text).
+pub const RESOURCE_PATH: &str = "/metrics/resource";
+/// The kubelet's Summary API endpoint (JSON).
+pub const SUMMARY_PATH: &str = "/stats/summary";
+/// The kubelet's embedded cAdvisor endpoint (Prometheus text).
+pub const CADVISOR_PATH: &str = "/metrics/cadvisor";
 
 /// Where the in-cluster service-account token lives.
 pub const IN_CLUSTER_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -130,12 +142,24 @@ impl KubeletScraper {
         }
     }
 
-    /// Fetches `/metrics/resource` from `node`.
+    /// Fetches [`RESOURCE_PATH`] from `node`.
     pub async fn fetch_resource(
         &self,
         conn: &mut Connection,
         node: &NodeInfo,
         token: Option<&str>,
+    ) -> Result<Bytes, ScrapeError> {
+        self.fetch(conn, node, token, RESOURCE_PATH).await
+    }
+
+    /// Fetches `path` (e.g. [`SUMMARY_PATH`], [`CADVISOR_PATH`]) from `node` on its kept
+    /// connection, with the configured TLS, token, size limit and address choice.
+    pub async fn fetch(
+        &self,
+        conn: &mut Connection,
+        node: &NodeInfo,
+        token: Option<&str>,
+        path: &str,
     ) -> Result<Bytes, ScrapeError> {
         let address = node_address(node, &self.address_types).ok_or_else(|| {
             ScrapeError::NoAddress(
@@ -156,9 +180,7 @@ impl KubeletScraper {
             address,
             port,
         };
-        self.client
-            .get(conn, &target, "/metrics/resource", token)
-            .await
+        self.client.get(conn, &target, path, token).await
     }
 }
 
@@ -201,6 +223,7 @@ mod tests {
             ],
             kubelet_port: 10250,
             ready: true,
+            conditions: Default::default(),
         };
         let pref = [
             AddressType::InternalIP,

@@ -1,0 +1,212 @@
+//! Builds one instance's `cycle-input` from the cycle's samples: the columns of every input's
+//! families, and the series the instance has not been sent yet (or no longer gets).
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use super::plan::Input;
+use super::wit::types;
+use crate::samples::{CycleSamples, Family, Series, Source};
+
+/// Hashes series ids (sequential counters) by one multiplication: far cheaper than SipHash on
+/// the per-sample path, and ids are not attacker-chosen.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A map keyed by series id.
+pub type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+/// The series one instance has been sent, with the cycle each was last seen in.
+#[derive(Debug, Default)]
+pub struct InputState {
+    sent: IdMap<u64>,
+    cycle: u64,
+}
+
+impl InputState {
+    /// This cycle's input for `inputs`: every sample of every matching family, once (a family
+    /// matched by two inputs is sent for the first), new series in `added` and vanished ones in
+    /// `removed`. Prometheus inputs get no samples yet.
+    pub fn build(
+        &mut self,
+        inputs: &[Input],
+        samples: &CycleSamples,
+        timestamp_ms: i64,
+        interval_ms: u64,
+    ) -> types::CycleInput {
+        self.cycle += 1;
+        let cycle = self.cycle;
+        let mut families: Vec<(u32, &Family)> = Vec::new();
+        // One input cannot match a family twice; several may.
+        let dedup = inputs.len() > 1;
+        let mut seen: HashSet<*const Family> = HashSet::new();
+        for (i, input) in inputs.iter().enumerate() {
+            if input.source == Source::Prometheus {
+                continue;
+            }
+            for family in samples.matching(input.source, &input.name) {
+                if !dedup || seen.insert(std::ptr::from_ref(family)) {
+                    families.push((i as u32, family));
+                }
+            }
+        }
+        let rows = families.iter().map(|(_, f)| f.len()).sum();
+        let mut input = types::CycleInput {
+            timestamp_ms,
+            interval_ms,
+            added: Vec::new(),
+            removed: Vec::new(),
+            ids: Vec::with_capacity(rows),
+            timestamps_ms: Vec::with_capacity(rows),
+            values: Vec::with_capacity(rows),
+        };
+        for (index, family) in families {
+            for series in &family.series {
+                input.ids.push(series.id);
+                match self.sent.entry(series.id) {
+                    Entry::Occupied(mut seen) => *seen.get_mut() = cycle,
+                    Entry::Vacant(new) => {
+                        new.insert(cycle);
+                        input.added.push(announce(series, index));
+                    }
+                }
+            }
+            input.timestamps_ms.extend_from_slice(&family.timestamps_ms);
+            input.values.extend_from_slice(&family.values);
+        }
+        self.sent.retain(|id, seen| {
+            let live = *seen == cycle;
+            if !live {
+                input.removed.push(*id);
+            }
+            live
+        });
+        input
+    }
+}
+
+/// A series as the contract announces it.
+pub fn announce(series: &Series, input: u32) -> types::Series {
+    types::Series {
+        id: series.id,
+        input,
+        name: series.name.to_string(),
+        labels: series
+            .labels
+            .iter()
+            .map(|(name, value)| types::Label {
+                name: name.to_string(),
+                value: value.to_string(),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::samples::{Batch, SeriesCache};
+
+    fn input(source: Source, name: &str) -> Input {
+        Input {
+            source,
+            name: name.into(),
+            backend: String::new(),
+        }
+    }
+
+    fn cycle(cache: &mut SeriesCache, rows: &[(&str, &str, f64)]) -> CycleSamples {
+        let mut batch = Batch::default();
+        for (name, pod, value) in rows {
+            batch.push(cache.series(name, &mut [("pod", pod)]), 1000, *value);
+        }
+        cache.sweep();
+        let mut samples = CycleSamples::default();
+        samples.add(Source::KubeletSummary, Arc::new(batch));
+        samples
+    }
+
+    #[test]
+    fn series_are_announced_once_and_removed_when_gone() {
+        let inputs = [
+            input(Source::KubeletSummary, "rx_total"),
+            input(Source::KubeletSummary, "*"),
+            input(Source::Prometheus, "up"),
+        ];
+        let mut cache = SeriesCache::default();
+        let mut state = InputState::default();
+
+        let first = state.build(
+            &inputs,
+            &cycle(
+                &mut cache,
+                &[("rx_total", "a", 1.0), ("tx_total", "a", 2.0)],
+            ),
+            5,
+            15_000,
+        );
+        assert_eq!((first.timestamp_ms, first.interval_ms), (5, 15_000));
+        // rx_total is matched by inputs 0 and 1 but sent once, for input 0.
+        assert_eq!(first.ids.len(), 2);
+        let mut added: Vec<(String, u32)> = first
+            .added
+            .iter()
+            .map(|s| (s.name.clone(), s.input))
+            .collect();
+        added.sort();
+        assert_eq!(added, [("rx_total".into(), 0), ("tx_total".into(), 1)]);
+        assert_eq!(first.added[0].labels[0].name, "pod");
+        assert!(first.removed.is_empty());
+        let rx = first
+            .added
+            .iter()
+            .find(|s| s.name == "rx_total")
+            .unwrap()
+            .id;
+        let tx = first
+            .added
+            .iter()
+            .find(|s| s.name == "tx_total")
+            .unwrap()
+            .id;
+
+        let second = state.build(
+            &inputs,
+            &cycle(
+                &mut cache,
+                &[("rx_total", "a", 3.0), ("rx_total", "b", 4.0)],
+            ),
+            6,
+            15_000,
+        );
+        assert_eq!(second.added.len(), 1);
+        assert_eq!(second.added[0].labels[0].value, "b");
+        assert_eq!(second.removed, [tx]);
+        let row = second.ids.iter().position(|&id| id == rx).unwrap();
+        assert_eq!(second.values[row], 3.0);
+        assert_eq!(second.timestamps_ms[row], 1000);
+
+        let third = state.build(&inputs, &CycleSamples::default(), 7, 15_000);
+        assert!(third.added.is_empty() && third.ids.is_empty());
+        assert_eq!(third.removed.len(), 2);
+    }
+}

@@ -1,0 +1,615 @@
+//! Validates what a plugin's `process` returned: values for metrics of its plan, finite, about
+//! objects that exist; derived series it declared. What fails is dropped and counted by reason.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::input::IdMap;
+use super::plan::{MetricTarget, Plan};
+use super::wit::types;
+use crate::samples::{Batch, Series};
+use crate::sources::cluster::{ClusterState, LabelSet};
+use crate::store::custom::{ExternalValue, ObjectResource, ObjectValue};
+
+/// Why an output value was dropped (the `reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Its metric is not in the plan.
+    UnknownMetric,
+    /// Its metric is in the plan with the other kind (custom vs external).
+    WrongKind,
+    /// Custom: the object's resource is not the metric's.
+    WrongResource,
+    /// NaN or infinite.
+    NonFinite,
+    /// The object is not in the cluster state.
+    UnknownObject,
+    /// A namespace where none belongs, or none where one is needed.
+    BadNamespace,
+    /// A second value for the same object (or external labels) and series labels.
+    Duplicate,
+    /// A derived sample of a series never announced.
+    UnknownSeries,
+    /// A derived series whose name the plan does not declare.
+    UndeclaredDerived,
+}
+
+impl DropReason {
+    /// Every reason.
+    pub const ALL: [DropReason; 9] = [
+        DropReason::UnknownMetric,
+        DropReason::WrongKind,
+        DropReason::WrongResource,
+        DropReason::NonFinite,
+        DropReason::UnknownObject,
+        DropReason::BadNamespace,
+        DropReason::Duplicate,
+        DropReason::UnknownSeries,
+        DropReason::UndeclaredDerived,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::UnknownMetric => "unknown_metric",
+            DropReason::WrongKind => "wrong_kind",
+            DropReason::WrongResource => "wrong_resource",
+            DropReason::NonFinite => "non_finite",
+            DropReason::UnknownObject => "unknown_object",
+            DropReason::BadNamespace => "bad_namespace",
+            DropReason::Duplicate => "duplicate",
+            DropReason::UnknownSeries => "unknown_series",
+            DropReason::UndeclaredDerived => "undeclared_derived",
+        }
+    }
+}
+
+/// Values dropped in one call, per reason, with one example each for the log.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Drops {
+    counts: [u64; DropReason::ALL.len()],
+    examples: [Option<String>; DropReason::ALL.len()],
+}
+
+impl Drops {
+    fn add(&mut self, reason: DropReason, example: impl FnOnce() -> String) {
+        let i = reason as usize;
+        self.counts[i] += 1;
+        if self.examples[i].is_none() {
+            self.examples[i] = Some(example());
+        }
+    }
+
+    /// The reasons with drops: (reason, count, an example).
+    pub fn iter(&self) -> impl Iterator<Item = (DropReason, u64, &str)> + '_ {
+        DropReason::ALL.into_iter().filter_map(|r| {
+            let i = r as usize;
+            (self.counts[i] > 0)
+                .then(|| (r, self.counts[i], self.examples[i].as_deref().unwrap_or("")))
+        })
+    }
+
+    /// Drops for `reason`.
+    pub fn count(&self, reason: DropReason) -> u64 {
+        self.counts[reason as usize]
+    }
+}
+
+/// Whether objects are checked against the cluster state.
+#[derive(Debug, Clone, Copy)]
+pub enum Objects<'a> {
+    /// Checked; their labels come from here.
+    Cluster(&'a ClusterState),
+    /// Not checked, labels left empty (`plugin test` fixtures).
+    Unchecked,
+}
+
+/// The accepted part of one output.
+#[derive(Debug, Default)]
+pub struct Accepted {
+    /// Custom values per plan metric index, sorted by (namespace, name, labels).
+    pub custom: Vec<Vec<ObjectValue>>,
+    /// External values per plan metric index, sorted by (namespace, labels).
+    pub external: Vec<Vec<ExternalValue>>,
+    /// Derived samples, under host series.
+    pub derived: Batch,
+    /// Dropped values.
+    pub drops: Drops,
+}
+
+impl Accepted {
+    /// Values accepted (custom, external and derived samples).
+    pub fn published(&self) -> u64 {
+        let n: usize = self.custom.iter().map(Vec::len).sum::<usize>()
+            + self.external.iter().map(Vec::len).sum::<usize>()
+            + self.derived.len();
+        n as u64
+    }
+}
+
+/// Validates `output` against `plan`. `derived` maps the plugin's derived series ids to host
+/// series across cycles. Fails as a whole when the output has more than `max_output` values or
+/// malformed columns.
+pub fn validate(
+    output: types::CycleOutput,
+    plan: &Plan,
+    derived: &mut IdMap<Arc<Series>>,
+    objects: Objects<'_>,
+    max_output: usize,
+) -> Result<Accepted, String> {
+    let total = output.custom.len() + output.external.len() + output.derived_ids.len();
+    if total > max_output {
+        return Err(format!(
+            "returned {total} values, more than its limit of {max_output} (max_output)"
+        ));
+    }
+    let (n_ids, n_ts, n_values) = (
+        output.derived_ids.len(),
+        output.derived_timestamps_ms.len(),
+        output.derived_values.len(),
+    );
+    if n_ids != n_ts || n_ids != n_values {
+        return Err(format!(
+            "derived columns differ in length (ids {n_ids}, timestamps {n_ts}, values {n_values})"
+        ));
+    }
+    let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, m) in plan.metrics.iter().enumerate() {
+        by_name.entry(&m.name).or_default().push(i);
+    }
+    let mut accepted = Accepted {
+        custom: vec![Vec::new(); plan.metrics.len()],
+        external: vec![Vec::new(); plan.metrics.len()],
+        ..Accepted::default()
+    };
+    let empty_labels = Arc::new(LabelSet::default());
+    let labels = |l: Vec<types::Label>| {
+        if l.is_empty() {
+            empty_labels.clone()
+        } else {
+            Arc::new(LabelSet(l.into_iter().map(|l| (l.name, l.value)).collect()))
+        }
+    };
+
+    for v in output.custom {
+        let candidates = by_name
+            .get(v.metric.as_str())
+            .map_or(&[][..], Vec::as_slice);
+        if candidates.is_empty() {
+            accepted
+                .drops
+                .add(DropReason::UnknownMetric, || v.metric.clone());
+            continue;
+        }
+        let found = ObjectResource::parse(&v.object.resource).and_then(|r| {
+            candidates
+                .iter()
+                .find(|&&i| plan.metrics[i].target == MetricTarget::Custom(r))
+                .map(|&i| (i, r))
+        });
+        let Some((index, resource)) = found else {
+            let reason = if candidates
+                .iter()
+                .any(|&i| matches!(plan.metrics[i].target, MetricTarget::Custom(_)))
+            {
+                DropReason::WrongResource
+            } else {
+                DropReason::WrongKind
+            };
+            accepted
+                .drops
+                .add(reason, || format!("{} for {}", v.metric, v.object.resource));
+            continue;
+        };
+        if !v.value.is_finite() {
+            accepted.drops.add(DropReason::NonFinite, || {
+                format!("{} = {}", v.metric, v.value)
+            });
+            continue;
+        }
+        let object = &v.object;
+        if resource.namespaced() == object.namespace.is_empty() {
+            accepted.drops.add(DropReason::BadNamespace, || {
+                format!(
+                    "{} {:?}/{}",
+                    resource.as_str(),
+                    object.namespace,
+                    object.name
+                )
+            });
+            continue;
+        }
+        let (namespace, name, object_labels) = match objects {
+            Objects::Cluster(cluster) => {
+                match lookup(cluster, resource, &object.namespace, &object.name) {
+                    Some(found) => found,
+                    None => {
+                        accepted.drops.add(DropReason::UnknownObject, || {
+                            format!("{} {}/{}", resource.as_str(), object.namespace, object.name)
+                        });
+                        continue;
+                    }
+                }
+            }
+            Objects::Unchecked => (
+                object.namespace.as_str().into(),
+                object.name.as_str().into(),
+                empty_labels.clone(),
+            ),
+        };
+        accepted.custom[index].push(ObjectValue {
+            namespace,
+            name,
+            object_labels,
+            metric_labels: labels(v.labels),
+            value: v.value,
+            timestamp_ms: v.timestamp_ms,
+            window_ms: window(v.window_ms),
+        });
+    }
+
+    for v in output.external {
+        let candidates = by_name
+            .get(v.metric.as_str())
+            .map_or(&[][..], Vec::as_slice);
+        let Some(&index) = candidates
+            .iter()
+            .find(|&&i| plan.metrics[i].target == MetricTarget::External)
+        else {
+            let reason = if candidates.is_empty() {
+                DropReason::UnknownMetric
+            } else {
+                DropReason::WrongKind
+            };
+            accepted.drops.add(reason, || v.metric.clone());
+            continue;
+        };
+        if !v.value.is_finite() {
+            accepted.drops.add(DropReason::NonFinite, || {
+                format!("{} = {}", v.metric, v.value)
+            });
+            continue;
+        }
+        if plan.metrics[index].namespaced == v.namespace.is_empty() {
+            accepted.drops.add(DropReason::BadNamespace, || {
+                format!("{} namespace {:?}", v.metric, v.namespace)
+            });
+            continue;
+        }
+        accepted.external[index].push(ExternalValue {
+            namespace: v.namespace.into(),
+            labels: labels(v.labels),
+            value: v.value,
+            timestamp_ms: v.timestamp_ms,
+            window_ms: window(v.window_ms),
+        });
+    }
+
+    for values in &mut accepted.custom {
+        values.sort_by(|a, b| {
+            (&a.namespace, &a.name, &a.metric_labels).cmp(&(
+                &b.namespace,
+                &b.name,
+                &b.metric_labels,
+            ))
+        });
+        let before = values.len();
+        values.dedup_by(|b, a| {
+            (&a.namespace, &a.name, &a.metric_labels) == (&b.namespace, &b.name, &b.metric_labels)
+        });
+        for _ in values.len()..before {
+            accepted.drops.add(DropReason::Duplicate, String::new);
+        }
+    }
+    for values in &mut accepted.external {
+        values.sort_by(|a, b| (&a.namespace, &a.labels).cmp(&(&b.namespace, &b.labels)));
+        let before = values.len();
+        values.dedup_by(|b, a| (&a.namespace, &a.labels) == (&b.namespace, &b.labels));
+        for _ in values.len()..before {
+            accepted.drops.add(DropReason::Duplicate, String::new);
+        }
+    }
+
+    for s in output.derived_added {
+        if !plan.derived.iter().any(|d| **d == *s.name) {
+            accepted
+                .drops
+                .add(DropReason::UndeclaredDerived, || s.name.clone());
+            continue;
+        }
+        let same = derived.get(&s.id).is_some_and(|old| {
+            *old.name == *s.name
+                && old.labels.len() == s.labels.len()
+                && old
+                    .labels
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|l| *l.name == **k && *l.value == **v))
+        });
+        if !same {
+            let labels = s
+                .labels
+                .into_iter()
+                .map(|l| (l.name.into(), l.value.into()))
+                .collect();
+            derived.insert(s.id, Series::new(s.name.into(), labels));
+        }
+    }
+    for ((id, ts), value) in output
+        .derived_ids
+        .into_iter()
+        .zip(output.derived_timestamps_ms)
+        .zip(output.derived_values)
+    {
+        let Some(series) = derived.get(&id) else {
+            accepted.drops.add(DropReason::UnknownSeries, || {
+                format!("derived series id {id}")
+            });
+            continue;
+        };
+        if !value.is_finite() {
+            accepted.drops.add(DropReason::NonFinite, || {
+                format!("{} = {value}", series.name)
+            });
+            continue;
+        }
+        accepted.derived.push(series.clone(), ts, value);
+    }
+    for id in output.derived_removed {
+        derived.remove(&id);
+    }
+    Ok(accepted)
+}
+
+fn window(ms: u64) -> Option<i64> {
+    (ms > 0).then(|| i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+/// The object's namespace, name and labels from the cluster state.
+fn lookup(
+    cluster: &ClusterState,
+    resource: ObjectResource,
+    namespace: &str,
+    name: &str,
+) -> Option<(Arc<str>, Arc<str>, Arc<LabelSet>)> {
+    match resource {
+        ObjectResource::Pods => cluster
+            .pod(namespace, name)
+            .map(|p| (p.namespace.clone(), p.name.clone(), p.labels.clone())),
+        ObjectResource::Deployments => cluster
+            .deployments
+            .get(namespace)?
+            .get(name)
+            .map(|d| (d.namespace.clone(), d.name.clone(), d.labels.clone())),
+        ObjectResource::Nodes => cluster
+            .nodes
+            .get(name)
+            .map(|n| (Arc::from(""), n.name.clone(), n.labels.clone())),
+        ObjectResource::Namespaces => cluster
+            .namespaces
+            .get(name)
+            .map(|n| (Arc::from(""), n.name.clone(), n.labels.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+    use crate::sources::cluster::Interners;
+    use crate::sources::cluster::projection::{project_node, project_pod};
+
+    fn cluster() -> ClusterState {
+        let interners = Interners::default();
+        let meta = |ns: Option<&str>, name: &str| ObjectMeta {
+            namespace: ns.map(Into::into),
+            name: Some(name.into()),
+            labels: Some(BTreeMap::from([("app".to_owned(), name.to_owned())])),
+            ..ObjectMeta::default()
+        };
+        let mut state = ClusterState::default();
+        let pod = project_pod(
+            &Pod {
+                metadata: meta(Some("default"), "web"),
+                ..Pod::default()
+            },
+            &interners,
+        )
+        .unwrap();
+        state
+            .pods
+            .entry(pod.namespace.clone())
+            .or_default()
+            .insert(pod.name.clone(), Arc::new(pod));
+        let node = project_node(
+            &Node {
+                metadata: meta(None, "n1"),
+                ..Node::default()
+            },
+            &interners,
+        )
+        .unwrap();
+        state.nodes.insert(node.name.clone(), Arc::new(node));
+        state
+    }
+
+    fn plan() -> Plan {
+        let spec = |name: &str, kind, resource: &str, namespaced| types::MetricSpec {
+            name: name.into(),
+            kind,
+            resource: resource.into(),
+            namespaced,
+            max_age_ms: 0,
+        };
+        Plan::validate(types::Plan {
+            inputs: vec![],
+            metrics: vec![
+                spec("rate", types::MetricKind::Custom, "pods", true),
+                spec("rate", types::MetricKind::Custom, "nodes", false),
+                spec("queue", types::MetricKind::External, "", false),
+            ],
+            derived: vec!["smooth".into()],
+        })
+        .unwrap()
+    }
+
+    fn custom(
+        metric: &str,
+        resource: &str,
+        ns: &str,
+        name: &str,
+        value: f64,
+    ) -> types::CustomValue {
+        types::CustomValue {
+            metric: metric.into(),
+            object: types::ObjectRef {
+                resource: resource.into(),
+                namespace: ns.into(),
+                name: name.into(),
+            },
+            labels: vec![],
+            value,
+            timestamp_ms: 5,
+            window_ms: 0,
+        }
+    }
+
+    fn external(metric: &str, ns: &str, queue: &str, value: f64) -> types::ExternalValue {
+        types::ExternalValue {
+            metric: metric.into(),
+            namespace: ns.into(),
+            labels: vec![types::Label {
+                name: "queue".into(),
+                value: queue.into(),
+            }],
+            value,
+            timestamp_ms: 5,
+            window_ms: 30_000,
+        }
+    }
+
+    fn output() -> types::CycleOutput {
+        types::CycleOutput {
+            custom: vec![],
+            external: vec![],
+            derived_added: vec![],
+            derived_removed: vec![],
+            derived_ids: vec![],
+            derived_timestamps_ms: vec![],
+            derived_values: vec![],
+        }
+    }
+
+    #[test]
+    fn values_are_checked_sorted_and_drops_counted_by_reason() {
+        let cluster = cluster();
+        let mut out = output();
+        out.custom = vec![
+            custom("rate", "pods", "default", "web", 1.0),
+            custom("rate", "pods", "default", "web", 9.0),
+            custom("rate", "nodes", "", "n1", 2.0),
+            custom("rate", "pods", "default", "ghost", 1.0),
+            custom("rate", "pods", "", "web", 1.0),
+            custom("rate", "deployments.apps", "default", "web", 1.0),
+            custom("rate", "pods", "default", "web", f64::NAN),
+            custom("queue", "pods", "default", "web", 1.0),
+            custom("nope", "pods", "default", "web", 1.0),
+        ];
+        out.external = vec![
+            external("queue", "", "b", 3.0),
+            external("queue", "", "a", 4.0),
+            external("queue", "ns", "a", 4.0),
+            external("queue", "", "c", f64::INFINITY),
+            external("rate", "", "a", 1.0),
+        ];
+        let mut derived = IdMap::default();
+        let accepted =
+            validate(out, &plan(), &mut derived, Objects::Cluster(&cluster), 100).unwrap();
+        let pods = &accepted.custom[0];
+        assert_eq!(pods.len(), 1);
+        assert_eq!(
+            (&*pods[0].name, pods[0].value, pods[0].window_ms),
+            ("web", 1.0, None)
+        );
+        assert_eq!(pods[0].object_labels.0["app"], "web");
+        assert_eq!(&*accepted.custom[1][0].name, "n1");
+        let queues: Vec<&str> = accepted.external[2]
+            .iter()
+            .map(|v| v.labels.0["queue"].as_str())
+            .collect();
+        assert_eq!(queues, ["a", "b"]);
+        assert_eq!(accepted.external[2][0].window_ms, Some(30_000));
+        let d = &accepted.drops;
+        assert_eq!(d.count(DropReason::Duplicate), 1);
+        assert_eq!(d.count(DropReason::UnknownObject), 1);
+        assert_eq!(d.count(DropReason::BadNamespace), 2);
+        assert_eq!(d.count(DropReason::WrongResource), 1);
+        assert_eq!(d.count(DropReason::NonFinite), 2);
+        assert_eq!(d.count(DropReason::WrongKind), 2);
+        assert_eq!(d.count(DropReason::UnknownMetric), 1);
+        assert_eq!(accepted.published(), 4);
+        let (reason, count, example) = d
+            .iter()
+            .find(|(r, ..)| *r == DropReason::UnknownObject)
+            .unwrap();
+        assert_eq!(
+            (reason.as_str(), count, example),
+            ("unknown_object", 1, "pods default/ghost")
+        );
+    }
+
+    #[test]
+    fn too_much_output_fails_the_call() {
+        let mut out = output();
+        out.custom = (0..3)
+            .map(|i| custom("rate", "pods", "default", &format!("p{i}"), 1.0))
+            .collect();
+        let err = validate(out, &plan(), &mut IdMap::default(), Objects::Unchecked, 2).unwrap_err();
+        assert_eq!(
+            err,
+            "returned 3 values, more than its limit of 2 (max_output)"
+        );
+    }
+
+    #[test]
+    fn derived_series_are_declared_mapped_and_forgotten() {
+        let series = |id, name: &str| types::Series {
+            id,
+            input: 0,
+            name: name.into(),
+            labels: vec![],
+        };
+        let mut out = output();
+        out.derived_added = vec![series(7, "smooth"), series(8, "undeclared")];
+        out.derived_ids = vec![7, 8, 9, 7];
+        out.derived_timestamps_ms = vec![1, 1, 1, 1];
+        out.derived_values = vec![0.5, 1.0, 1.0, f64::NAN];
+        let mut derived = IdMap::default();
+        let a = validate(out, &plan(), &mut derived, Objects::Unchecked, 100).unwrap();
+        assert_eq!(a.derived.len(), 1);
+        let host_id = a.derived.families["smooth"].series[0].id;
+        assert_ne!(host_id, 7);
+        assert_eq!(a.drops.count(DropReason::UndeclaredDerived), 1);
+        assert_eq!(a.drops.count(DropReason::UnknownSeries), 2);
+        assert_eq!(a.drops.count(DropReason::NonFinite), 1);
+
+        // Announced again after a restart: same host series. Removed: forgotten.
+        let mut out = output();
+        out.derived_added = vec![series(7, "smooth")];
+        out.derived_ids = vec![7];
+        out.derived_timestamps_ms = vec![2];
+        out.derived_values = vec![0.7];
+        out.derived_removed = vec![7];
+        let b = validate(out, &plan(), &mut derived, Objects::Unchecked, 100).unwrap();
+        assert_eq!(b.derived.families["smooth"].series[0].id, host_id);
+        assert!(derived.is_empty());
+
+        let mut out = output();
+        out.derived_ids = vec![1];
+        let err = validate(out, &plan(), &mut derived, Objects::Unchecked, 100).unwrap_err();
+        assert!(err.contains("ids 1, timestamps 0, values 0"), "{err}");
+    }
+}

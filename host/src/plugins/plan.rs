@@ -1,0 +1,287 @@
+//! A plugin's plan, validated once at configure: the inputs it reads and the metrics it publishes.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use super::wit::types;
+use crate::samples::Source;
+use crate::store::custom::ObjectResource;
+
+/// Longest metric or derived series name accepted.
+const MAX_NAME_LEN: usize = 253;
+
+/// One input of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// Where from.
+    pub source: Source,
+    /// Metric name or prefix pattern (`name*`); the PromQL query for Prometheus.
+    pub name: String,
+    /// Prometheus backend, empty for the default.
+    pub backend: String,
+}
+
+/// Which API serves a metric, and for custom metrics the described resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetricTarget {
+    /// `custom.metrics.k8s.io`, values per object of this resource.
+    Custom(ObjectResource),
+    /// `external.metrics.k8s.io`.
+    External,
+}
+
+/// One published metric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metric {
+    /// Name.
+    pub name: Arc<str>,
+    /// API and resource.
+    pub target: MetricTarget,
+    /// External: values belong to a namespace. Custom: the resource is namespaced.
+    pub namespaced: bool,
+    /// The plugin's own staleness limit, ms; 0 for the host's default.
+    pub max_age_ms: u64,
+}
+
+/// A metric's identity across plugins: two plugins may not publish the same one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MetricKey {
+    /// A custom metric of a resource.
+    Custom(ObjectResource, Arc<str>),
+    /// An external metric.
+    External(Arc<str>),
+}
+
+impl Metric {
+    /// Its identity.
+    pub fn key(&self) -> MetricKey {
+        match self.target {
+            MetricTarget::Custom(r) => MetricKey::Custom(r, self.name.clone()),
+            MetricTarget::External => MetricKey::External(self.name.clone()),
+        }
+    }
+}
+
+impl fmt::Display for MetricKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetricKey::Custom(r, name) => write!(f, "custom metric {name} of {}", r.as_str()),
+            MetricKey::External(name) => write!(f, "external metric {name}"),
+        }
+    }
+}
+
+/// A validated plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Inputs, in the plugin's order (series name their input by index).
+    pub inputs: Vec<Input>,
+    /// Published metrics.
+    pub metrics: Vec<Metric>,
+    /// Names of the derived series the plugin emits.
+    pub derived: Vec<Arc<str>>,
+}
+
+impl Plan {
+    /// Validates what `configure` returned.
+    pub fn validate(plan: types::Plan) -> Result<Plan, String> {
+        let mut inputs = Vec::with_capacity(plan.inputs.len());
+        for (i, input) in plan.inputs.into_iter().enumerate() {
+            let source = source(input.source);
+            if input.name.is_empty() {
+                return Err(format!("input {i} ({}) has an empty name", source.as_str()));
+            }
+            if source != Source::Prometheus && !input.backend.is_empty() {
+                return Err(format!(
+                    "input {i} ({} {}) names a backend, which only prometheus inputs have",
+                    source.as_str(),
+                    input.name
+                ));
+            }
+            inputs.push(Input {
+                source,
+                name: input.name,
+                backend: input.backend,
+            });
+        }
+        let mut metrics: Vec<Metric> = Vec::with_capacity(plan.metrics.len());
+        let mut keys = HashSet::new();
+        for spec in plan.metrics {
+            check_name("metric", &spec.name)?;
+            let target = match spec.kind {
+                types::MetricKind::Custom => {
+                    let resource = ObjectResource::parse(&spec.resource).ok_or_else(|| {
+                        format!(
+                            "metric {}: resource {:?} is not one of {}",
+                            spec.name,
+                            spec.resource,
+                            ObjectResource::ALL.map(ObjectResource::as_str).join(", ")
+                        )
+                    })?;
+                    if spec.namespaced != resource.namespaced() {
+                        return Err(format!(
+                            "metric {}: namespaced = {} but {} objects are {}",
+                            spec.name,
+                            spec.namespaced,
+                            resource.as_str(),
+                            if resource.namespaced() {
+                                "namespaced"
+                            } else {
+                                "cluster-scoped"
+                            }
+                        ));
+                    }
+                    MetricTarget::Custom(resource)
+                }
+                types::MetricKind::External => {
+                    if !spec.resource.is_empty() {
+                        return Err(format!(
+                            "metric {}: external metrics have no resource, got {:?}",
+                            spec.name, spec.resource
+                        ));
+                    }
+                    MetricTarget::External
+                }
+            };
+            let metric = Metric {
+                name: spec.name.into(),
+                target,
+                namespaced: spec.namespaced,
+                max_age_ms: spec.max_age_ms,
+            };
+            if !keys.insert(metric.key()) {
+                return Err(format!("{} is listed twice", metric.key()));
+            }
+            metrics.push(metric);
+        }
+        let mut derived: Vec<Arc<str>> = Vec::with_capacity(plan.derived.len());
+        for name in plan.derived {
+            check_name("derived series", &name)?;
+            if derived.iter().any(|d| **d == *name) {
+                return Err(format!("derived series {name} is listed twice"));
+            }
+            derived.push(name.into());
+        }
+        Ok(Plan {
+            inputs,
+            metrics,
+            derived,
+        })
+    }
+}
+
+/// Names: 1–253 characters of letters, digits, `_`, `-`, `.` and `:`, starting with a letter or
+/// digit (they appear in URL paths).
+fn check_name(what: &str, name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} name {name:?} is invalid (1-{MAX_NAME_LEN} letters, digits, '_', '-', '.', ':', starting with a letter or digit)"
+        ))
+    }
+}
+
+/// The host's source for a WIT source.
+pub fn source(s: types::Source) -> Source {
+    match s {
+        types::Source::KubeletResource => Source::KubeletResource,
+        types::Source::KubeletSummary => Source::KubeletSummary,
+        types::Source::KubeletCadvisor => Source::KubeletCadvisor,
+        types::Source::Cluster => Source::Cluster,
+        types::Source::Prometheus => Source::Prometheus,
+        types::Source::Derived => Source::Derived,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, kind: types::MetricKind, resource: &str, ns: bool) -> types::MetricSpec {
+        types::MetricSpec {
+            name: name.into(),
+            kind,
+            resource: resource.into(),
+            namespaced: ns,
+            max_age_ms: 0,
+        }
+    }
+
+    fn plan(metrics: Vec<types::MetricSpec>) -> types::Plan {
+        types::Plan {
+            inputs: vec![types::InputSpec {
+                source: types::Source::KubeletSummary,
+                name: "x_*".into(),
+                backend: String::new(),
+            }],
+            metrics,
+            derived: vec!["d".into()],
+        }
+    }
+
+    #[test]
+    fn a_good_plan_is_accepted() {
+        let p = Plan::validate(plan(vec![
+            spec("rx_rate", types::MetricKind::Custom, "pods", true),
+            spec("rx_rate", types::MetricKind::Custom, "nodes", false),
+            spec("queue.depth-1", types::MetricKind::External, "", true),
+        ]))
+        .unwrap();
+        assert_eq!(p.inputs[0].source, Source::KubeletSummary);
+        assert_eq!(
+            p.metrics[1].target,
+            MetricTarget::Custom(ObjectResource::Nodes)
+        );
+        assert_eq!(p.derived, [Arc::<str>::from("d")]);
+    }
+
+    #[test]
+    fn bad_plans_are_refused_with_the_reason() {
+        let cases = [
+            (
+                spec("", types::MetricKind::Custom, "pods", true),
+                "name \"\" is invalid",
+            ),
+            (
+                spec("a/b", types::MetricKind::Custom, "pods", true),
+                "\"a/b\" is invalid",
+            ),
+            (
+                spec("m", types::MetricKind::Custom, "services", true),
+                "\"services\" is not one of pods, nodes",
+            ),
+            (
+                spec("m", types::MetricKind::Custom, "nodes", true),
+                "nodes objects are cluster-scoped",
+            ),
+            (
+                spec("m", types::MetricKind::External, "pods", false),
+                "external metrics have no resource",
+            ),
+        ];
+        for (s, want) in cases {
+            let err = Plan::validate(plan(vec![s])).unwrap_err();
+            assert!(err.contains(want), "{err} should contain {want}");
+        }
+        let err = Plan::validate(plan(vec![
+            spec("m", types::MetricKind::Custom, "pods", true),
+            spec("m", types::MetricKind::Custom, "pods", true),
+        ]))
+        .unwrap_err();
+        assert_eq!(err, "custom metric m of pods is listed twice");
+        let mut p = plan(vec![]);
+        p.inputs[0].backend = "thanos".into();
+        assert!(Plan::validate(p).unwrap_err().contains("names a backend"));
+        let mut p = plan(vec![]);
+        p.derived.push("d".into());
+        assert!(Plan::validate(p).unwrap_err().contains("listed twice"));
+    }
+}

@@ -1,0 +1,615 @@
+//! The configured plugins, run in config order every cycle, each with its own instance, state and
+//! fault handling.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use super::PluginError;
+use super::input::{IdMap, InputState};
+use super::instance::{Fault, Instance, Limits, Outcome};
+use super::output::{self, Accepted, Objects};
+use super::plan::{MetricKey, MetricTarget, Plan};
+use super::runtime::{LoadError, LoadedComponent, MAX_MEMORY_BYTES, PluginRuntime};
+use crate::config::{Config, PluginConfig};
+use crate::samples::{Batch, CycleSamples, Series, Source};
+use crate::sources::cluster::ClusterState;
+use crate::store::custom::{MetricState, PluginMetrics, PublishedMetric};
+use crate::telemetry::{
+    PluginCallLabels, PluginDropLabels, PluginLabels, PluginOutcomeLabels, Telemetry,
+};
+
+/// Which sources the plugins need this cycle.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wants {
+    /// Kubelet `/metrics/resource`.
+    pub kubelet_resource: bool,
+    /// Kubelet `/stats/summary`.
+    pub kubelet_summary: bool,
+    /// Kubelet `/metrics/cadvisor`.
+    pub kubelet_cadvisor: bool,
+    /// Cluster-state samples.
+    pub cluster: bool,
+    /// PromQL instant queries as (backend, query), sorted and deduplicated; an empty backend is
+    /// the default one.
+    pub prometheus: Vec<(String, String)>,
+}
+
+/// The plugins of one config, loaded.
+pub struct PluginSet {
+    runtime: Arc<PluginRuntime>,
+    plugins: Vec<Plugin>,
+    /// Which plugin publishes each metric.
+    owners: HashMap<MetricKey, Arc<str>>,
+}
+
+impl std::fmt::Debug for PluginSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginSet")
+            .field(
+                "plugins",
+                &self.plugins.iter().map(|p| &p.name).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+struct Plugin {
+    name: Arc<str>,
+    /// Loaded, or why not (for good: until the config changes).
+    state: Result<Box<Running>, String>,
+}
+
+/// A loaded plugin: its component, limits and what survives its instances.
+struct Running {
+    component: Arc<LoadedComponent>,
+    limits: Limits,
+    max_output: usize,
+    config_json: String,
+    /// Known once `configure` first succeeded; a new instance must return the same.
+    plan: Option<Plan>,
+    live: Option<Live>,
+    /// The previous instance was discarded after a fault.
+    discarded: bool,
+    /// The last `snapshot`, restored into the next instance.
+    snapshot: Vec<u8>,
+    /// The plugin's derived series ids → host series.
+    derived: IdMap<Arc<Series>>,
+    /// Why the plugin is not running now.
+    error: Option<String>,
+    telemetry: PluginTelemetry,
+}
+
+struct Live {
+    instance: Instance,
+    input: InputState,
+}
+
+/// One cycle's result, with the derived samples (for `plugin test`).
+pub(crate) struct CycleResult {
+    pub metrics: PluginMetrics,
+    pub derived: Vec<(Arc<str>, Arc<Batch>)>,
+}
+
+impl PluginSet {
+    /// Loads, compiles (or reads from the cache) and configures every plugin of `config`. A
+    /// plugin that fails is left out and reported by [`PluginSet::errors`]; when it got as far
+    /// as `configure`, it is retried every cycle. Slow on a cache miss: call from a blocking
+    /// thread.
+    pub fn load(runtime: &Arc<PluginRuntime>, config: &Config) -> PluginSet {
+        let mut set = PluginSet {
+            runtime: runtime.clone(),
+            plugins: Vec::with_capacity(config.plugins.len()),
+            owners: HashMap::new(),
+        };
+        for pc in &config.plugins {
+            set.add(pc, &config.base_dir);
+        }
+        set
+    }
+
+    fn add(&mut self, pc: &PluginConfig, base_dir: &Path) {
+        let name: Arc<str> = pc.name.get_ref().as_str().into();
+        let file = base_dir.join(pc.file.get_ref());
+        let state = if self.plugins.iter().any(|p| p.name == name) {
+            Err(PluginError::Config {
+                plugin: name.to_string(),
+                message: "another plugin has the same name".into(),
+            })
+        } else {
+            self.prepare(&name, &file, pc)
+        };
+        let state = state.map_err(|e| {
+            tracing::error!(plugin = &*name, "{e}");
+            e.to_string()
+        });
+        let mut plugin = Plugin { name, state };
+        if let Ok(running) = &mut plugin.state
+            && let Err(message) = start(&plugin.name, running, &mut self.owners)
+        {
+            let e = PluginError::Configure {
+                plugin: plugin.name.to_string(),
+                path: file,
+                message,
+            };
+            tracing::error!(plugin = &*plugin.name, "{e}; retrying every cycle");
+            running.error = Some(e.to_string());
+        }
+        self.plugins.push(plugin);
+    }
+
+    fn prepare(
+        &self,
+        name: &str,
+        file: &Path,
+        pc: &PluginConfig,
+    ) -> Result<Box<Running>, PluginError> {
+        let bytes = std::fs::read(file).map_err(|source| PluginError::Read {
+            plugin: name.into(),
+            path: file.into(),
+            source,
+        })?;
+        if let Some(expected) = &pc.sha256 {
+            let actual = hex::encode(Sha256::digest(&bytes));
+            if !actual.eq_ignore_ascii_case(expected.get_ref().trim()) {
+                return Err(PluginError::Sha256Mismatch {
+                    plugin: name.into(),
+                    path: file.into(),
+                    expected: expected.get_ref().clone(),
+                    actual,
+                });
+            }
+        }
+        let memory_bytes = pc.memory_mib.get() as usize * (1 << 20);
+        if memory_bytes > MAX_MEMORY_BYTES {
+            return Err(PluginError::Config {
+                plugin: name.into(),
+                message: format!(
+                    "memory_mib = {} exceeds the {} MiB a plugin can address",
+                    pc.memory_mib.get(),
+                    MAX_MEMORY_BYTES >> 20
+                ),
+            });
+        }
+        let config_json = serde_json::to_string(&pc.config).map_err(|e| PluginError::Config {
+            plugin: name.into(),
+            message: format!("its config table cannot be passed as JSON: {e}"),
+        })?;
+        let component = self.runtime.load(&bytes).map_err(|e| match e {
+            LoadError::Version(error) => PluginError::Version {
+                plugin: name.into(),
+                path: file.into(),
+                error,
+            },
+            other => PluginError::Compile {
+                plugin: name.into(),
+                path: file.into(),
+                message: other.to_string(),
+            },
+        })?;
+        Ok(Box::new(Running {
+            component,
+            limits: Limits {
+                timeout_ms: u64::from(pc.timeout_ms.get()),
+                memory_bytes,
+            },
+            max_output: pc.max_output.get() as usize,
+            config_json,
+            plan: None,
+            live: None,
+            discarded: false,
+            snapshot: Vec::new(),
+            derived: IdMap::default(),
+            error: None,
+            telemetry: PluginTelemetry {
+                telemetry: self.runtime.telemetry().clone(),
+                plugin: name.into(),
+            },
+        }))
+    }
+
+    /// The plugins not running now, with why: load failures, and plugins whose last
+    /// instantiation, configuration or cycle failed.
+    pub fn errors(&self) -> Vec<(String, String)> {
+        self.plugins
+            .iter()
+            .filter_map(|p| match &p.state {
+                Err(e) => Some((p.name.to_string(), e.clone())),
+                Ok(r) => r.error.clone().map(|e| (p.name.to_string(), e)),
+            })
+            .collect()
+    }
+
+    /// Number of plugins configured (running or not).
+    pub fn len(&self) -> usize {
+        self.plugins.len()
+    }
+
+    /// No plugins configured.
+    pub fn is_empty(&self) -> bool {
+        self.plugins.is_empty()
+    }
+
+    /// The sources the configured plugins read.
+    pub fn wants(&self) -> Wants {
+        let mut wants = Wants::default();
+        for input in self.plans().flat_map(|(_, plan)| &plan.inputs) {
+            match input.source {
+                Source::KubeletResource => wants.kubelet_resource = true,
+                Source::KubeletSummary => wants.kubelet_summary = true,
+                Source::KubeletCadvisor => wants.kubelet_cadvisor = true,
+                Source::Cluster => wants.cluster = true,
+                Source::Prometheus => wants
+                    .prometheus
+                    .push((input.backend.clone(), input.name.clone())),
+                Source::Derived => {}
+            }
+        }
+        wants.prometheus.sort();
+        wants.prometheus.dedup();
+        wants
+    }
+
+    /// The plans of plugins configured at least once, in config order.
+    pub(crate) fn plans(&self) -> impl Iterator<Item = (&str, &Plan)> {
+        self.plugins.iter().filter_map(|p| {
+            let plan = p.state.as_ref().ok()?.plan.as_ref()?;
+            Some((&*p.name, plan))
+        })
+    }
+
+    /// Runs one cycle: every plugin in config order over `samples` (plus the derived series of
+    /// the plugins before it), objects checked against `cluster`. Every metric of every
+    /// configured plugin is in the result, with values or as failed.
+    pub fn run_cycle(
+        &mut self,
+        samples: &CycleSamples,
+        cluster: &ClusterState,
+        now_ms: i64,
+        interval_ms: u64,
+    ) -> PluginMetrics {
+        self.cycle(samples, Objects::Cluster(cluster), now_ms, interval_ms)
+            .metrics
+    }
+
+    pub(crate) fn cycle(
+        &mut self,
+        samples: &CycleSamples,
+        objects: Objects<'_>,
+        now_ms: i64,
+        interval_ms: u64,
+    ) -> CycleResult {
+        let mut work = samples.clone();
+        let mut result = CycleResult {
+            metrics: PluginMetrics::default(),
+            derived: Vec::new(),
+        };
+        let default_max_age_ms = i64::try_from(interval_ms.saturating_mul(3)).unwrap_or(i64::MAX);
+        for plugin in &mut self.plugins {
+            let Ok(running) = &mut plugin.state else {
+                continue;
+            };
+            let outcome = run_one(
+                &plugin.name,
+                running,
+                &mut self.owners,
+                &work,
+                objects,
+                now_ms,
+                interval_ms,
+            );
+            let mut accepted = match outcome {
+                Ok(accepted) => {
+                    running.error = None;
+                    Some(accepted)
+                }
+                Err(message) => {
+                    running.error = Some(message);
+                    None
+                }
+            };
+            let Some(plan) = &running.plan else { continue };
+            let failed: Option<Arc<str>> = running
+                .error
+                .as_ref()
+                .map(|e| format!("plugin {}: {e}", plugin.name).into());
+            for (i, metric) in plan.metrics.iter().enumerate() {
+                let max_age_ms = match metric.max_age_ms {
+                    0 => default_max_age_ms,
+                    ms => i64::try_from(ms).unwrap_or(i64::MAX),
+                };
+                match metric.target {
+                    MetricTarget::Custom(resource) => {
+                        let values = accepted
+                            .as_mut()
+                            .map(|a| std::mem::take(&mut a.custom[i]))
+                            .unwrap_or_default();
+                        result.metrics.custom.insert(
+                            (resource, metric.name.clone()),
+                            PublishedMetric {
+                                name: metric.name.clone(),
+                                plugin: plugin.name.clone(),
+                                namespaced: metric.namespaced,
+                                max_age_ms,
+                                state: metric_state(&failed, values),
+                            },
+                        );
+                    }
+                    MetricTarget::External => {
+                        let values = accepted
+                            .as_mut()
+                            .map(|a| std::mem::take(&mut a.external[i]))
+                            .unwrap_or_default();
+                        result.metrics.external.insert(
+                            metric.name.clone(),
+                            PublishedMetric {
+                                name: metric.name.clone(),
+                                plugin: plugin.name.clone(),
+                                namespaced: metric.namespaced,
+                                max_age_ms,
+                                state: metric_state(&failed, values),
+                            },
+                        );
+                    }
+                }
+            }
+            if let Some(accepted) = accepted
+                && !accepted.derived.is_empty()
+            {
+                let batch = Arc::new(accepted.derived);
+                work.add(Source::Derived, batch.clone());
+                result.derived.push((plugin.name.clone(), batch));
+            }
+        }
+        result
+    }
+}
+
+fn metric_state<T>(failed: &Option<Arc<str>>, values: Vec<T>) -> MetricState<T> {
+    match failed {
+        Some(message) => MetricState::Failed(message.clone()),
+        None => MetricState::Values(values),
+    }
+}
+
+/// Runs one plugin's cycle: (re)starts its instance when needed, builds its input, calls
+/// `process`, validates the output and takes a snapshot.
+fn run_one(
+    name: &Arc<str>,
+    r: &mut Running,
+    owners: &mut HashMap<MetricKey, Arc<str>>,
+    samples: &CycleSamples,
+    objects: Objects<'_>,
+    now_ms: i64,
+    interval_ms: u64,
+) -> Result<Accepted, String> {
+    start(name, r, owners)?;
+    let (Some(plan), Some(live)) = (&r.plan, &mut r.live) else {
+        return Err("not configured".into());
+    };
+    let input = live.input.build(&plan.inputs, samples, now_ms, interval_ms);
+    let started = Instant::now();
+    let called = live.instance.call(|b, s| b.process(s, &input));
+    let elapsed = started.elapsed();
+    drop(input);
+    let result = match called {
+        Err(fault) => Err(fault),
+        Ok(Err(message)) => Ok(Err(format!("process returned an error: {message}"))),
+        Ok(Ok(output)) => Ok(output::validate(
+            output,
+            plan,
+            &mut r.derived,
+            objects,
+            r.max_output,
+        )),
+    };
+    let accepted = match result {
+        Err(fault) => {
+            r.telemetry.call("process", fault.outcome, elapsed);
+            return Err(discard(name, r, "process", fault));
+        }
+        Ok(Err(message)) => {
+            r.telemetry.call("process", Outcome::Error, elapsed);
+            tracing::warn!(plugin = &**name, "plugin cycle failed: {message}");
+            return Err(message);
+        }
+        Ok(Ok(accepted)) => {
+            r.telemetry.call("process", Outcome::Ok, elapsed);
+            accepted
+        }
+    };
+    let snapshot = r.timed("snapshot", |i| i.call(|b, s| b.snapshot(s)));
+    match snapshot {
+        Ok(state) => r.snapshot = state,
+        Err(fault) => return Err(discard(name, r, "snapshot", fault)),
+    }
+    r.telemetry.published(accepted.published());
+    for (reason, count, example) in accepted.drops.iter() {
+        r.telemetry.dropped(reason.as_str(), count);
+        tracing::warn!(
+            plugin = &**name,
+            reason = reason.as_str(),
+            count,
+            example,
+            "dropped plugin output values"
+        );
+    }
+    Ok(accepted)
+}
+
+/// Discards the instance after a fault; the next cycle starts a new one.
+fn discard(name: &str, r: &mut Running, call: &str, fault: Fault) -> String {
+    r.live = None;
+    r.discarded = true;
+    let message = format!("{call} {}", fault.message);
+    tracing::warn!(
+        plugin = name,
+        outcome = fault.outcome.as_str(),
+        "plugin instance discarded: {message}"
+    );
+    message
+}
+
+/// Makes sure the plugin has a configured, restored instance.
+fn start(
+    name: &Arc<str>,
+    r: &mut Running,
+    owners: &mut HashMap<MetricKey, Arc<str>>,
+) -> Result<(), String> {
+    if r.live.is_some() {
+        return Ok(());
+    }
+    if std::mem::take(&mut r.discarded) {
+        r.telemetry.restart();
+    }
+    let mut instance = Instance::new(&r.component.pre, name.clone(), r.limits)
+        .map_err(|f| format!("instantiating: {}", f.message))?;
+    let started = Instant::now();
+    let configured = instance.call(|b, s| b.configure(s, &r.config_json));
+    let elapsed = started.elapsed();
+    let plan = match configured {
+        Err(fault) => {
+            r.telemetry.call("configure", fault.outcome, elapsed);
+            return Err(format!("configure {}", fault.message));
+        }
+        Ok(Err(message)) => {
+            r.telemetry.call("configure", Outcome::Error, elapsed);
+            return Err(format!("configure returned an error: {message}"));
+        }
+        Ok(Ok(plan)) => {
+            r.telemetry.call("configure", Outcome::Ok, elapsed);
+            plan
+        }
+    };
+    let plan = Plan::validate(plan).map_err(|e| format!("invalid plan: {e}"))?;
+    match &r.plan {
+        Some(old) if *old != plan => {
+            return Err("a new instance returned a different plan for the same config".into());
+        }
+        Some(_) => {}
+        None => {
+            for metric in &plan.metrics {
+                if let Some(other) = owners.get(&metric.key())
+                    && other != name
+                {
+                    return Err(format!(
+                        "{} is already published by plugin {other}",
+                        metric.key()
+                    ));
+                }
+            }
+            for metric in &plan.metrics {
+                owners.insert(metric.key(), name.clone());
+            }
+            r.plan = Some(plan);
+        }
+    }
+    if !r.snapshot.is_empty() {
+        let started = Instant::now();
+        let restored = instance.call(|b, s| b.restore(s, &r.snapshot));
+        let elapsed = started.elapsed();
+        match restored {
+            Err(fault) => {
+                r.telemetry.call("restore", fault.outcome, elapsed);
+                // The snapshot may be what makes it fail: start afresh next time.
+                r.snapshot.clear();
+                return Err(format!("restore {}", fault.message));
+            }
+            Ok(Err(message)) => {
+                r.telemetry.call("restore", Outcome::Error, elapsed);
+                tracing::warn!(
+                    plugin = &**name,
+                    "plugin refused its snapshot ({message}); continuing without its state"
+                );
+                r.snapshot.clear();
+            }
+            Ok(Ok(())) => r.telemetry.call("restore", Outcome::Ok, elapsed),
+        }
+    }
+    r.live = Some(Live {
+        instance,
+        input: InputState::default(),
+    });
+    Ok(())
+}
+
+impl Running {
+    /// Calls into the live instance, recording the call's outcome and duration.
+    fn timed<R>(
+        &mut self,
+        call: &'static str,
+        f: impl FnOnce(&mut Instance) -> Result<R, Fault>,
+    ) -> Result<R, Fault> {
+        let Some(live) = &mut self.live else {
+            return Err(Fault {
+                outcome: Outcome::Trap,
+                message: "has no instance".into(),
+            });
+        };
+        let started = Instant::now();
+        let result = f(&mut live.instance);
+        let outcome = match &result {
+            Ok(_) => Outcome::Ok,
+            Err(fault) => fault.outcome,
+        };
+        self.telemetry.call(call, outcome, started.elapsed());
+        result
+    }
+}
+
+/// A plugin's self-metrics.
+struct PluginTelemetry {
+    telemetry: Telemetry,
+    plugin: String,
+}
+
+impl PluginTelemetry {
+    fn call(&self, call: &'static str, outcome: Outcome, elapsed: std::time::Duration) {
+        self.telemetry
+            .plugin_calls
+            .get_or_create(&PluginOutcomeLabels {
+                plugin: self.plugin.clone(),
+                call,
+                outcome: outcome.as_str(),
+            })
+            .inc();
+        self.telemetry
+            .plugin_call_duration
+            .get_or_create(&PluginCallLabels {
+                plugin: self.plugin.clone(),
+                call,
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    fn published(&self, n: u64) {
+        self.telemetry
+            .plugin_values_published
+            .get_or_create(&PluginLabels {
+                plugin: self.plugin.clone(),
+            })
+            .inc_by(n);
+    }
+
+    fn dropped(&self, reason: &'static str, n: u64) {
+        self.telemetry
+            .plugin_values_dropped
+            .get_or_create(&PluginDropLabels {
+                plugin: self.plugin.clone(),
+                reason,
+            })
+            .inc_by(n);
+    }
+
+    fn restart(&self) {
+        self.telemetry
+            .plugin_restarts
+            .get_or_create(&PluginLabels {
+                plugin: self.plugin.clone(),
+            })
+            .inc();
+    }
+}

@@ -1,0 +1,389 @@
+//! Plain Rust mirrors of the WIT contract's types (`plugin-sdk/wit/plugin.wit`), usable natively.
+
+use serde::{Deserialize, Serialize};
+
+use crate::object::ObjectRef;
+
+/// One label: name and value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label {
+    /// Label name.
+    pub name: String,
+    /// Label value.
+    pub value: String,
+}
+
+impl Label {
+    /// A label from its name and value.
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Label {
+        Label {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// Labels from `(name, value)` pairs, sorted by name as the contract wants them.
+pub fn labels(pairs: &[(&str, &str)]) -> Vec<Label> {
+    let mut labels: Vec<Label> = pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect();
+    labels.sort();
+    labels
+}
+
+/// The value of label `name` in `labels`.
+pub fn label<'a>(labels: &'a [Label], name: &str) -> Option<&'a str> {
+    labels
+        .iter()
+        .find(|l| l.name == name)
+        .map(|l| l.value.as_str())
+}
+
+/// Where the host reads an input from. In configs it is written in kebab case
+/// (`kubelet-resource`, `cluster`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// Kubelet `/metrics/resource` (CPU, memory, swap of nodes, pods and containers).
+    KubeletResource,
+    /// Kubelet `/stats/summary`, flattened into samples (network, filesystem, ephemeral storage).
+    KubeletSummary,
+    /// Kubelet `/metrics/cadvisor`: scraped only while some plugin asks for it.
+    KubeletCadvisor,
+    /// Cluster state from the watches, named as kube-state-metrics names it.
+    Cluster,
+    /// A PromQL instant query on a configured Prometheus backend.
+    Prometheus,
+    /// Samples derived by a plugin that runs earlier in the cycle.
+    Derived,
+}
+
+/// One input a plugin wants every cycle.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct InputSpec {
+    /// Where from.
+    pub source: Source,
+    /// The metric name (a trailing `*` matches a prefix), or the PromQL query for `prometheus`.
+    pub name: String,
+    /// Prometheus only: the backend's name, empty for the default backend.
+    pub backend: String,
+}
+
+impl InputSpec {
+    /// Metric `name` (or `prefix*`) from `source`.
+    pub fn new(source: Source, name: impl Into<String>) -> InputSpec {
+        InputSpec {
+            source,
+            name: name.into(),
+            backend: String::new(),
+        }
+    }
+
+    /// A PromQL instant `query` on `backend` (empty: the default backend).
+    pub fn prometheus(backend: impl Into<String>, query: impl Into<String>) -> InputSpec {
+        InputSpec {
+            source: Source::Prometheus,
+            name: query.into(),
+            backend: backend.into(),
+        }
+    }
+
+    /// Whether a series named `name` answers this input (exact name, or prefix for `prefix*`).
+    /// Prometheus inputs are queries, not names: every series of the query answers them.
+    pub fn matches_name(&self, name: &str) -> bool {
+        if self.source == Source::Prometheus {
+            return true;
+        }
+        match self.name.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => self.name == name,
+        }
+    }
+}
+
+/// Which metrics API serves a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetricKind {
+    /// `custom.metrics.k8s.io`: a value per Kubernetes object.
+    Custom,
+    /// `external.metrics.k8s.io`: values not tied to an object in the cluster.
+    External,
+}
+
+/// A metric the plugin publishes, listed in discovery.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MetricSpec {
+    /// Metric name, as clients ask for it.
+    pub name: String,
+    /// The API serving it.
+    pub kind: MetricKind,
+    /// Custom metrics: the plural resource with its group unless core (`pods`,
+    /// `deployments.apps`). Empty for external metrics.
+    pub resource: String,
+    /// Custom: the objects are namespaced. External: each value belongs to one namespace.
+    pub namespaced: bool,
+    /// How long a value stays servable after its timestamp, ms; 0 for the host's default.
+    pub max_age_ms: u64,
+}
+
+impl MetricSpec {
+    /// A custom metric on `resource`; namespaced unless the resource is cluster-scoped
+    /// (see [`crate::object::is_cluster_scoped`]).
+    pub fn custom(name: impl Into<String>, resource: impl Into<String>) -> MetricSpec {
+        let resource = resource.into();
+        MetricSpec {
+            name: name.into(),
+            kind: MetricKind::Custom,
+            namespaced: !crate::object::is_cluster_scoped(&resource),
+            resource,
+            max_age_ms: 0,
+        }
+    }
+
+    /// An external metric, `namespaced` when each value belongs to one namespace.
+    pub fn external(name: impl Into<String>, namespaced: bool) -> MetricSpec {
+        MetricSpec {
+            name: name.into(),
+            kind: MetricKind::External,
+            resource: String::new(),
+            namespaced,
+            max_age_ms: 0,
+        }
+    }
+
+    /// The same spec with values servable for `max_age_ms` after their timestamp.
+    pub fn with_max_age_ms(mut self, max_age_ms: u64) -> MetricSpec {
+        self.max_age_ms = max_age_ms;
+        self
+    }
+}
+
+/// What a configured plugin needs and publishes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Inputs read every cycle; a series names its input by index into this list.
+    pub inputs: Vec<InputSpec>,
+    /// Metrics published.
+    pub metrics: Vec<MetricSpec>,
+    /// Names of the derived series this plugin emits, readable by later plugins.
+    pub derived: Vec<String>,
+}
+
+impl Plan {
+    /// An empty plan.
+    pub fn new() -> Plan {
+        Plan::default()
+    }
+
+    /// Adds `input` unless an equal one is listed, and returns its index (what
+    /// [`Series::input`] holds for the series answering it).
+    pub fn add_input(&mut self, input: InputSpec) -> u32 {
+        let index = match self.inputs.iter().position(|i| *i == input) {
+            Some(i) => i,
+            None => {
+                self.inputs.push(input);
+                self.inputs.len() - 1
+            }
+        };
+        u32::try_from(index).unwrap_or(u32::MAX)
+    }
+
+    /// Adds `metric` unless an equal one is listed. Two specs with one name and resource but
+    /// different settings are an error.
+    pub fn add_metric(&mut self, metric: MetricSpec) -> Result<(), String> {
+        match self.metrics.iter().find(|m| {
+            m.name == metric.name && m.kind == metric.kind && m.resource == metric.resource
+        }) {
+            Some(existing) if *existing == metric => Ok(()),
+            Some(existing) => Err(format!(
+                "metric {:?} is published twice with different settings ({existing:?} and {metric:?})",
+                metric.name
+            )),
+            None => {
+                self.metrics.push(metric);
+                Ok(())
+            }
+        }
+    }
+
+    /// Adds a derived series name unless listed.
+    pub fn add_derived(&mut self, name: impl Into<String>) {
+        let name = name.into();
+        if !self.derived.contains(&name) {
+            self.derived.push(name);
+        }
+    }
+
+    /// The metric published under `name` with `kind` (on any resource).
+    pub fn metric(&self, name: &str, kind: MetricKind) -> Option<&MetricSpec> {
+        self.metrics
+            .iter()
+            .find(|m| m.name == name && m.kind == kind)
+    }
+}
+
+/// One series: a metric name and its labels, under an id stable for the series' lifetime.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Series {
+    /// Id, unique among live series.
+    pub id: u64,
+    /// Index into [`Plan::inputs`] of the input it answers (0 in derived output).
+    pub input: u32,
+    /// Metric name.
+    pub name: String,
+    /// Labels, sorted by name.
+    pub labels: Vec<Label>,
+}
+
+impl Series {
+    /// The value of label `name`.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        label(&self.labels, name)
+    }
+}
+
+/// One sample of a [`CycleInput`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// The series' id.
+    pub id: u64,
+    /// When it was measured, ms since the epoch.
+    pub timestamp_ms: i64,
+    /// The value.
+    pub value: f64,
+}
+
+/// One cycle's input, as columns: series are announced once in `added`, then referenced by id.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CycleInput {
+    /// When the cycle started, ms since the epoch (plugins have no clock of their own).
+    pub timestamp_ms: i64,
+    /// The collection interval, ms.
+    pub interval_ms: u64,
+    /// Series first seen by this instance this cycle.
+    pub added: Vec<Series>,
+    /// Series gone since the previous cycle.
+    pub removed: Vec<u64>,
+    /// Series id of each sample.
+    pub ids: Vec<u64>,
+    /// Timestamp of each sample, ms since the epoch.
+    pub timestamps_ms: Vec<i64>,
+    /// Value of each sample.
+    pub values: Vec<f64>,
+}
+
+impl CycleInput {
+    /// The samples, row by row (rows beyond the shortest column are ignored).
+    pub fn samples(&self) -> impl Iterator<Item = Sample> + '_ {
+        self.ids
+            .iter()
+            .zip(&self.timestamps_ms)
+            .zip(&self.values)
+            .map(|((&id, &timestamp_ms), &value)| Sample {
+                id,
+                timestamp_ms,
+                value,
+            })
+    }
+}
+
+/// A custom metric value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomValue {
+    /// A metric of [`Plan::metrics`] with kind custom.
+    pub metric: String,
+    /// The object described.
+    pub object: ObjectRef,
+    /// Series labels, matched by `metricLabelSelector`.
+    pub labels: Vec<Label>,
+    /// The value (finite).
+    pub value: f64,
+    /// When it was measured, ms since the epoch.
+    pub timestamp_ms: i64,
+    /// The window it was computed over, ms; 0 when it is an instant value.
+    pub window_ms: u64,
+}
+
+/// An external metric value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalValue {
+    /// A metric of [`Plan::metrics`] with kind external.
+    pub metric: String,
+    /// Its namespace when the metric is namespaced; empty otherwise.
+    pub namespace: String,
+    /// Labels, matched by the request's `labelSelector`.
+    pub labels: Vec<Label>,
+    /// The value (finite).
+    pub value: f64,
+    /// When it was measured, ms since the epoch.
+    pub timestamp_ms: i64,
+    /// The window it was computed over, ms; 0 when it is an instant value.
+    pub window_ms: u64,
+}
+
+/// One cycle's output.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CycleOutput {
+    /// Custom metric values.
+    pub custom: Vec<CustomValue>,
+    /// External metric values.
+    pub external: Vec<ExternalValue>,
+    /// Derived series first emitted this cycle (ids chosen by the plugin).
+    pub derived_added: Vec<Series>,
+    /// Derived series the plugin will not emit again.
+    pub derived_removed: Vec<u64>,
+    /// Series id of each derived sample.
+    pub derived_ids: Vec<u64>,
+    /// Timestamp of each derived sample, ms since the epoch.
+    pub derived_timestamps_ms: Vec<i64>,
+    /// Value of each derived sample.
+    pub derived_values: Vec<f64>,
+}
+
+impl CycleOutput {
+    /// An empty output.
+    pub fn new() -> CycleOutput {
+        CycleOutput::default()
+    }
+
+    /// Appends an instant custom value (no labels, window 0).
+    pub fn push_custom(
+        &mut self,
+        metric: impl Into<String>,
+        object: ObjectRef,
+        value: f64,
+        timestamp_ms: i64,
+    ) -> &mut CustomValue {
+        self.custom.push(CustomValue {
+            metric: metric.into(),
+            object,
+            labels: Vec::new(),
+            value,
+            timestamp_ms,
+            window_ms: 0,
+        });
+        let last = self.custom.len() - 1;
+        &mut self.custom[last]
+    }
+
+    /// Appends an instant external value (no labels, window 0); `namespace` is empty unless the
+    /// metric is namespaced.
+    pub fn push_external(
+        &mut self,
+        metric: impl Into<String>,
+        namespace: impl Into<String>,
+        value: f64,
+        timestamp_ms: i64,
+    ) -> &mut ExternalValue {
+        self.external.push(ExternalValue {
+            metric: metric.into(),
+            namespace: namespace.into(),
+            labels: Vec::new(),
+            value,
+            timestamp_ms,
+            window_ms: 0,
+        });
+        let last = self.external.len() - 1;
+        &mut self.external[last]
+    }
+}
