@@ -17,6 +17,9 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The plugins, built from source with `metrics-gateway plugin build` (tests load them); installs
+# the wasm toolchain when absent.
+bash scripts/build-plugins.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"

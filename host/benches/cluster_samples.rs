@@ -94,7 +94,7 @@ fn bench(c: &mut Criterion) {
     let cache = cache();
     let state = cache.read();
     let mut series = SeriesCache::default();
-    let warm = samples::build(&state, NOW_MS, &mut series);
+    let warm = samples::build(&state, NOW_MS, |_| true, &mut series);
     let samples_per_cycle = warm.len();
     eprintln!(
         "cluster samples: {} pods, {} deployments, {samples_per_cycle} samples in {} families, {} series",
@@ -115,7 +115,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("build", |b| {
         b.iter(|| {
             now_ms += 15_000;
-            samples::build(black_box(&state), now_ms, &mut series)
+            samples::build(black_box(&state), now_ms, |_| true, &mut series)
         })
     });
     group.finish();

@@ -42,7 +42,6 @@ fn runtime() -> (Arc<PluginRuntime>, tempfile::TempDir) {
     let runtime = PluginRuntime::new(
         &PluginRuntimeConfig {
             cache_dir: Some(dir.path().to_owned()),
-            ..PluginRuntimeConfig::default()
         },
         &Telemetry::new(),
     )

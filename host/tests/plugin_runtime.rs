@@ -56,7 +56,6 @@ impl Rig {
         let runtime = PluginRuntime::new(
             &PluginRuntimeConfig {
                 cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
-                ..PluginRuntimeConfig::default()
             },
             &telemetry,
         )

@@ -126,7 +126,10 @@ async fn shipped_plugins_serve_custom_and_external_metrics() {
         }
     }
     let external = discovery(&kc, EXTERNAL);
-    assert!(external.contains(&("pending_pods".to_owned(), true)), "{external:?}");
+    assert!(
+        external.contains(&("pending_pods".to_owned(), true)),
+        "{external:?}"
+    );
     assert!(
         external.contains(&("pending_pods_cluster".to_owned(), false)),
         "{external:?}"
@@ -144,9 +147,8 @@ async fn shipped_plugins_serve_custom_and_external_metrics() {
     let in_namespace: Vec<_> = pods.iter().filter(|p| p.namespace == namespace).collect();
 
     // Network rates from the Summary API, exact against the simulated counters, v1beta2 shape.
-    let path = format!(
-        "{CUSTOM}/v1beta2/namespaces/{namespace}/pods/*/network_receive_bytes_per_second"
-    );
+    let path =
+        format!("{CUSTOM}/v1beta2/namespaces/{namespace}/pods/*/network_receive_bytes_per_second");
     let list = raw(&kc, &path);
     assert_eq!(list["kind"], "MetricValueList");
     assert_eq!(list["apiVersion"], "custom.metrics.k8s.io/v1beta2");
@@ -154,7 +156,13 @@ async fn shipped_plugins_serve_custom_and_external_metrics() {
     for item in items(&list) {
         assert_eq!(
             sorted_keys(item),
-            ["describedObject", "metric", "timestamp", "value", "windowSeconds"]
+            [
+                "describedObject",
+                "metric",
+                "timestamp",
+                "value",
+                "windowSeconds"
+            ]
         );
         let object = &item["describedObject"];
         assert_eq!(object["kind"], "Pod");
@@ -184,7 +192,14 @@ async fn shipped_plugins_serve_custom_and_external_metrics() {
     let item = &items(&list)[0];
     assert_eq!(
         sorted_keys(item),
-        ["describedObject", "metricName", "selector", "timestamp", "value", "window"]
+        [
+            "describedObject",
+            "metricName",
+            "selector",
+            "timestamp",
+            "value",
+            "window"
+        ]
     );
     assert_eq!(item["metricName"], "network_transmit_bytes_per_second");
     assert_eq!(item["window"], 15);
@@ -247,7 +262,12 @@ async fn shipped_plugins_serve_custom_and_external_metrics() {
         pod.namespace, pod.name
     );
     let all = raw(&kc, &path);
-    let sum: f64 = pod.containers.iter().map(|c| c.cpu_nanocores as f64).sum::<f64>() / 1e9;
+    let sum: f64 = pod
+        .containers
+        .iter()
+        .map(|c| c.cpu_nanocores as f64)
+        .sum::<f64>()
+        / 1e9;
     let got = quantity(items(&all)[0]["value"].as_str().unwrap());
     assert!((got - sum).abs() < 1e-3, "all containers: {got} vs {sum}");
     let selector = format!("container={}", container.name);
@@ -310,9 +330,8 @@ async fn shipped_plugins_serve_custom_and_external_metrics() {
         cache.wait_for(|s| {
             s.pod(&ns, &pending_pod)
                 .is_some_and(|p| p.phase == metrics_gateway::sources::cluster::PodPhase::Pending)
-                && s.pod(&ns, &name).is_some_and(|p| {
-                p.status.containers.iter().any(|c| c.restart_count == 1)
-            })
+                && s.pod(&ns, &name)
+                    .is_some_and(|p| p.status.containers.iter().any(|c| c.restart_count == 1))
         }),
     )
     .await
@@ -322,9 +341,7 @@ async fn shipped_plugins_serve_custom_and_external_metrics() {
     // One restart between the samples at 15 s and 30 s, over the 30 s the samples span.
     let pod_value = raw(
         &kc,
-        &format!(
-            "{CUSTOM}/v1beta2/namespaces/{ns}/pods/{name}/container_restarts_per_minute"
-        ),
+        &format!("{CUSTOM}/v1beta2/namespaces/{ns}/pods/{name}/container_restarts_per_minute"),
     );
     let got = quantity(items(&pod_value)[0]["value"].as_str().unwrap());
     assert!((got - 2.0).abs() < 1e-6, "pod restarts/min: {got}");
@@ -348,8 +365,14 @@ async fn shipped_plugins_serve_custom_and_external_metrics() {
         ["metricLabels", "metricName", "timestamp", "value"]
     );
     assert_eq!(quantity(item["value"].as_str().unwrap()), 1.0, "{pending}");
-    let cluster_wide = raw(&kc, &format!("{EXTERNAL}/namespaces/default/pending_pods_cluster"));
-    assert_eq!(quantity(items(&cluster_wide)[0]["value"].as_str().unwrap()), 1.0);
+    let cluster_wide = raw(
+        &kc,
+        &format!("{EXTERNAL}/namespaces/default/pending_pods_cluster"),
+    );
+    assert_eq!(
+        quantity(items(&cluster_wide)[0]["value"].as_str().unwrap()),
+        1.0
+    );
 
     // Unknown metric and unknown object: 404 through the aggregator.
     for path in [
@@ -365,7 +388,10 @@ async fn shipped_plugins_serve_custom_and_external_metrics() {
             .unwrap();
         assert!(!out.status.success(), "{path}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("NotFound") || err.contains("not found"), "{path}: {err}");
+        assert!(
+            err.contains("NotFound") || err.contains("not found"),
+            "{path}: {err}"
+        );
     }
     // Plugins' self-metrics name them.
     let metrics = common::self_metrics(&rig);
@@ -378,4 +404,85 @@ async fn shipped_plugins_serve_custom_and_external_metrics() {
 
 fn urlencode(s: &str) -> String {
     serde_urlencoded::to_string([("", s)]).unwrap()[1..].to_owned()
+}
+
+/// A plugin stuck in a loop, and one that traps every other cycle, next to a well-behaved one:
+/// through the aggregator, the faulty plugin's metrics are errors naming it, the neighbour's
+/// metrics and the core metrics keep serving, and the trapping plugin resumes its state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faulty_plugins_fail_alone_through_the_api() {
+    let spec = ClusterSpec {
+        nodes: 2,
+        pods_per_node: 3,
+        namespaces: 1,
+        ..ClusterSpec::default()
+    };
+    for mode in ["mode = \"loop\"", "mode = \"trap-every\"\nevery = 2"] {
+        let (rig, clock) = common::rig_with(spec.clone(), |o| {
+            let mut hostile = RigPlugin::new("hostile", plugin_wasm("hostile-plugin"), mode);
+            hostile.timeout_ms = Some(200);
+            o.plugins = vec![
+                hostile,
+                RigPlugin::new("pod-network", plugin_wasm("pod-network"), ""),
+            ];
+        })
+        .await;
+        let kc = rig.dir().join("user.kubeconfig");
+        rig.write_user_kubeconfig(&kc).unwrap();
+        let ns = rig
+            .cluster
+            .read()
+            .pods
+            .values()
+            .next()
+            .unwrap()
+            .namespace
+            .clone();
+        let network =
+            format!("{CUSTOM}/v1beta2/namespaces/{ns}/pods/*/network_receive_bytes_per_second");
+        let hostile_path = format!("{EXTERNAL}/namespaces/{ns}/hostile_cycles");
+        let mut served_counts = Vec::new();
+        for cycle in 1..=4 {
+            rig.gateway.collector.run_cycle().await;
+            clock.advance(Duration::from_secs(15));
+            if cycle > 1 {
+                // Rates need two samples: from the second cycle on, the neighbour and the core
+                // metrics serve every pod and node.
+                assert_eq!(items(&raw(&kc, &network)).len(), 6, "{mode}: cycle {cycle}");
+                let nodes = raw(&kc, "/apis/metrics.k8s.io/v1beta1/nodes");
+                assert_eq!(items(&nodes).len(), 2, "{mode}: core metrics keep serving");
+            }
+            let out = std::process::Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&kc)
+                .args(["get", "--raw", &hostile_path])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+                served_counts.push(quantity(items(&list)[0]["value"].as_str().unwrap()));
+            } else {
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(err.contains("plugin hostile"), "{mode}: {err}");
+                served_counts.push(-1.0);
+            }
+        }
+        if mode.contains("loop") {
+            assert_eq!(served_counts, [-1.0; 4], "a looping plugin never serves");
+            let metrics = common::self_metrics(&rig);
+            assert!(
+                metrics.contains("plugin=\"hostile\",call=\"process\",outcome=\"deadline\""),
+                "deadline faults are counted per plugin"
+            );
+        } else {
+            // Traps on its 2nd call, restarts restored from its snapshot, traps again on the
+            // new instance's 2nd call: the count resumes where it was, never from zero.
+            assert_eq!(served_counts, [1.0, -1.0, 2.0, -1.0]);
+        }
+        assert!(
+            common::logs().contains("hostile"),
+            "faults are logged with the plugin name"
+        );
+        rig.shutdown().await;
+    }
 }

@@ -243,8 +243,6 @@ pub struct PluginRuntimeConfig {
     /// Directory of compiled plugin artifacts (default: `metrics-gateway/plugins` in the user's
     /// cache directory, else in the system temporary directory).
     pub cache_dir: Option<PathBuf>,
-    /// Plugin calls running at once (default: the number of CPUs).
-    pub concurrency: Option<AtLeastOne>,
 }
 
 /// One `[[plugins]]` entry.

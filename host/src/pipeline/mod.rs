@@ -273,6 +273,7 @@ impl Collector {
                     let batch = crate::sources::cluster::samples::build(
                         &state,
                         now,
+                        |name| wanted.matches(Source::Cluster, name),
                         &mut stage.cluster_series,
                     );
                     samples.add(Source::Cluster, Arc::new(batch));

@@ -17,7 +17,7 @@ pub mod wit;
 use std::path::PathBuf;
 
 pub use runtime::PluginRuntime;
-pub use set::{PluginSet, Wants};
+pub use set::PluginSet;
 
 /// Why the runtime or a plugin could not be set up. Plugin errors name the plugin and its file.
 #[derive(Debug, thiserror::Error)]

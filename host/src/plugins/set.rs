@@ -22,22 +22,6 @@ use crate::telemetry::{
     PluginCallLabels, PluginDropLabels, PluginLabels, PluginOutcomeLabels, Telemetry,
 };
 
-/// Which sources the plugins need this cycle.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Wants {
-    /// Kubelet `/metrics/resource`.
-    pub kubelet_resource: bool,
-    /// Kubelet `/stats/summary`.
-    pub kubelet_summary: bool,
-    /// Kubelet `/metrics/cadvisor`.
-    pub kubelet_cadvisor: bool,
-    /// Cluster-state samples.
-    pub cluster: bool,
-    /// PromQL instant queries as (backend, query), sorted and deduplicated; an empty backend is
-    /// the default one.
-    pub prometheus: Vec<(String, String)>,
-}
-
 /// The plugins of one config, loaded.
 pub struct PluginSet {
     runtime: Arc<PluginRuntime>,
@@ -231,26 +215,6 @@ impl PluginSet {
     /// No plugins configured.
     pub fn is_empty(&self) -> bool {
         self.plugins.is_empty()
-    }
-
-    /// The sources the configured plugins read.
-    pub fn wants(&self) -> Wants {
-        let mut wants = Wants::default();
-        for input in self.plans().flat_map(|(_, plan)| &plan.inputs) {
-            match input.source {
-                Source::KubeletResource => wants.kubelet_resource = true,
-                Source::KubeletSummary => wants.kubelet_summary = true,
-                Source::KubeletCadvisor => wants.kubelet_cadvisor = true,
-                Source::Cluster => wants.cluster = true,
-                Source::Prometheus => wants
-                    .prometheus
-                    .push((input.backend.clone(), input.name.clone())),
-                Source::Derived => {}
-            }
-        }
-        wants.prometheus.sort();
-        wants.prometheus.dedup();
-        wants
     }
 
     /// The plans of plugins configured at least once, in config order.

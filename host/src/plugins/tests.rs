@@ -117,7 +117,6 @@ impl Rig {
 fn runtime_config(dir: &Path) -> PluginRuntimeConfig {
     PluginRuntimeConfig {
         cache_dir: Some(dir.join("cache")),
-        ..PluginRuntimeConfig::default()
     }
 }
 

@@ -86,23 +86,34 @@ impl Metric {
 /// The families being filled, by [`Metric`].
 struct Families<'c> {
     families: [Family; Metric::COUNT],
+    /// The families some plugin reads; the others are not built.
+    wanted: [bool; Metric::COUNT],
     cache: &'c mut SeriesCache,
     now_ms: i64,
 }
 
 impl Families<'_> {
     fn push(&mut self, metric: Metric, labels: &mut [(&str, &str)], value: f64) {
+        if !self.wanted[metric as usize] {
+            return;
+        }
         let series = self.cache.series(metric.name(), labels);
         self.families[metric as usize].push(series, self.now_ms, value);
     }
 }
 
-/// The cluster-state samples of `state` at `now_ms` (see the [module docs](self) for the
-/// families). Series keep their ids across cycles through `cache`, which is swept at the end:
-/// call this once per cycle with the same cache.
-pub fn build(state: &ClusterState, now_ms: i64, cache: &mut SeriesCache) -> Batch {
+/// The cluster-state samples of `state` at `now_ms` of the families whose name `want` accepts
+/// (see the [module docs](self) for the families). Series keep their ids across cycles through
+/// `cache`, which is swept at the end: call this once per cycle with the same cache.
+pub fn build(
+    state: &ClusterState,
+    now_ms: i64,
+    want: impl Fn(&str) -> bool,
+    cache: &mut SeriesCache,
+) -> Batch {
     let mut out = Families {
         families: Default::default(),
+        wanted: FAMILIES.map(want),
         cache,
         now_ms,
     };
@@ -361,7 +372,7 @@ mod tests {
     fn emits_kube_state_metrics_series_and_values() {
         let cache = state();
         let mut series = SeriesCache::default();
-        let batch = build(&cache.read(), 1_000, &mut series);
+        let batch = build(&cache.read(), 1_000, |_| true, &mut series);
         let pod = |rest: &str| format!("namespace=\"shop\",pod=\"web-1\",{rest}uid=\"u1\"");
         let mut want = vec![
             format!("kube_deployment_spec_replicas{{deployment=\"web\",namespace=\"shop\"}} 3 @1000"),
@@ -419,6 +430,25 @@ mod tests {
     }
 
     #[test]
+    fn only_wanted_families_are_built() {
+        let cache = state();
+        let mut series = SeriesCache::default();
+        let batch = build(
+            &cache.read(),
+            1_000,
+            |name| name == "kube_pod_status_phase",
+            &mut series,
+        );
+        let names: Vec<&str> = batch.families.keys().map(|k| &**k).collect();
+        assert_eq!(names, ["kube_pod_status_phase"]);
+        assert_eq!(
+            series.len(),
+            batch.len(),
+            "unwanted families hold no series"
+        );
+    }
+
+    #[test]
     fn series_keep_their_ids_while_they_exist() {
         let cache = state();
         let mut series = SeriesCache::default();
@@ -426,8 +456,8 @@ mod tests {
             let f = &batch.families["kube_pod_container_status_restarts_total"];
             (f.series[0].id, f.values[0])
         };
-        let first = build(&cache.read(), 1_000, &mut series);
-        let second = build(&cache.read(), 2_000, &mut series);
+        let first = build(&cache.read(), 1_000, |_| true, &mut series);
+        let second = build(&cache.read(), 2_000, |_| true, &mut series);
         assert_eq!(restarts(&first).0, restarts(&second).0);
         assert_eq!(
             second.families["kube_pod_status_phase"].timestamps_ms[0],
@@ -441,7 +471,7 @@ mod tests {
             }))
             .unwrap(),
         );
-        let third = build(&cache.read(), 3_000, &mut series);
+        let third = build(&cache.read(), 3_000, |_| true, &mut series);
         assert!(
             !third
                 .families

@@ -134,7 +134,7 @@ async fn watches_fill_the_cache_and_follow_the_cluster() {
     }
 
     let mut series = SeriesCache::default();
-    let before = samples::build(&s.cache.read(), 1, &mut series);
+    let before = samples::build(&s.cache.read(), 1, |_| true, &mut series);
     let container = [
         ("namespace", ns.as_str()),
         ("pod", pod.as_str()),
@@ -162,7 +162,7 @@ async fn watches_fill_the_cache_and_follow_the_cluster() {
                 .is_some_and(|d| d.unavailable_replicas == 1)
     })
     .await;
-    let after = samples::build(&s.cache.read(), 2, &mut series);
+    let after = samples::build(&s.cache.read(), 2, |_| true, &mut series);
     assert_eq!(value(&after, restarts, &container), Some(1.0));
     let waiting = [
         ("pod", pod.as_str()),
@@ -216,7 +216,7 @@ async fn watches_fill_the_cache_and_follow_the_cluster() {
             })
     })
     .await;
-    let last = samples::build(&s.cache.read(), 3, &mut series);
+    let last = samples::build(&s.cache.read(), 3, |_| true, &mut series);
     let pressure = [
         ("node", node.as_str()),
         ("condition", "MemoryPressure"),
@@ -249,7 +249,7 @@ async fn forbidden_optional_watches_do_not_hold_readiness() {
         assert!(state.namespaces.is_empty() && state.deployments.is_empty());
     }
     // Pod samples are served without the forbidden kinds.
-    let batch = samples::build(&s.cache.read(), 1, &mut SeriesCache::default());
+    let batch = samples::build(&s.cache.read(), 1, |_| true, &mut SeriesCache::default());
     assert_eq!(batch.families["kube_pod_owner"].len(), pods);
     assert!(
         !batch
