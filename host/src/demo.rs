@@ -86,47 +86,49 @@ impl RigPlugin {
     }
 }
 
-/// The shipped plugins as the demo configures them, for those whose component is in `dir`.
+/// The shipped plugins as the demo configures them (`config/demo-plugins.toml`), for those whose
+/// component is in `dir`.
 pub fn demo_plugins(dir: &Path) -> Vec<RigPlugin> {
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
-    let configs = [
-        (
-            "rate",
-            r#"
-[[rules]]
-source = "kubelet-resource"
-series = "container_cpu_usage_seconds_total"
-metric = "container_cpu_usage_cores"
-target = "derived"
-[[rules]]
-source = "kubelet-resource"
-series = "node_cpu_usage_seconds_total"
-metric = "node_cpu_usage_cores"
-target = "nodes"
-"#,
-        ),
-        (
-            "ewma",
-            r#"
-half_life_secs = 60
-[[rules]]
-source = "derived"
-series = "container_cpu_usage_cores"
-metric = "cpu_usage_cores_smoothed"
-target = "pods"
-"#,
-        ),
-        ("pod-network", ""),
-        ("restarts", ""),
-        (
-            "pending-pods",
-            "cluster_metric = \"pending_pods_cluster\"\n",
-        ),
-    ];
-    configs
+    let entries = demo_plugin_entries(&dir);
+    entries
         .into_iter()
-        .map(|(name, config)| RigPlugin::new(name, dir.join(format!("{name}.wasm")), config))
+        .filter_map(|entry| {
+            let name = entry.get("name")?.as_str()?.to_owned();
+            let file = PathBuf::from(entry.get("file")?.as_str()?);
+            let config = match entry.get("config") {
+                Some(toml::Value::Table(t)) => t.clone(),
+                _ => toml::Table::new(),
+            };
+            Some(RigPlugin {
+                name,
+                file,
+                timeout_ms: None,
+                memory_mib: None,
+                config,
+            })
+        })
         .filter(|p| p.file.exists())
+        .collect()
+}
+
+/// The `[[plugins]]` entries of `config/demo-plugins.toml`, each `file` resolved against `dir`.
+pub fn demo_plugin_entries(dir: &Path) -> Vec<toml::Table> {
+    let doc: toml::Table = toml::from_str(include_str!("../../config/demo-plugins.toml"))
+        .expect("config/demo-plugins.toml is valid TOML");
+    let Some(toml::Value::Array(plugins)) = doc.get("plugins") else {
+        return Vec::new();
+    };
+    plugins
+        .iter()
+        .filter_map(|p| p.as_table().cloned())
+        .map(|mut entry| {
+            if let Some(file) = entry.get("file").and_then(|f| f.as_str()) {
+                let path = dir.join(file).to_string_lossy().into_owned();
+                entry.insert("file".into(), path.into());
+            }
+            entry
+        })
         .collect()
 }
 

@@ -115,6 +115,10 @@ struct Args {
     /// Also write the Markdown report here.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Load the shipped plugins as `config/demo-plugins.toml` configures them, from this
+    /// directory of components (`target/plugins` after `scripts/build-plugins.sh`).
+    #[arg(long)]
+    plugins_dir: Option<PathBuf>,
 }
 
 const KUBELET_TOKEN: &str = "bench-kubelet-token";
@@ -673,6 +677,15 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     }
     if let Some(k) = args.keep_alive {
         writeln!(config, "keep_alive = {k}")?;
+    }
+    if let Some(plugins) = &args.plugins_dir {
+        let plugins = plugins
+            .canonicalize()
+            .with_context(|| format!("--plugins-dir {}", plugins.display()))?;
+        // Components are named relative to the plugins directory in the shared file.
+        let entries = include_str!("../../../config/demo-plugins.toml")
+            .replace("file = \"", &format!("file = \"{}/", plugins.display()));
+        writeln!(config, "\n{entries}")?;
     }
     std::fs::write(&gateway_toml, config)?;
     let mut gw_cmd = Command::new(&args.gateway_bin);
