@@ -2,11 +2,15 @@
 # Measures issue 2's figures on this machine (see docs/PERFORMANCE.md):
 #   1. installs Prometheus from Debian's packages when absent (the CPU comparison needs it);
 #   2. builds the release binaries (metrics-gateway, sim-cluster, bench-collection);
-#   3. runs the criterion benches of the collection hot path and the parser;
-#   4. runs bench-collection: 5,000 simulated kubelets, the gateway and Prometheus side by side.
+#   3. runs the criterion benches of the collection hot path, the parser, the plugin runtime
+#      (wasm vs native), the Summary API decoder and the cluster-state samples;
+#   4. runs bench-collection: 5,000 simulated kubelets, the gateway and Prometheus side by side;
+#   5. runs bench-collection again without Prometheus, once without plugins and once with the
+#      shipped plugins (config/demo-plugins.toml), for the CPU the plugins add to a cycle.
 # Extra arguments go to bench-collection (e.g. --nodes 500 --cycles 3 for a quick look; see
 # `target/release/bench-collection --help`). Set SKIP_CRITERION=1 to skip step 3.
-# Results: target/bench/collection.md (the end-to-end report) and target/criterion/ (criterion).
+# Results: target/bench/collection.md (the end-to-end report), target/bench/plugins-{off,on}.md
+# and target/criterion/ (criterion).
 # Stop other heavy work first: every figure is measured on the machine's 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,10 +29,14 @@ fi
 
 cargo build --release --locked -p metrics-gateway --bin metrics-gateway
 cargo build --release --locked -p metrics-gateway-testkit --bin sim-cluster --bin bench-collection
+bash scripts/build-plugins.sh
 
 if [ "${SKIP_CRITERION:-0}" != 1 ]; then
   cargo bench --locked -p metrics-gateway --bench collection
   cargo bench --locked -p metrics-gateway --bench promtext
+  cargo bench --locked -p metrics-gateway --bench plugins
+  cargo bench --locked -p metrics-gateway --bench summary
+  cargo bench --locked -p metrics-gateway --bench cluster_samples
 fi
 
 mkdir -p target/bench
@@ -36,4 +44,13 @@ target/release/bench-collection \
   --sim-bin target/release/sim-cluster \
   --gateway-bin target/release/metrics-gateway \
   --out target/bench/collection.md "$@"
-echo "results: target/bench/collection.md (end to end), target/criterion/ (criterion benches)" >&2
+for plugins in off on; do
+  flags=()
+  [ "$plugins" = on ] && flags=(--plugins-dir target/plugins)
+  target/release/bench-collection --no-prometheus \
+    --sim-bin target/release/sim-cluster \
+    --gateway-bin target/release/metrics-gateway \
+    --out "target/bench/plugins-$plugins.md" "${flags[@]}" "$@"
+done
+echo "results: target/bench/collection.md (end to end), target/bench/plugins-{off,on}.md," \
+  "target/criterion/ (criterion benches)" >&2

@@ -100,11 +100,17 @@ pub fn demo_plugins(dir: &Path) -> Vec<RigPlugin> {
                 Some(toml::Value::Table(t)) => t.clone(),
                 _ => toml::Table::new(),
             };
+            let number = |key: &str| {
+                entry
+                    .get(key)
+                    .and_then(toml::Value::as_integer)
+                    .and_then(|n| u32::try_from(n).ok())
+            };
             Some(RigPlugin {
                 name,
                 file,
-                timeout_ms: None,
-                memory_mib: None,
+                timeout_ms: number("timeout_ms"),
+                memory_mib: number("memory_mib"),
                 config,
             })
         })

@@ -31,25 +31,21 @@ struct Point {
     v: f64,
 }
 
-/// The last sample of every counter series (by series id), turning each new sample into a
-/// [`Rate`] over the real time since the previous one.
+/// One counter series: its last sample, turning each new sample into a [`Rate`] over the real
+/// time since the previous one. Keep one per series (e.g. as [`crate::SeriesTable`] data);
+/// [`CounterRate`] keeps them by series id.
 ///
-/// The first sample of a series yields nothing; a sample not newer than the last one, or not
-/// finite, is ignored; a decrease means the counter restarted from 0. Serializable, so it can
-/// go into a plugin's snapshot.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CounterRate {
-    last: IdMap<Point>,
+/// The first sample yields nothing; a sample not newer than the last one, or not finite, is
+/// ignored; a decrease means the counter restarted from 0. Serializable, so it can go into a
+/// plugin's snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counter {
+    last: Option<Point>,
 }
 
-impl CounterRate {
-    /// No series yet.
-    pub fn new() -> CounterRate {
-        CounterRate::default()
-    }
-
-    /// Records a sample of series `id` and returns its rate since the previous sample.
-    pub fn update(&mut self, id: u64, timestamp_ms: i64, value: f64) -> Option<Rate> {
+impl Counter {
+    /// Records a sample and returns the rate since the previous one.
+    pub fn update(&mut self, timestamp_ms: i64, value: f64) -> Option<Rate> {
         if !value.is_finite() {
             return None;
         }
@@ -57,9 +53,9 @@ impl CounterRate {
             t: timestamp_ms,
             v: value,
         };
-        match self.last.get_mut(&id) {
+        match &mut self.last {
             None => {
-                self.last.insert(id, new);
+                self.last = Some(new);
                 None
             }
             Some(old) if new.t <= old.t => None,
@@ -74,6 +70,37 @@ impl CounterRate {
                 })
             }
         }
+    }
+}
+
+/// A [`Counter`] per series id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CounterRate {
+    last: IdMap<Counter>,
+}
+
+impl CounterRate {
+    /// No series yet.
+    pub fn new() -> CounterRate {
+        CounterRate::default()
+    }
+
+    /// Records a sample of series `id` and returns its rate since the previous sample.
+    pub fn update(&mut self, id: u64, timestamp_ms: i64, value: f64) -> Option<Rate> {
+        if !value.is_finite() {
+            return None;
+        }
+        self.last.entry(id).or_default().update(timestamp_ms, value)
+    }
+
+    /// Takes the counter of series `id` out (e.g. to move restored state into a series table).
+    pub fn take(&mut self, id: u64) -> Option<Counter> {
+        self.last.remove(&id)
+    }
+
+    /// Puts the counter of series `id`.
+    pub fn insert(&mut self, id: u64, counter: Counter) {
+        self.last.insert(id, counter);
     }
 
     /// Forgets series `id` (call it for the ids of [`crate::CycleInput::removed`]).

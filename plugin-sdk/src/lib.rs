@@ -56,6 +56,7 @@ pub mod ewma;
 pub mod idmap;
 pub mod log;
 pub mod object;
+pub mod rate_rules;
 pub mod rules;
 pub mod selector;
 pub mod series;
@@ -65,11 +66,12 @@ pub mod types;
 #[cfg(target_arch = "wasm32")]
 mod guest;
 
-pub use counter::{CounterRate, Rate, counter_increase};
+pub use counter::{Counter, CounterRate, Rate, counter_increase};
 pub use derived::DerivedEmitter;
 pub use ewma::Ewma;
 pub use idmap::IdMap;
 pub use object::ObjectRef;
+pub use rate_rules::RateRules;
 pub use rules::{OBJECT_RESOURCES, Router, Routes, Rule, RuleSet, Target};
 pub use selector::{Matcher, Selector};
 pub use series::SeriesTable;

@@ -1,19 +1,31 @@
 //! The live input series of a plugin instance, kept from cycle to cycle.
 
 use crate::idmap::IdMap;
-use crate::types::{CycleInput, Series};
+use crate::types::{CycleInput, Sample, Series};
 
 /// The input series a plugin has been told about, by id, each with data `T` the plugin
-/// attaches when the series appears (e.g. the rules it matches), so per-sample work is a lookup.
+/// attaches when the series appears (e.g. the rules it matches, a counter's last sample), so
+/// per-sample work is a lookup.
+///
+/// Series live in a dense slab; [`SeriesTable::for_each_sample`] remembers which slot each
+/// sample position held last cycle, so while the host sends samples in the same order (it does
+/// as long as the series set is unchanged) a sample costs no hash lookup at all.
 #[derive(Debug, Clone)]
 pub struct SeriesTable<T = ()> {
-    series: IdMap<(Series, T)>,
+    index: IdMap<u32>,
+    slots: Vec<Option<(Series, T)>>,
+    free: Vec<u32>,
+    /// (id, slot) at each sample position of the previous cycle.
+    order: Vec<(u64, u32)>,
 }
 
 impl<T> Default for SeriesTable<T> {
     fn default() -> Self {
         SeriesTable {
-            series: IdMap::default(),
+            index: IdMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            order: Vec::new(),
         }
     }
 }
@@ -28,9 +40,7 @@ impl SeriesTable<()> {
 impl<T> SeriesTable<T> {
     /// An empty table.
     pub fn new() -> Self {
-        SeriesTable {
-            series: IdMap::default(),
-        }
+        SeriesTable::default()
     }
 
     /// Applies a cycle's `removed` then `added` series, attaching `attach(series)` to each new
@@ -44,41 +54,96 @@ impl<T> SeriesTable<T> {
         let mut removed: Vec<(Series, T)> = input
             .removed
             .iter()
-            .filter_map(|id| self.series.remove(id))
+            .filter_map(|id| self.remove(*id))
             .collect();
         for series in &input.added {
-            let data = attach(series);
             // An id announced again without a removal replaces the old series.
-            if let Some(old) = self.series.insert(series.id, (series.clone(), data)) {
+            if let Some(old) = self.remove(series.id) {
                 removed.push(old);
             }
+            let data = attach(series);
+            let slot = match self.free.pop() {
+                Some(slot) => {
+                    self.slots[slot as usize] = Some((series.clone(), data));
+                    slot
+                }
+                None => {
+                    self.slots.push(Some((series.clone(), data)));
+                    (self.slots.len() - 1) as u32
+                }
+            };
+            self.index.insert(series.id, slot);
         }
         removed
     }
 
+    fn remove(&mut self, id: u64) -> Option<(Series, T)> {
+        let slot = self.index.remove(&id)?;
+        self.free.push(slot);
+        self.slots[slot as usize].take()
+    }
+
     /// The series with id `id`.
     pub fn get(&self, id: u64) -> Option<&Series> {
-        self.series.get(&id).map(|(s, _)| s)
+        self.entry(id).map(|(s, _)| s)
     }
 
     /// The series with id `id` and its attached data.
     pub fn entry(&self, id: u64) -> Option<(&Series, &T)> {
-        self.series.get(&id).map(|(s, d)| (s, d))
+        let slot = *self.index.get(&id)?;
+        self.slots[slot as usize].as_ref().map(|(s, d)| (s, d))
+    }
+
+    /// The series with id `id` and its attached data, mutable.
+    pub fn entry_mut(&mut self, id: u64) -> Option<(&Series, &mut T)> {
+        let slot = *self.index.get(&id)?;
+        self.slots[slot as usize].as_mut().map(|(s, d)| (&*s, d))
+    }
+
+    /// Calls `f` with every sample of `input` whose series is live, its series and its data
+    /// (call [`SeriesTable::apply_with`] first). The fast path for per-sample work.
+    pub fn for_each_sample(
+        &mut self,
+        input: &CycleInput,
+        mut f: impl FnMut(Sample, &Series, &mut T),
+    ) {
+        self.order.resize(input.ids.len(), (u64::MAX, 0));
+        for (position, sample) in input.samples().enumerate() {
+            let (id, remembered) = self.order[position];
+            // The remembered slot is valid while it still holds that series (a freed slot may
+            // have been reused by another).
+            let hit = id == sample.id
+                && self.slots[remembered as usize]
+                    .as_ref()
+                    .is_some_and(|(series, _)| series.id == id);
+            let slot = if hit {
+                remembered
+            } else {
+                let Some(&slot) = self.index.get(&sample.id) else {
+                    continue;
+                };
+                self.order[position] = (sample.id, slot);
+                slot
+            };
+            if let Some((series, data)) = self.slots[slot as usize].as_mut() {
+                f(sample, series, data);
+            }
+        }
     }
 
     /// Every live series with its data, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&Series, &T)> {
-        self.series.values().map(|(s, d)| (s, d))
+        self.slots.iter().flatten().map(|(s, d)| (s, d))
     }
 
     /// Number of live series.
     pub fn len(&self) -> usize {
-        self.series.len()
+        self.index.len()
     }
 
     /// Whether no series is live.
     pub fn is_empty(&self) -> bool {
-        self.series.is_empty()
+        self.index.is_empty()
     }
 }
 
@@ -118,5 +183,38 @@ mod tests {
         assert!(t.get(1).is_none());
         assert_eq!(t.entry(3).map(|(_, d)| *d), Some(3));
         assert_eq!(t.len(), 2);
+    }
+    #[test]
+    fn for_each_sample_follows_ids_when_the_order_changes() {
+        let mut t: SeriesTable<f64> = SeriesTable::new();
+        let cycle = |added: Vec<Series>, removed: Vec<u64>, ids: Vec<u64>| CycleInput {
+            added,
+            removed,
+            timestamps_ms: vec![0; ids.len()],
+            values: ids.iter().map(|&id| id as f64).collect(),
+            ids,
+            ..CycleInput::default()
+        };
+        let sum = |t: &mut SeriesTable<f64>, input: &CycleInput| {
+            t.apply_with(input, |_| 0.0);
+            let mut seen = Vec::new();
+            t.for_each_sample(input, |sample, series, total| {
+                assert_eq!(sample.id, series.id);
+                *total += sample.value;
+                seen.push(series.id);
+            });
+            seen
+        };
+        let first = cycle(vec![series(1, "a"), series(2, "b")], vec![], vec![1, 2, 9]);
+        assert_eq!(sum(&mut t, &first), [1, 2], "unknown ids are skipped");
+        let same = cycle(vec![], vec![], vec![1, 2]);
+        assert_eq!(sum(&mut t, &same), [1, 2]);
+        // Series 1 leaves, 3 takes its slot, and the order changes.
+        let changed = cycle(vec![series(3, "c")], vec![1], vec![2, 3, 1]);
+        assert_eq!(sum(&mut t, &changed), [2, 3]);
+        assert_eq!(t.entry(2).map(|(_, d)| *d), Some(6.0));
+        assert_eq!(t.entry(3).map(|(_, d)| *d), Some(3.0));
+        assert!(t.entry(1).is_none());
+        assert_eq!(t.iter().count(), 2);
     }
 }

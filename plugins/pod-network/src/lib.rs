@@ -2,10 +2,9 @@
 //! counters, as custom metrics on pods. See README.md.
 
 use metrics_gateway_sdk::{
-    CounterRate, CycleInput, CycleOutput, DerivedEmitter, Plan, Plugin, Router, Routes, Rule,
-    RuleSet, Selector, SeriesTable, Source, Target, export_plugin,
+    CycleInput, CycleOutput, Plan, Plugin, RateRules, Rule, Selector, Source, Target, export_plugin,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// The plugin's config; every key is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -29,11 +28,7 @@ const METRICS: [(&str, &str); 2] = [
 
 /// Pod network rates.
 pub struct PodNetwork {
-    router: Router,
-    /// Live input series, each with its routes.
-    series: SeriesTable<Routes>,
-    rates: CounterRate,
-    derived: DerivedEmitter,
+    rates: RateRules,
 }
 
 impl Plugin for PodNetwork {
@@ -54,62 +49,21 @@ impl Plugin for PodNetwork {
                 max_age_ms: config.max_age_ms,
             })
             .collect();
-        let router = Router::new(RuleSet::new(rules)?);
-        let plan = router.plan().clone();
-        let plugin = PodNetwork {
-            router,
-            series: SeriesTable::new(),
-            rates: CounterRate::new(),
-            derived: DerivedEmitter::new(),
-        };
-        Ok((plugin, plan))
+        let (rates, plan) = RateRules::new(rules)?;
+        Ok((PodNetwork { rates }, plan))
     }
 
     fn process(&mut self, input: &CycleInput) -> Result<CycleOutput, String> {
-        let router = &mut self.router;
-        for (series, routes) in self.series.apply_with(input, |s| router.route(s)) {
-            router.release(&routes);
-            self.rates.remove(series.id);
-        }
-        for sample in input.samples() {
-            let Some((_, routes)) = self.series.entry(sample.id) else {
-                continue;
-            };
-            if routes.is_empty() {
-                continue;
-            }
-            if let Some(rate) = self
-                .rates
-                .update(sample.id, sample.timestamp_ms, sample.value)
-            {
-                self.router
-                    .add(routes, rate.timestamp_ms, rate.per_second, rate.window_ms);
-            }
-        }
-        let mut out = CycleOutput::new();
-        self.router.finish(&mut self.derived, &mut out);
-        Ok(out)
+        Ok(self.rates.process(input))
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        serde_json::to_vec(&Snapshot {
-            rates: self.rates.clone(),
-        })
-        .unwrap_or_default()
+        self.rates.snapshot()
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), String> {
-        let snapshot: Snapshot =
-            serde_json::from_slice(state).map_err(|e| format!("invalid snapshot: {e}"))?;
-        self.rates = snapshot.rates;
-        Ok(())
+        self.rates.restore(state)
     }
-}
-
-/// What survives an instance restart: the last sample of every counter.
-#[derive(Serialize, Deserialize)]
-struct Snapshot {
-    rates: CounterRate,
 }
 
 export_plugin!(PodNetwork);

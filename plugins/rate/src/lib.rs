@@ -1,11 +1,8 @@
 //! `rate`: any counter to a per-second rate, reset-safe, published as a custom metric on the
 //! objects its labels name, as an external metric, or as a derived series. See README.md.
 
-use metrics_gateway_sdk::{
-    CounterRate, CycleInput, CycleOutput, DerivedEmitter, Plan, Plugin, Router, Routes, Rule,
-    RuleSet, SeriesTable, export_plugin,
-};
-use serde::{Deserialize, Serialize};
+use metrics_gateway_sdk::{CycleInput, CycleOutput, Plan, Plugin, RateRules, Rule, export_plugin};
+use serde::Deserialize;
 
 /// The plugin's config.
 #[derive(Debug, Deserialize)]
@@ -17,72 +14,27 @@ pub struct Config {
 
 /// Per-second rates of counters.
 pub struct RatePlugin {
-    router: Router,
-    /// Live input series, each with its routes.
-    series: SeriesTable<Routes>,
-    rates: CounterRate,
-    derived: DerivedEmitter,
-}
-
-/// What survives an instance restart: the last sample of every counter.
-#[derive(Serialize, Deserialize)]
-struct Snapshot {
-    rates: CounterRate,
+    rates: RateRules,
 }
 
 impl Plugin for RatePlugin {
     type Config = Config;
 
     fn configure(config: Config) -> Result<(Self, Plan), String> {
-        let router = Router::new(RuleSet::new(config.rules)?);
-        let plan = router.plan().clone();
-        let plugin = RatePlugin {
-            router,
-            series: SeriesTable::new(),
-            rates: CounterRate::new(),
-            derived: DerivedEmitter::new(),
-        };
-        Ok((plugin, plan))
+        let (rates, plan) = RateRules::new(config.rules)?;
+        Ok((RatePlugin { rates }, plan))
     }
 
     fn process(&mut self, input: &CycleInput) -> Result<CycleOutput, String> {
-        let router = &mut self.router;
-        for (series, routes) in self.series.apply_with(input, |s| router.route(s)) {
-            router.release(&routes);
-            self.rates.remove(series.id);
-        }
-        for sample in input.samples() {
-            let Some((_, routes)) = self.series.entry(sample.id) else {
-                continue;
-            };
-            if routes.is_empty() {
-                continue;
-            }
-            if let Some(rate) = self
-                .rates
-                .update(sample.id, sample.timestamp_ms, sample.value)
-            {
-                self.router
-                    .add(routes, rate.timestamp_ms, rate.per_second, rate.window_ms);
-            }
-        }
-        let mut out = CycleOutput::new();
-        self.router.finish(&mut self.derived, &mut out);
-        Ok(out)
+        Ok(self.rates.process(input))
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        let snapshot = Snapshot {
-            rates: self.rates.clone(),
-        };
-        serde_json::to_vec(&snapshot).unwrap_or_default()
+        self.rates.snapshot()
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), String> {
-        let snapshot: Snapshot =
-            serde_json::from_slice(state).map_err(|e| format!("invalid snapshot: {e}"))?;
-        self.rates = snapshot.rates;
-        Ok(())
+        self.rates.restore(state)
     }
 }
 
