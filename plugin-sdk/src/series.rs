@@ -94,12 +94,6 @@ impl<T> SeriesTable<T> {
         self.slots[slot as usize].as_ref().map(|(s, d)| (s, d))
     }
 
-    /// The series with id `id` and its attached data, mutable.
-    pub fn entry_mut(&mut self, id: u64) -> Option<(&Series, &mut T)> {
-        let slot = *self.index.get(&id)?;
-        self.slots[slot as usize].as_mut().map(|(s, d)| (&*s, d))
-    }
-
     /// Calls `f` with every sample of `input` whose series is live, its series and its data
     /// (call [`SeriesTable::apply_with`] first). The fast path for per-sample work.
     pub fn for_each_sample(

@@ -12,7 +12,7 @@ use super::PluginError;
 use super::input::{IdMap, InputState};
 use super::instance::{Fault, Instance, Limits, Outcome};
 use super::output::{self, Accepted, Objects};
-use super::plan::{MetricKey, MetricTarget, Plan};
+use super::plan::{Metric, MetricKey, MetricTarget, Plan};
 use super::runtime::{LoadError, LoadedComponent, MAX_MEMORY_BYTES, PluginRuntime};
 use crate::config::{Config, PluginConfig};
 use crate::samples::{Batch, CycleSamples, Series, Source};
@@ -293,13 +293,12 @@ impl PluginSet {
                             .unwrap_or_default();
                         result.metrics.custom.insert(
                             (resource, metric.name.clone()),
-                            PublishedMetric {
-                                name: metric.name.clone(),
-                                plugin: plugin.name.clone(),
-                                namespaced: metric.namespaced,
+                            published(
+                                metric,
+                                &plugin.name,
                                 max_age_ms,
-                                state: metric_state(&failed, values),
-                            },
+                                metric_state(&failed, values),
+                            ),
                         );
                     }
                     MetricTarget::External => {
@@ -309,13 +308,12 @@ impl PluginSet {
                             .unwrap_or_default();
                         result.metrics.external.insert(
                             metric.name.clone(),
-                            PublishedMetric {
-                                name: metric.name.clone(),
-                                plugin: plugin.name.clone(),
-                                namespaced: metric.namespaced,
+                            published(
+                                metric,
+                                &plugin.name,
                                 max_age_ms,
-                                state: metric_state(&failed, values),
-                            },
+                                metric_state(&failed, values),
+                            ),
                         );
                     }
                 }
@@ -329,6 +327,22 @@ impl PluginSet {
             }
         }
         result
+    }
+}
+
+/// The served form of `metric`, published by `plugin`.
+fn published<T>(
+    metric: &Metric,
+    plugin: &Arc<str>,
+    max_age_ms: i64,
+    state: MetricState<T>,
+) -> PublishedMetric<T> {
+    PublishedMetric {
+        name: metric.name.clone(),
+        plugin: plugin.clone(),
+        namespaced: metric.namespaced,
+        max_age_ms,
+        state,
     }
 }
 

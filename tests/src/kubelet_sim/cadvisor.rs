@@ -10,7 +10,7 @@
 //! `eth0` counters are [`pod_network_rate`](super::pod_network_rate) since its start, at its
 //! pod stamp.
 
-use super::format::{write_go_float, write_i64, write_label_value, write_u64};
+use super::format::{write_go_float, write_header, write_i64, write_label_value, write_u64};
 use super::model::{
     container_cpu_seconds, container_memory, container_stamp_ms, cumulative_seconds, fnv1a,
     node_network_rate, node_stamp_ms, pod_cpu_seconds, pod_memory, pod_network_rate, pod_stamp_ms,
@@ -305,19 +305,7 @@ kernelVersion=\"6.1.0-18-amd64\",osVersion=\"Debian GNU/Linux 12 (bookworm)\"} 1
 }
 
 fn header(out: &mut Vec<u8>, name: &str, help: &str, kind: &str) {
-    for part in [
-        "# HELP ",
-        name,
-        " ",
-        help,
-        "\n# TYPE ",
-        name,
-        " ",
-        kind,
-        "\n",
-    ] {
-        out.extend_from_slice(part.as_bytes());
-    }
+    write_header(out, name, &[help], kind);
 }
 
 /// Writes `name{labels} ` with `extra` labels merged in name order among the cgroup's.

@@ -6,6 +6,20 @@ use std::fmt::Write as _;
 
 use crate::cluster::Millis;
 
+/// Writes the `# HELP` and `# TYPE` lines of metric family `name`; `help` is written part by
+/// part (e.g. a stability marker, then the text).
+pub(crate) fn write_header(out: &mut Vec<u8>, name: &str, help: &[&str], kind: &str) {
+    out.extend_from_slice(b"# HELP ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b' ');
+    for part in help {
+        out.extend_from_slice(part.as_bytes());
+    }
+    for part in ["\n# TYPE ", name, " ", kind, "\n"] {
+        out.extend_from_slice(part.as_bytes());
+    }
+}
+
 /// Appends `v` formatted as Go's `strconv.FormatFloat(v, 'g', -1, 64)` after the special cases
 /// of the Prometheus text encoder (`0`, `1`, `-1`, `NaN`, `+Inf`, `-Inf`).
 pub(crate) fn write_go_float(out: &mut Vec<u8>, v: f64) {

@@ -2,7 +2,7 @@
 //! as a 1.29+ kubelet writes them (families sorted by name, samples sorted by label values,
 //! `[STABLE]` help prefixes, millisecond timestamps, Go float formatting).
 
-use super::format::{write_go_float, write_i64, write_label_value};
+use super::format::{write_go_float, write_header, write_i64, write_label_value};
 use super::model::{
     container_cpu_seconds, container_memory, container_stamp_ms, cumulative_seconds, node_stamp_ms,
     pod_cpu_seconds, pod_memory, pod_stamp_ms, reported_containers, reported_pods,
@@ -136,19 +136,7 @@ pub fn render_metrics_resource(
 }
 
 fn header(out: &mut Vec<u8>, name: &str, help: &str, kind: &str) {
-    for part in [
-        "# HELP ",
-        name,
-        " [STABLE] ",
-        help,
-        "\n# TYPE ",
-        name,
-        " ",
-        kind,
-        "\n",
-    ] {
-        out.extend_from_slice(part.as_bytes());
-    }
+    write_header(out, name, &["[STABLE] ", help], kind);
 }
 
 fn container_sample(out: &mut Vec<u8>, name: &str, pod: &SimPod, c: &SimContainer) {
