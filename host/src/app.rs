@@ -6,7 +6,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::api::auth::authn::Authenticator;
+use crate::api::auth::authz::Authorizer;
+use crate::api::auth::ca_bundle::{Bundles, Overrides};
+use crate::api::auth::token_review::TokenReviewer;
+use crate::api::auth::{Auth, guard};
 use crate::api::server::{RunningServer, ServingCert, serve};
+use crate::api::tls::{RELOAD_INTERVAL, ServingTls};
 use crate::api::{ApiState, router};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -54,6 +60,8 @@ pub struct Gateway {
     pub plugin_errors: Vec<(String, String)>,
     server: RunningServer,
     watch: ClusterWatch,
+    /// Background tasks of the API (CA bundle watch, certificate reload), aborted on shutdown.
+    api_tasks: Vec<tokio::task::JoinHandle<()>>,
     collection: Option<CollectionRuntime>,
 }
 
@@ -103,7 +111,7 @@ impl Gateway {
             collector.set_plugins(set);
             errors
         };
-        let watch = ClusterWatch::start(client, cluster.clone(), telemetry.clone());
+        let watch = ClusterWatch::start(client.clone(), cluster.clone(), telemetry.clone());
         let interval_ms = i64::from(config.kubelet.interval_secs.get()) * 1000;
         let state = ApiState {
             store: store.clone(),
@@ -116,7 +124,40 @@ impl Gateway {
                 + i64::from(config.kubelet.timeout_secs.get_ref().get()) * 1000,
         };
         let cert = ServingCert::from_config(&config.server)?;
-        let server = serve(config.server.listen_addr, cert, router(state)).await?;
+        let auth = if config.authentication.insecure_disable {
+            tracing::error!(
+                "authentication.insecure_disable = true: NO AUTHENTICATION OR AUTHORIZATION, \
+                 anyone who reaches the port reads every metric (development only)"
+            );
+            None
+        } else {
+            Some(build_auth(&config, &client, &options.clock, &telemetry).await?)
+        };
+        let tls = Arc::new(ServingTls::new(&config.server, cert, auth.is_some())?);
+        let mut api_tasks = Vec::new();
+        if let (Some(c), Some(k)) = (&config.server.tls_cert_file, &config.server.tls_key_file) {
+            api_tasks.push(tls.clone().watch_files(
+                config.resolve(c.get_ref()),
+                config.resolve(k.get_ref()),
+                RELOAD_INTERVAL,
+                telemetry.clone(),
+            ));
+        }
+        let app = router(state);
+        let (app, bundles) = match auth {
+            Some(auth) => {
+                let bundles = auth.bundles.clone();
+                tls.set_client_ca_hints(bundles.load().hint_subjects());
+                api_tasks.push(bundles.clone().watch(client.clone()));
+                api_tasks.push(follow_hints(bundles.clone(), tls.clone()));
+                (
+                    app.layer(axum::middleware::from_fn_with_state(Arc::new(auth), guard)),
+                    Some(bundles),
+                )
+            }
+            None => (app, None),
+        };
+        let server = serve(config.server.listen_addr, tls, bundles, app).await?;
         let collection = if options.collect_on_interval {
             // Collection has its own runtime and threads: a cycle's burst of thousands of
             // scrape tasks never queues ahead of API requests on the API's workers.
@@ -145,6 +186,7 @@ impl Gateway {
             plugin_errors,
             server,
             watch,
+            api_tasks,
             collection,
         })
     }
@@ -153,8 +195,59 @@ impl Gateway {
     pub async fn shutdown(self) {
         drop(self.collection);
         self.watch.abort();
+        for task in &self.api_tasks {
+            task.abort();
+        }
         self.server.shutdown().await;
     }
+}
+
+/// Authentication and authorization for `[authentication]` and `[authorization]`; reads the
+/// authentication ConfigMap once before returning, so the first requests can be verified.
+async fn build_auth(
+    config: &Config,
+    client: &kube::Client,
+    clock: &Clock,
+    telemetry: &Telemetry,
+) -> anyhow::Result<Auth> {
+    let a = &config.authentication;
+    let overrides = Overrides::from_config(a, |p| config.resolve(p));
+    let bundles = Arc::new(Bundles::new(overrides).context("loading [authentication] CA files")?);
+    bundles.load_once(client).await;
+    let capacity = config.authorization.cache_size.get() as usize;
+    let tokens = a.token_review.then(|| {
+        TokenReviewer::new(
+            client.clone(),
+            a.token_cache_ttl_secs,
+            capacity,
+            clock.clone(),
+            telemetry.clone(),
+        )
+    });
+    Ok(Auth {
+        bundles,
+        authn: Authenticator {
+            tokens,
+            anonymous: a.anonymous,
+        },
+        authz: Authorizer::new(
+            client.clone(),
+            &config.authorization,
+            clock.clone(),
+            telemetry.clone(),
+        ),
+        telemetry: telemetry.clone(),
+    })
+}
+
+/// Keeps the TLS layer's client-CA hints in step with the bundles.
+fn follow_hints(bundles: Arc<Bundles>, tls: Arc<ServingTls>) -> tokio::task::JoinHandle<()> {
+    let mut changed = bundles.subscribe();
+    tokio::spawn(async move {
+        while changed.changed().await.is_ok() {
+            tls.set_client_ca_hints(bundles.load().hint_subjects());
+        }
+    })
 }
 
 /// The API server's CA as a root store: kubelet serving certificates are verified against it

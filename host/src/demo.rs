@@ -2,7 +2,6 @@
 //! kube-aggregator, and the real gateway behind it, in one process. The same [`Rig`] is what
 //! integration tests and benchmarks start.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -166,6 +165,13 @@ pub struct RigOptions {
     pub keep_alive: bool,
     /// Plugins, in order.
     pub plugins: Vec<RigPlugin>,
+    /// The fake API server's settings: its authorizer, and tokens besides the rig's own (the
+    /// gateway's, the kubelets' and the demo user's are added).
+    pub apiserver: ApiServerConfig,
+    /// Serving certificate and key files for the gateway (default: self-signed).
+    pub serving_cert: Option<(PathBuf, PathBuf)>,
+    /// More gateway configuration, appended to its `gateway.toml` (e.g. `[authorization]`).
+    pub extra_config: String,
 }
 
 impl Default for RigOptions {
@@ -181,6 +187,9 @@ impl Default for RigOptions {
             insecure_skip_tls_verify: false,
             keep_alive: true,
             plugins: Vec::new(),
+            apiserver: ApiServerConfig::default(),
+            serving_cert: None,
+            extra_config: String::new(),
         }
     }
 }
@@ -214,7 +223,7 @@ impl Rig {
         )
         .await
         .context("starting simulated kubelets")?;
-        let mut tokens = BTreeMap::new();
+        let mut tokens = options.apiserver.tokens.clone();
         for (token, user) in [
             (
                 GATEWAY_TOKEN,
@@ -235,7 +244,7 @@ impl Rig {
             cluster.clone(),
             ApiServerConfig {
                 tokens,
-                ..ApiServerConfig::default()
+                ..options.apiserver.clone()
             },
         )
         .await
@@ -346,7 +355,7 @@ pub async fn run(
          kubectl --kubeconfig {kc} get --raw /apis/custom.metrics.k8s.io/v1beta2\n  \
          kubectl --kubeconfig {kc} get --raw '/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/pods/*/network_receive_bytes_per_second'\n  \
          kubectl --kubeconfig {kc} get --raw /apis/external.metrics.k8s.io/v1beta1/namespaces/default/pending_pods\n  \
-         curl -k https://{}/metrics\nPress Ctrl-C to stop.",
+         curl -k -H 'Authorization: Bearer {USER_TOKEN}' https://{}/metrics\nPress Ctrl-C to stop.",
         args.nodes,
         rig.gateway.local_addr,
         rig.apiserver.url(),
@@ -379,10 +388,14 @@ fn write_gateway_files(
             toml::Value::Array(options.plugins.iter().map(|p| p.to_toml().into()).collect()),
         );
     }
+    let serving = match &options.serving_cert {
+        Some((cert, key)) => format!("tls_cert_file = {cert:?}\ntls_key_file = {key:?}"),
+        None => "self_signed = true".to_string(),
+    };
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten_addr = \"127.0.0.1:0\"\nself_signed = true\n\n\
+            "[server]\nlisten_addr = \"127.0.0.1:0\"\n{serving}\n\n\
              [kubernetes]\nkubeconfig = {kubeconfig:?}\n\n\
              [kubelet]\ninterval_secs = {}\ntimeout_secs = {}\njitter_ms = {}\nca_file = {ca:?}\n\
              token_file = {token:?}\ntls_server_name = \"{}\"\ninsecure_skip_tls_verify = {}\nkeep_alive = {}\n\n{}",
@@ -396,7 +409,8 @@ fn write_gateway_files(
             options.insecure_skip_tls_verify,
             options.keep_alive,
             toml::to_string(&plugins)?,
-        ),
+        ) + "\n"
+            + &options.extra_config,
     )?;
     Ok(config)
 }
