@@ -6,10 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::api::auth::authn::Authenticator;
-use crate::api::auth::authz::Authorizer;
-use crate::api::auth::ca_bundle::{Bundles, Overrides};
-use crate::api::auth::token_review::TokenReviewer;
+use crate::api::auth::ca_bundle::Bundles;
 use crate::api::auth::{Auth, guard};
 use crate::api::server::{RunningServer, ServingCert, serve};
 use crate::api::tls::{RELOAD_INTERVAL, ServingTls};
@@ -131,7 +128,7 @@ impl Gateway {
             );
             None
         } else {
-            Some(build_auth(&config, &client, &options.clock, &telemetry).await?)
+            Some(Auth::new(&config, &client, &options.clock, &telemetry).await?)
         };
         let tls = Arc::new(ServingTls::new(&config.server, cert, auth.is_some())?);
         let mut api_tasks = Vec::new();
@@ -200,44 +197,6 @@ impl Gateway {
         }
         self.server.shutdown().await;
     }
-}
-
-/// Authentication and authorization for `[authentication]` and `[authorization]`; reads the
-/// authentication ConfigMap once before returning, so the first requests can be verified.
-async fn build_auth(
-    config: &Config,
-    client: &kube::Client,
-    clock: &Clock,
-    telemetry: &Telemetry,
-) -> anyhow::Result<Auth> {
-    let a = &config.authentication;
-    let overrides = Overrides::from_config(a, |p| config.resolve(p));
-    let bundles = Arc::new(Bundles::new(overrides).context("loading [authentication] CA files")?);
-    bundles.load_once(client).await;
-    let capacity = config.authorization.cache_size.get() as usize;
-    let tokens = a.token_review.then(|| {
-        TokenReviewer::new(
-            client.clone(),
-            a.token_cache_ttl_secs,
-            capacity,
-            clock.clone(),
-            telemetry.clone(),
-        )
-    });
-    Ok(Auth {
-        bundles,
-        authn: Authenticator {
-            tokens,
-            anonymous: a.anonymous,
-        },
-        authz: Authorizer::new(
-            client.clone(),
-            &config.authorization,
-            clock.clone(),
-            telemetry.clone(),
-        ),
-        telemetry: telemetry.clone(),
-    })
 }
 
 /// Keeps the TLS layer's client-CA hints in step with the bundles.

@@ -18,16 +18,20 @@ pub mod token_review;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use self::authn::{Authenticator, AuthnError};
 use self::authz::Authorizer;
-use self::ca_bundle::Bundles;
+use self::ca_bundle::{Bundles, Overrides};
 use self::client_cert::PeerCert;
 use self::request_info::RequestInfo;
+use self::token_review::TokenReviewer;
 use super::status::ApiError;
+use crate::clock::Clock;
+use crate::config::Config;
 use crate::telemetry::{AuthnLabels, AuthzLabels, Telemetry};
 
 /// An authenticated user, as a `SubjectAccessReview` names it.
@@ -79,6 +83,46 @@ pub struct Auth {
 pub struct ConnectionPeer(pub Arc<PeerCert>);
 
 impl Auth {
+    /// Authentication and authorization for `[authentication]` and `[authorization]`; reads
+    /// the authentication ConfigMap once before returning, so the first requests can be
+    /// verified (the watch started with [`Bundles::watch`] keeps it current).
+    pub async fn new(
+        config: &Config,
+        client: &kube::Client,
+        clock: &Clock,
+        telemetry: &Telemetry,
+    ) -> anyhow::Result<Auth> {
+        let a = &config.authentication;
+        let overrides = Overrides::from_config(a, |p| config.resolve(p));
+        let bundles =
+            Arc::new(Bundles::new(overrides).context("loading [authentication] CA files")?);
+        bundles.load_once(client).await;
+        let capacity = config.authorization.cache_size.get() as usize;
+        let tokens = a.token_review.then(|| {
+            TokenReviewer::new(
+                client.clone(),
+                a.token_cache_ttl_secs,
+                capacity,
+                clock.clone(),
+                telemetry.clone(),
+            )
+        });
+        Ok(Auth {
+            bundles,
+            authn: Authenticator {
+                tokens,
+                anonymous: a.anonymous,
+            },
+            authz: Authorizer::new(
+                client.clone(),
+                &config.authorization,
+                clock.clone(),
+                telemetry.clone(),
+            ),
+            telemetry: telemetry.clone(),
+        })
+    }
+
     /// Decides one request: `Ok(())` to serve it, `Err` with the response to send instead.
     /// Identity headers are stripped from `req` either way.
     pub async fn check(&self, req: &mut Request) -> Result<(), ApiError> {
