@@ -1,8 +1,11 @@
 //! Assembles a running gateway from a [`Config`]: cluster watches, the collector, the store and
 //! the HTTPS API.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 
 use anyhow::Context;
 
@@ -15,10 +18,13 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::pipeline::Collector;
 use crate::plugins::{PluginRuntime, PluginSet};
+use crate::reload::trigger::ReloadHandle;
+use crate::reload::watch::watch_config;
+use crate::reload::{Reloader, ReloaderParts};
 use crate::sources::cluster::{ClusterCache, ClusterWatch, kube_config};
 use crate::sources::kubelet::KubeletScraper;
 use crate::store::Store;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{PluginLabels, Telemetry};
 
 /// How to start.
 #[derive(Debug, Clone)]
@@ -28,6 +34,9 @@ pub struct StartOptions {
     /// Run collection cycles on the configured interval; when false, only
     /// [`Collector::run_cycle`] calls collect (tests drive cycles explicitly).
     pub collect_on_interval: bool,
+    /// The file the config was read from: enables reloads (file watch, SIGHUP via
+    /// [`Gateway::reload`], `POST /-/reload`).
+    pub config_path: Option<PathBuf>,
 }
 
 impl Default for StartOptions {
@@ -35,6 +44,7 @@ impl Default for StartOptions {
         StartOptions {
             clock: Clock::system(),
             collect_on_interval: true,
+            config_path: None,
         }
     }
 }
@@ -55,6 +65,8 @@ pub struct Gateway {
     /// Plugins not running after loading, with the reason (those that failed only in
     /// `configure` are retried every cycle).
     pub plugin_errors: Vec<(String, String)>,
+    /// Reload requests, when started from a config file.
+    pub reload: Option<ReloadHandle>,
     server: RunningServer,
     watch: ClusterWatch,
     /// Background tasks of the API (CA bundle watch, certificate reload), aborted on shutdown.
@@ -93,20 +105,53 @@ impl Gateway {
             telemetry.clone(),
             options.clock.clone(),
         ));
-        let plugin_errors = if config.plugins.is_empty() {
-            Vec::new()
+        let (runtime, plugin_errors, fingerprints) = if config.plugins.is_empty() {
+            (None, Vec::new(), HashMap::new())
         } else {
             let runtime = PluginRuntime::new(&config.plugin_runtime, &telemetry)
                 .context("starting the plugin runtime")?;
-            let config = config.clone();
+            let (rt, config) = (runtime.clone(), config.clone());
             // Compiling components is CPU-bound: off the async workers.
-            let set = tokio::task::spawn_blocking(move || PluginSet::load(&runtime, &config))
+            let set = tokio::task::spawn_blocking(move || PluginSet::load(&rt, &config))
                 .await
                 .context("loading plugins")?;
             let errors = set.errors();
+            for (plugin, _) in &errors {
+                telemetry
+                    .config_plugin_load_errors
+                    .get_or_create(&PluginLabels {
+                        plugin: plugin.clone(),
+                    })
+                    .inc();
+            }
+            let fingerprints = set.fingerprints();
             tracing::info!(plugins = set.len(), failed = errors.len(), "plugins loaded");
             collector.set_plugins(set);
-            errors
+            (Some(runtime), errors, fingerprints)
+        };
+        let max_sample_age_ms = Arc::new(AtomicI64::new(
+            i64::from(config.max_sample_age_secs()) * 1000,
+        ));
+        let mut api_tasks = Vec::new();
+        let reload = match &options.config_path {
+            Some(path) => {
+                let reloader = Arc::new(Reloader::new(ReloaderParts {
+                    path: path.clone(),
+                    config: config.clone(),
+                    fingerprints,
+                    runtime,
+                    collector: collector.clone(),
+                    telemetry: telemetry.clone(),
+                    clock: options.clock.clone(),
+                    max_sample_age_ms: max_sample_age_ms.clone(),
+                    cycle_after: options.collect_on_interval,
+                }));
+                let (handle, task) = ReloadHandle::spawn(reloader);
+                api_tasks.push(task);
+                api_tasks.push(watch_config(path, handle.clone())?);
+                Some(handle)
+            }
+            None => None,
         };
         let watch = ClusterWatch::start(client.clone(), cluster.clone(), telemetry.clone());
         let interval_ms = i64::from(config.kubelet.interval_secs.get()) * 1000;
@@ -116,9 +161,10 @@ impl Gateway {
             health: collector.health(),
             telemetry: telemetry.clone(),
             clock: options.clock.clone(),
-            max_sample_age_ms: i64::from(config.max_sample_age_secs()) * 1000,
+            max_sample_age_ms,
             liveness_limit_ms: 3 * interval_ms
                 + i64::from(config.kubelet.timeout_secs.get_ref().get()) * 1000,
+            reload: reload.clone(),
         };
         let cert = ServingCert::from_config(&config.server)?;
         let auth = if config.authentication.insecure_disable {
@@ -131,7 +177,6 @@ impl Gateway {
             Some(Auth::new(&config, &client, &options.clock, &telemetry).await?)
         };
         let tls = Arc::new(ServingTls::new(&config.server, cert, auth.is_some())?);
-        let mut api_tasks = Vec::new();
         if let (Some(c), Some(k)) = (&config.server.tls_cert_file, &config.server.tls_key_file) {
             api_tasks.push(tls.clone().watch_files(
                 config.resolve(c.get_ref()),
@@ -181,6 +226,7 @@ impl Gateway {
             cluster,
             telemetry,
             plugin_errors,
+            reload,
             server,
             watch,
             api_tasks,

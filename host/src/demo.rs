@@ -256,6 +256,7 @@ impl Rig {
         let start = StartOptions {
             clock: Clock::from_fn(move || sim_clock.now_ms()),
             collect_on_interval: options.collect_on_interval,
+            config_path: Some(config_path.clone()),
         };
         let gateway = Gateway::start(config, start).await?;
         let backend = format!("https://{}", gateway.local_addr);
@@ -301,6 +302,11 @@ impl Rig {
     /// Writes a kubeconfig for the demo user (kubectl's view of the cluster).
     pub fn write_user_kubeconfig(&self, path: &Path) -> anyhow::Result<()> {
         self.apiserver.write_kubeconfig(path, USER_TOKEN)
+    }
+
+    /// The gateway's config file (reloads read it).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("gateway.toml")
     }
 
     /// The rig's work directory (gateway config, kubeconfigs).

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod pipeline;
 pub mod plugin_dev;
 pub mod plugins;
+pub mod reload;
 pub mod samples;
 pub mod sources;
 pub mod store;

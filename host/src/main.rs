@@ -1,12 +1,14 @@
 //! The `metrics-gateway` command line.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use metrics_gateway::app::{Gateway, StartOptions};
 use metrics_gateway::config;
-use metrics_gateway::plugins::{PluginRuntime, PluginSet};
+use metrics_gateway::plugins::PluginRuntime;
+use metrics_gateway::reload;
 
 /// mimalloc: at 5,000 nodes glibc's arenas kept ~40 % of the resident set as fragmentation.
 #[global_allocator]
@@ -33,7 +35,8 @@ enum Command {
         #[arg(long, short, default_value = "/etc/metrics-gateway/gateway.toml")]
         config: PathBuf,
     },
-    /// Validate a gateway.toml offline; exit code 2 and file:line:column when it is invalid.
+    /// Validate a gateway.toml offline as a reload would (config, modules, sha256, compile,
+    /// configure); exit code 2 and file:line:column when it is invalid.
     CheckConfig {
         /// The file to check.
         file: PathBuf,
@@ -104,8 +107,8 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
-        Command::Serve { config } => {
-            let config = match config::load(&config) {
+        Command::Serve { config: path } => {
+            let config = match config::load(&path) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -113,8 +116,18 @@ fn main() -> ExitCode {
                 }
             };
             run(async move {
-                let gateway = Gateway::start(config, StartOptions::default()).await?;
+                let options = StartOptions {
+                    config_path: Some(path),
+                    ..StartOptions::default()
+                };
+                let gateway = Gateway::start(config, options).await?;
+                #[cfg(unix)]
+                let sighup = gateway.reload.clone().map(reload_on_sighup).transpose()?;
                 shutdown_signal().await;
+                #[cfg(unix)]
+                if let Some(task) = sighup {
+                    task.abort();
+                }
                 tracing::info!("shutting down");
                 gateway.shutdown().await;
                 Ok(())
@@ -125,34 +138,43 @@ fn main() -> ExitCode {
     }
 }
 
-/// Validates a config and loads and configures every plugin it names, as `serve` would.
+/// Validates a config, and loads and configures every plugin it names, through the same path
+/// as a reload; exit code 2 and the error's location when it is invalid.
 fn check_config(file: &std::path::Path) -> ExitCode {
-    let config = match config::load(file) {
-        Ok(c) => c,
+    let telemetry = metrics_gateway::telemetry::Telemetry::new();
+    let runtime = |c: &metrics_gateway::config::Config| {
+        PluginRuntime::new(&c.plugin_runtime, &telemetry)
+    };
+    match reload::prepare(file, runtime, &HashMap::new()) {
+        Ok(_) => {
+            println!("{}: OK", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e @ reload::ReloadError::Runtime(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if !config.plugins.is_empty() {
-        let telemetry = metrics_gateway::telemetry::Telemetry::new();
-        let runtime = match PluginRuntime::new(&config.plugin_runtime, &telemetry) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let errors = PluginSet::load(&runtime, &config).errors();
-        if !errors.is_empty() {
-            for (plugin, error) in errors {
-                eprintln!("error: {}: plugin {plugin}: {error}", file.display());
-            }
-            return ExitCode::from(2);
+            ExitCode::from(2)
         }
     }
-    println!("{}: OK", file.display());
-    ExitCode::SUCCESS
+}
+
+/// Requests a reload on every SIGHUP (the reload logs its outcome).
+#[cfg(unix)]
+fn reload_on_sighup(
+    handle: metrics_gateway::reload::trigger::ReloadHandle,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use anyhow::Context;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing a SIGHUP handler")?;
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the config");
+            handle.request(metrics_gateway::reload::Trigger::Sighup);
+        }
+    }))
 }
 
 fn plugin(command: PluginCommand) -> ExitCode {

@@ -120,6 +120,15 @@ fn plugin_call_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000005, 2.0, 22))
 }
 
+/// `trigger` and `outcome` labels of config reloads.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `file`, `sighup` or `http`.
+    pub trigger: &'static str,
+    /// `success` or `error`.
+    pub outcome: &'static str,
+}
+
 /// Every self-metric, cheap to clone.
 #[derive(Clone)]
 pub struct Telemetry {
@@ -162,6 +171,16 @@ pub struct Telemetry {
     pub auth_cache_lookups: Family<AuthCacheLabels, Counter>,
     /// Serving certificate reloads by outcome.
     pub tls_cert_reloads: Family<OutcomeLabels, Counter>,
+    /// 1 when the latest config reload succeeded (or none was tried), else 0.
+    pub config_last_reload_successful: Gauge,
+    /// When the running config was last applied (start or successful reload), Unix seconds.
+    pub config_last_reload_success_timestamp: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Duration of config reloads (trigger to new set installed).
+    pub config_reload_duration: Histogram,
+    /// Config reloads by trigger and outcome.
+    pub config_reloads: Family<ReloadLabels, Counter>,
+    /// Plugins that failed to load or configure during a reload (or at start), by plugin.
+    pub config_plugin_load_errors: Family<PluginLabels, Counter>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -298,8 +317,47 @@ impl Telemetry {
             "Serving certificate reloads after the files changed, by outcome",
             tls_cert_reloads.clone(),
         );
+        let config_last_reload_successful = Gauge::default();
+        config_last_reload_successful.set(1);
+        let config_last_reload_success_timestamp =
+            Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let config_reload_duration = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        let config_reloads = Family::<ReloadLabels, Counter>::default();
+        let config_plugin_load_errors = Family::<PluginLabels, Counter>::default();
+        registry.register(
+            "config_last_reload_successful",
+            "Whether the latest config reload succeeded (1) or failed (0)",
+            config_last_reload_successful.clone(),
+        );
+        registry.register_with_unit(
+            "config_last_reload_success_timestamp",
+            "When the running config was applied, Unix time",
+            Unit::Seconds,
+            config_last_reload_success_timestamp.clone(),
+        );
+        registry.register_with_unit(
+            "config_reload_duration",
+            "Duration of one config reload, from trigger to the new plugin set installed",
+            Unit::Seconds,
+            config_reload_duration.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Config reloads, by trigger and outcome",
+            config_reloads.clone(),
+        );
+        registry.register(
+            "config_plugin_load_errors",
+            "Plugins that failed to load or configure from a new config, by plugin",
+            config_plugin_load_errors.clone(),
+        );
         Telemetry {
             registry: Arc::new(registry),
+            config_last_reload_successful,
+            config_last_reload_success_timestamp,
+            config_reload_duration,
+            config_reloads,
+            config_plugin_load_errors,
             authn_requests,
             authz_decisions,
             auth_cache_lookups,

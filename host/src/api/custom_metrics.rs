@@ -508,7 +508,7 @@ async fn serve(
     let collected = match snapshot.plugin_metrics.custom.get(&key) {
         Some(metric) => collect_plugin(metric, &target, &sel, now_ms)?,
         None if BUILTIN_CUSTOM_METRICS.contains(&(target.resource, target.metric)) => {
-            collect_builtin(&snapshot, &target, &sel, now_ms, state.max_sample_age_ms)
+            collect_builtin(&snapshot, &target, &sel, now_ms, state.max_sample_age_ms())
         }
         None => return Err(metric_not_found(target.metric, target.resource.as_str())),
     };

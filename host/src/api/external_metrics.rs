@@ -198,7 +198,7 @@ async fn get_external(
     let items = match snapshot.plugin_metrics.external.get(metric.as_str()) {
         Some(m) => collect_plugin(m, &namespace, &selector, now_ms)?,
         None if metric == CLUSTER_PODS_SERVED => {
-            pods_served(&snapshot, &selector, now_ms - state.max_sample_age_ms)
+            pods_served(&snapshot, &selector, now_ms - state.max_sample_age_ms())
         }
         None => {
             return Err(ApiError::MetricNotFound(format!(

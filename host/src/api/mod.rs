@@ -8,6 +8,7 @@ pub mod external_metrics;
 pub mod health;
 pub mod metric_values;
 pub mod quantity;
+pub mod reload;
 pub mod resource_metrics;
 pub mod selector;
 pub mod server;
@@ -15,6 +16,7 @@ pub mod status;
 pub mod tls;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
 use axum::Router;
@@ -26,6 +28,7 @@ use axum::routing::get;
 
 use crate::clock::Clock;
 use crate::pipeline::CollectionHealth;
+use crate::reload::trigger::ReloadHandle;
 use crate::sources::cluster::ClusterCache;
 use crate::store::Store;
 use crate::telemetry::{RouteLabels, Telemetry};
@@ -43,10 +46,19 @@ pub struct ApiState {
     pub telemetry: Telemetry,
     /// Time source.
     pub clock: Clock,
-    /// Samples older than this are not served, ms.
-    pub max_sample_age_ms: i64,
+    /// Samples older than this are not served, ms (`metrics.max_sample_age_secs`, reloadable).
+    pub max_sample_age_ms: Arc<AtomicI64>,
     /// Liveness fails when no cycle started for this long, ms.
     pub liveness_limit_ms: i64,
+    /// Reload requests (`POST /-/reload`); `None` when the gateway was not started from a file.
+    pub reload: Option<ReloadHandle>,
+}
+
+impl ApiState {
+    /// The sample age limit now, ms.
+    pub fn max_sample_age_ms(&self) -> i64 {
+        self.max_sample_age_ms.load(Ordering::Acquire)
+    }
 }
 
 async fn self_metrics(State(state): State<ApiState>) -> Response {
@@ -95,6 +107,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(custom_metrics::routes())
         .merge(external_metrics::routes())
         .merge(health::routes())
+        .merge(reload::routes())
         .route("/metrics", get(self_metrics))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)

@@ -192,7 +192,7 @@ impl View {
         let now_ms = state.clock.now_ms();
         View {
             snapshot: state.store.load(),
-            oldest_ms: now_ms - state.max_sample_age_ms,
+            oldest_ms: now_ms - state.max_sample_age_ms(),
             now: rfc3339_seconds(now_ms),
         }
     }

@@ -131,8 +131,9 @@ pub(super) fn state_from(snap: Snapshot, now: Arc<AtomicI64>) -> ApiState {
         health: collector.health(),
         telemetry: Telemetry::new(),
         clock,
-        max_sample_age_ms: 45_000,
+        max_sample_age_ms: Arc::new(AtomicI64::new(45_000)),
         liveness_limit_ms: 60_000,
+        reload: None,
     }
 }
 

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 /// The whole `gateway.toml`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The HTTPS server that serves the metrics APIs.
@@ -43,7 +43,7 @@ pub struct Config {
 }
 
 /// `[server]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address the HTTPS server listens on.
@@ -78,7 +78,7 @@ pub enum TlsVersion {
 
 /// `[authentication]`: how callers are identified, in kube-apiserver's order. Unset keys take
 /// their value from the `kube-system/extension-apiserver-authentication` ConfigMap.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthenticationConfig {
     /// Unauthenticated requests become `system:anonymous` (instead of a 401).
@@ -133,7 +133,7 @@ impl Default for AuthenticationConfig {
 }
 
 /// `[authorization]`: delegated `SubjectAccessReview`s and their cache.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizationConfig {
     /// Paths served to anyone (exact, or a prefix ending in `*`).
@@ -190,7 +190,7 @@ impl Default for ServerConfig {
 }
 
 /// `[kubernetes]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KubernetesConfig {
     /// Path of a kubeconfig file; when absent: in-cluster config, then `$KUBECONFIG` or
@@ -240,7 +240,7 @@ pub enum TlsServerName {
 }
 
 /// `[kubelet]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KubeletConfig {
     /// Seconds between collection cycles.
@@ -350,7 +350,7 @@ impl Default for KubeletConfig {
 }
 
 /// `[metrics]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     /// A value whose sample is older than this many seconds is not served (the HPA then holds
@@ -359,7 +359,7 @@ pub struct MetricsConfig {
 }
 
 /// `[plugin_runtime]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginRuntimeConfig {
     /// Directory of compiled plugin artifacts (default: `metrics-gateway/plugins` in the user's
@@ -368,7 +368,7 @@ pub struct PluginRuntimeConfig {
 }
 
 /// One `[[plugins]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginConfig {
     /// Unique name, used in logs, metrics and errors.

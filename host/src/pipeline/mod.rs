@@ -92,6 +92,8 @@ pub struct Collector {
     /// The snapshot replaced by the latest cycle, freed by the next one.
     retired: Mutex<Option<Arc<Snapshot>>>,
     cycle_lock: tokio::sync::Mutex<()>,
+    /// Wakes [`Collector::run`] for a cycle now (after a reload).
+    cycle_now: tokio::sync::Notify,
 }
 
 /// The plugin part of a cycle.
@@ -124,6 +126,7 @@ impl Collector {
             plugins: Mutex::default(),
             retired: Mutex::default(),
             cycle_lock: tokio::sync::Mutex::new(()),
+            cycle_now: tokio::sync::Notify::new(),
         }
     }
 
@@ -133,6 +136,32 @@ impl Collector {
             set: plugins,
             cluster_series: SeriesCache::default(),
         });
+    }
+
+    /// Replaces the plugin set between cycles: waits for a cycle in flight to finish, then hands
+    /// the current set (if any) to `f` and installs the set it returns. The next cycle is the
+    /// first to run the new set, so every snapshot holds the metrics of exactly one set.
+    pub async fn replace_plugins<R>(
+        &self,
+        f: impl FnOnce(Option<PluginSet>) -> (Option<PluginSet>, R),
+    ) -> R {
+        let _guard = self.cycle_lock.lock().await;
+        let mut slot = self.plugins.lock().unwrap_or_else(|e| e.into_inner());
+        let (set, cluster_series) = match slot.take() {
+            Some(stage) => (Some(stage.set), stage.cluster_series),
+            None => (None, SeriesCache::default()),
+        };
+        let (set, result) = f(set);
+        *slot = set.map(|set| PluginStage {
+            set,
+            cluster_series,
+        });
+        result
+    }
+
+    /// Asks [`Collector::run`] for a cycle now instead of at the next tick.
+    pub fn request_cycle(&self) {
+        self.cycle_now.notify_one();
     }
 
     /// Liveness and readiness facts.
@@ -147,7 +176,10 @@ impl Collector {
             tokio::time::interval(Duration::from_secs(self.config.interval_secs.get().into()));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticker.tick().await;
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = self.cycle_now.notified() => ticker.reset(),
+            }
             self.run_cycle().await;
         }
     }

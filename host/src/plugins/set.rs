@@ -2,7 +2,7 @@
 //! fault handling.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -53,6 +53,8 @@ struct Running {
     limits: Limits,
     max_output: usize,
     config_json: String,
+    /// Module, config and limits: equal fingerprints mean the same running plugin.
+    fingerprint: Fingerprint,
     /// Known once `configure` first succeeded; a new instance must return the same.
     plan: Option<Plan>,
     live: Option<Live>,
@@ -76,6 +78,107 @@ struct Live {
 pub(crate) struct CycleResult {
     pub metrics: PluginMetrics,
     pub derived: Vec<(Arc<str>, Arc<Batch>)>,
+}
+
+/// What makes a plugin instance what it is: the module's sha256, its config and its limits. A
+/// reload keeps a plugin's instance and state exactly when its fingerprint is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; 32]);
+
+impl Fingerprint {
+    /// A fingerprint from raw bytes (tests).
+    #[cfg(test)]
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Fingerprint {
+        Fingerprint(bytes)
+    }
+}
+
+/// A plugin's entry read and checked (module readable, sha256 matching, limits usable), not yet
+/// compiled.
+#[derive(Debug)]
+pub struct Checked {
+    name: Arc<str>,
+    file: PathBuf,
+    bytes: Vec<u8>,
+    config_json: String,
+    limits: Limits,
+    max_output: usize,
+    fingerprint: Fingerprint,
+}
+
+impl Checked {
+    /// The plugin's fingerprint.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+}
+
+/// A plugin compiled and configured for a reload, not yet in a set.
+pub struct FreshPlugin(Plugin);
+
+impl std::fmt::Debug for FreshPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("FreshPlugin").field(&self.0.name).finish()
+    }
+}
+
+/// Reads `pc`'s module (relative to `base_dir`), checks its sha256 and limits, and computes its
+/// fingerprint.
+pub fn check(pc: &PluginConfig, base_dir: &Path) -> Result<Checked, PluginError> {
+    let name: Arc<str> = pc.name.get_ref().as_str().into();
+    let file = base_dir.join(pc.file.get_ref());
+    let bytes = std::fs::read(&file).map_err(|source| PluginError::Read {
+        plugin: name.to_string(),
+        path: file.clone(),
+        source,
+    })?;
+    let module_sha = Sha256::digest(&bytes);
+    if let Some(expected) = &pc.sha256 {
+        let actual = hex::encode(module_sha);
+        if !actual.eq_ignore_ascii_case(expected.get_ref().trim()) {
+            return Err(PluginError::Sha256Mismatch {
+                plugin: name.to_string(),
+                path: file,
+                expected: expected.get_ref().clone(),
+                actual,
+            });
+        }
+    }
+    let memory_bytes = pc.memory_mib.get() as usize * (1 << 20);
+    if memory_bytes > MAX_MEMORY_BYTES {
+        return Err(PluginError::Config {
+            plugin: name.to_string(),
+            message: format!(
+                "memory_mib = {} exceeds the {} MiB a plugin can address",
+                pc.memory_mib.get(),
+                MAX_MEMORY_BYTES >> 20
+            ),
+        });
+    }
+    let config_json = serde_json::to_string(&pc.config).map_err(|e| PluginError::Config {
+        plugin: name.to_string(),
+        message: format!("its config table cannot be passed as JSON: {e}"),
+    })?;
+    let limits = Limits {
+        timeout_ms: u64::from(pc.timeout_ms.get()),
+        memory_bytes,
+    };
+    let max_output = pc.max_output.get() as usize;
+    let mut hasher = Sha256::new();
+    hasher.update(module_sha);
+    hasher.update(limits.timeout_ms.to_le_bytes());
+    hasher.update((limits.memory_bytes as u64).to_le_bytes());
+    hasher.update((max_output as u64).to_le_bytes());
+    hasher.update(config_json.as_bytes());
+    Ok(Checked {
+        name,
+        file,
+        bytes,
+        config_json,
+        limits,
+        max_output,
+        fingerprint: Fingerprint(hasher.finalize().into()),
+    })
 }
 
 impl PluginSet {
@@ -104,7 +207,7 @@ impl PluginSet {
                 message: "another plugin has the same name".into(),
             })
         } else {
-            self.prepare(&name, &file, pc)
+            check(pc, base_dir).and_then(|checked| self.prepare(checked))
         };
         let state = state.map_err(|e| {
             tracing::error!(plugin = &*name, "{e}");
@@ -125,63 +228,25 @@ impl PluginSet {
         self.plugins.push(plugin);
     }
 
-    fn prepare(
-        &self,
-        name: &str,
-        file: &Path,
-        pc: &PluginConfig,
-    ) -> Result<Box<Running>, PluginError> {
-        let bytes = std::fs::read(file).map_err(|source| PluginError::Read {
-            plugin: name.into(),
-            path: file.into(),
-            source,
-        })?;
-        if let Some(expected) = &pc.sha256 {
-            let actual = hex::encode(Sha256::digest(&bytes));
-            if !actual.eq_ignore_ascii_case(expected.get_ref().trim()) {
-                return Err(PluginError::Sha256Mismatch {
-                    plugin: name.into(),
-                    path: file.into(),
-                    expected: expected.get_ref().clone(),
-                    actual,
-                });
-            }
-        }
-        let memory_bytes = pc.memory_mib.get() as usize * (1 << 20);
-        if memory_bytes > MAX_MEMORY_BYTES {
-            return Err(PluginError::Config {
-                plugin: name.into(),
-                message: format!(
-                    "memory_mib = {} exceeds the {} MiB a plugin can address",
-                    pc.memory_mib.get(),
-                    MAX_MEMORY_BYTES >> 20
-                ),
-            });
-        }
-        let config_json = serde_json::to_string(&pc.config).map_err(|e| PluginError::Config {
-            plugin: name.into(),
-            message: format!("its config table cannot be passed as JSON: {e}"),
-        })?;
-        let component = self.runtime.load(&bytes).map_err(|e| match e {
+    fn prepare(&self, checked: Checked) -> Result<Box<Running>, PluginError> {
+        let component = self.runtime.load(&checked.bytes).map_err(|e| match e {
             LoadError::Version(error) => PluginError::Version {
-                plugin: name.into(),
-                path: file.into(),
+                plugin: checked.name.to_string(),
+                path: checked.file.clone(),
                 error,
             },
             other => PluginError::Compile {
-                plugin: name.into(),
-                path: file.into(),
+                plugin: checked.name.to_string(),
+                path: checked.file.clone(),
                 message: other.to_string(),
             },
         })?;
         Ok(Box::new(Running {
             component,
-            limits: Limits {
-                timeout_ms: u64::from(pc.timeout_ms.get()),
-                memory_bytes,
-            },
-            max_output: pc.max_output.get() as usize,
-            config_json,
+            limits: checked.limits,
+            max_output: checked.max_output,
+            config_json: checked.config_json,
+            fingerprint: checked.fingerprint,
             plan: None,
             live: None,
             discarded: false,
@@ -190,9 +255,103 @@ impl PluginSet {
             error: None,
             telemetry: PluginTelemetry {
                 telemetry: self.runtime.telemetry().clone(),
-                plugin: name.into(),
+                plugin: checked.name.to_string(),
             },
         }))
+    }
+
+    /// Compiles (or reads from the artifact cache) and configures a plugin outside any set, for
+    /// a reload: any failure, including `configure`, is an error.
+    pub fn start_fresh(
+        runtime: &Arc<PluginRuntime>,
+        checked: Checked,
+    ) -> Result<FreshPlugin, PluginError> {
+        let scratch = PluginSet::empty(runtime);
+        let name = checked.name.clone();
+        let file = checked.file.clone();
+        let mut running = scratch.prepare(checked)?;
+        start(&name, &mut running, &mut HashMap::new()).map_err(|message| {
+            PluginError::Configure {
+                plugin: name.to_string(),
+                path: file,
+                message,
+            }
+        })?;
+        Ok(FreshPlugin(Plugin {
+            name,
+            state: Ok(running),
+        }))
+    }
+
+    /// A set without plugins.
+    pub fn empty(runtime: &Arc<PluginRuntime>) -> PluginSet {
+        PluginSet {
+            runtime: runtime.clone(),
+            plugins: Vec::new(),
+            owners: HashMap::new(),
+        }
+    }
+
+    /// The fingerprint of every loaded plugin (plugins that failed to load have none).
+    pub fn fingerprints(&self) -> HashMap<String, Fingerprint> {
+        self.plugins
+            .iter()
+            .filter_map(|p| Some((p.name.to_string(), p.state.as_ref().ok()?.fingerprint)))
+            .collect()
+    }
+
+    /// The set of a new config, in its order: each entry is a plugin kept from `old` with its
+    /// instance and state (`None`) or a fresh one. Plugins of `old` not kept are dropped. When
+    /// two plugins would publish the same metric, nothing changes and `old` is handed back.
+    #[allow(clippy::result_large_err)]
+    pub fn rebuild(
+        old: Option<PluginSet>,
+        runtime: &Arc<PluginRuntime>,
+        entries: Vec<(Arc<str>, Option<FreshPlugin>)>,
+    ) -> Result<PluginSet, (Option<PluginSet>, PluginError)> {
+        let mut owners: HashMap<MetricKey, Arc<str>> = HashMap::new();
+        let kept_plan = |name: &str| {
+            old.as_ref()?
+                .plugins
+                .iter()
+                .find(|p| &*p.name == name)?
+                .state
+                .as_ref()
+                .ok()?
+                .plan
+                .as_ref()
+        };
+        for (name, fresh) in &entries {
+            let plan = match fresh {
+                Some(fresh) => fresh.0.state.as_ref().ok().and_then(|r| r.plan.as_ref()),
+                None => kept_plan(name),
+            };
+            for metric in plan.iter().flat_map(|p| &p.metrics) {
+                if let Some(other) = owners.insert(metric.key(), name.clone()) {
+                    let error = PluginError::Config {
+                        plugin: name.to_string(),
+                        message: format!("{} is already published by plugin {other}", metric.key()),
+                    };
+                    return Err((old, error));
+                }
+            }
+        }
+        let mut previous: HashMap<Arc<str>, Plugin> = old
+            .map(|o| o.plugins.into_iter().map(|p| (p.name.clone(), p)).collect())
+            .unwrap_or_default();
+        let mut set = PluginSet::empty(runtime);
+        set.owners = owners;
+        for (name, fresh) in entries {
+            let plugin = match fresh {
+                Some(fresh) => fresh.0,
+                None => previous.remove(&name).unwrap_or(Plugin {
+                    name: name.clone(),
+                    state: Err("not loaded".into()),
+                }),
+            };
+            set.plugins.push(plugin);
+        }
+        Ok(set)
     }
 
     /// The plugins not running now, with why: load failures, and plugins whose last
