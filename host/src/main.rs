@@ -142,9 +142,8 @@ fn main() -> ExitCode {
 /// as a reload; exit code 2 and the error's location when it is invalid.
 fn check_config(file: &std::path::Path) -> ExitCode {
     let telemetry = metrics_gateway::telemetry::Telemetry::new();
-    let runtime = |c: &metrics_gateway::config::Config| {
-        PluginRuntime::new(&c.plugin_runtime, &telemetry)
-    };
+    let runtime =
+        |c: &metrics_gateway::config::Config| PluginRuntime::new(&c.plugin_runtime, &telemetry);
     match reload::prepare(file, runtime, &HashMap::new()) {
         Ok(_) => {
             println!("{}: OK", file.display());

@@ -153,8 +153,8 @@ pub fn prepare(
     let mut started: Option<Arc<PluginRuntime>> = None;
     for pc in &candidate.config.plugins {
         let name = pc.name.get_ref();
-        let checked = set::check(pc, &candidate.config.base_dir)
-            .map_err(|e| candidate.locate(name, e))?;
+        let checked =
+            set::check(pc, &candidate.config.base_dir).map_err(|e| candidate.locate(name, e))?;
         let fingerprint = checked.fingerprint();
         candidate.fingerprints.push((name.clone(), fingerprint));
         let fresh = if running.get(name) == Some(&fingerprint) {
@@ -168,7 +168,8 @@ pub fn prepare(
                     rt
                 }
             };
-            let fresh = PluginSet::start_fresh(&rt, checked).map_err(|e| candidate.locate(name, e))?;
+            let fresh =
+                PluginSet::start_fresh(&rt, checked).map_err(|e| candidate.locate(name, e))?;
             Some(fresh)
         };
         candidate.entries.push((name.as_str().into(), fresh));
@@ -362,7 +363,11 @@ impl Reloader {
         .map_err(|e| ReloadError::Internal(e.to_string()))??;
         let (plugins, settings) = {
             let applied = lock(&self.applied);
-            let configured = applied.config.plugins.iter().map(|p| p.name.get_ref().as_str());
+            let configured = applied
+                .config
+                .plugins
+                .iter()
+                .map(|p| p.name.get_ref().as_str());
             (
                 PluginChanges::of(configured, &applied.fingerprints, &candidate.fingerprints),
                 SettingChanges::of(&applied.config, &candidate.config),

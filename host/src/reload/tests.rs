@@ -16,7 +16,11 @@ fn wasm(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/plugins")
         .join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} is missing: run scripts/build-plugins.sh", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/build-plugins.sh",
+        path.display()
+    );
     path
 }
 
@@ -66,7 +70,9 @@ impl Fixture {
         assert!(set.errors().is_empty(), "{:?}", set.errors());
         let fingerprints = set.fingerprints();
         collector.set_plugins(set);
-        let max_age = Arc::new(AtomicI64::new(i64::from(config.max_sample_age_secs()) * 1000));
+        let max_age = Arc::new(AtomicI64::new(
+            i64::from(config.max_sample_age_secs()) * 1000,
+        ));
         let reloader = Arc::new(Reloader::new(ReloaderParts {
             path: path.clone(),
             config,
@@ -144,7 +150,10 @@ async fn plugins_added_removed_changed_and_kept() {
     let report = f.reload_to(&config("")).await;
     assert_eq!(report.plugins.removed, ["a", "c"]);
     assert!(f.cycle().await.is_empty());
-    assert_eq!(f.gauge("metrics_gateway_config_last_reload_successful"), "metrics_gateway_config_last_reload_successful 1");
+    assert_eq!(
+        f.gauge("metrics_gateway_config_last_reload_successful"),
+        "metrics_gateway_config_last_reload_successful 1"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,11 +169,23 @@ async fn invalid_configs_keep_the_running_set_and_say_where() {
         "0".repeat(64)
     );
     let cases: Vec<(&str, String, &str, &str)> = vec![
-        ("syntax", config("[[plugins]\n"), ":4:11:", "unclosed array table"),
-        ("unknown key", config("[metrics]\nmax_age = 3\n"), ":5:1:", "unknown field `max_age`"),
+        (
+            "syntax",
+            config("[[plugins]\n"),
+            ":4:11:",
+            "unclosed array table",
+        ),
+        (
+            "unknown key",
+            config("[metrics]\nmax_age = 3\n"),
+            ":5:1:",
+            "unknown field `max_age`",
+        ),
         (
             "compile",
-            config(&format!("[[plugins]]\nname = \"b\"\nfile = \"garbage.wasm\"\n")),
+            config(&format!(
+                "[[plugins]]\nname = \"b\"\nfile = \"garbage.wasm\"\n"
+            )),
             ":6:8:",
             "plugin b: ",
         ),
@@ -183,7 +204,12 @@ async fn invalid_configs_keep_the_running_set_and_say_where() {
             ":6:8:",
             "nope.wasm: No such file",
         ),
-        ("sha256", config(&sha), ":7:10:", "but the config expects 0000"),
+        (
+            "sha256",
+            config(&sha),
+            ":7:10:",
+            "but the config expects 0000",
+        ),
         (
             "duplicate metric",
             config(&(rate("b", "metric_x") + &rate("c", "metric_x"))),
@@ -193,9 +219,15 @@ async fn invalid_configs_keep_the_running_set_and_say_where() {
     ];
     for (case, text, at, message) in cases {
         let report = f.reload_to(&text).await;
-        let error = report.error.as_deref().unwrap_or_else(|| panic!("{case}: accepted"));
+        let error = report
+            .error
+            .as_deref()
+            .unwrap_or_else(|| panic!("{case}: accepted"));
         let prefix = format!("{}{at}", f.path.display());
-        assert!(error.starts_with(&prefix), "{case}: {error} (want {prefix})");
+        assert!(
+            error.starts_with(&prefix),
+            "{case}: {error} (want {prefix})"
+        );
         assert!(error.contains(message), "{case}: {error}");
         assert_eq!(report.outcome, "error");
         assert_eq!(
@@ -203,7 +235,11 @@ async fn invalid_configs_keep_the_running_set_and_say_where() {
             "metrics_gateway_config_last_reload_successful 0",
             "{case}"
         );
-        assert_eq!(f.cycle().await, ["metric_a"], "{case}: the old set stopped serving");
+        assert_eq!(
+            f.cycle().await,
+            ["metric_a"],
+            "{case}: the old set stopped serving"
+        );
     }
     let metrics = f.telemetry.encode();
     assert!(
@@ -211,9 +247,8 @@ async fn invalid_configs_keep_the_running_set_and_say_where() {
         "{metrics}"
     );
     assert!(
-        metrics.contains(
-            "metrics_gateway_config_reloads_total{trigger=\"http\",outcome=\"error\"} 7"
-        ),
+        metrics
+            .contains("metrics_gateway_config_reloads_total{trigger=\"http\",outcome=\"error\"} 7"),
         "{metrics}"
     );
     // The good config is applied again with the running instance untouched.
@@ -255,7 +290,10 @@ async fn concurrent_requests_coalesce_into_at_most_one_more_reload() {
     // Hold reloads back while ten requests arrive: at most one of them has started.
     let serial = f.reloader.serial.lock().await;
     std::fs::write(&f.path, config(&rate("a", "metric_final"))).unwrap();
-    let last = (0..10).map(|_| handle.request(Trigger::Http)).last().unwrap();
+    let last = (0..10)
+        .map(|_| handle.request(Trigger::Http))
+        .last()
+        .unwrap();
     drop(serial);
     assert!(handle.wait_for(last).await.succeeded());
     let reloads = f
@@ -266,7 +304,10 @@ async fn concurrent_requests_coalesce_into_at_most_one_more_reload() {
             outcome: "success",
         })
         .get();
-    assert!((1..=2).contains(&reloads), "{reloads} reloads for 10 requests");
+    assert!(
+        (1..=2).contains(&reloads),
+        "{reloads} reloads for 10 requests"
+    );
     // The reload covering the last request started after it, so it read the final file.
     assert_eq!(f.cycle().await, ["metric_final"]);
     task.abort();

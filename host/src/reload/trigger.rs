@@ -33,8 +33,7 @@ impl ReloadHandle {
         let worker = shared.clone();
         let task = tokio::spawn(async move {
             loop {
-                let (number, trigger) =
-                    *worker.requested.lock().unwrap_or_else(|e| e.into_inner());
+                let (number, trigger) = *worker.requested.lock().unwrap_or_else(|e| e.into_inner());
                 if number > worker.done.borrow().0 {
                     let report = reloader.reload(trigger).await;
                     worker.done.send_replace((number, Some(Arc::new(report))));

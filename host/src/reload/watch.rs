@@ -39,19 +39,18 @@ pub fn watch_config(
         _ => PathBuf::from("."),
     };
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        match event {
+    let mut watcher =
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
             Ok(event) if event.kind.is_access() => {}
             Ok(_) => {
                 let _ = tx.send(());
             }
             Err(error) => tracing::warn!(%error, "config directory watch error"),
-        }
-    })
-    .map_err(|source| WatchError {
-        dir: dir.clone(),
-        source,
-    })?;
+        })
+        .map_err(|source| WatchError {
+            dir: dir.clone(),
+            source,
+        })?;
     watcher
         .watch(&dir, RecursiveMode::NonRecursive)
         .map_err(|source| WatchError {
