@@ -81,3 +81,23 @@ fn missing_file_exits_2_naming_it() {
     let out = gateway(&["serve", "--config", "/nonexistent/gateway.toml"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn plugin_errors_exit_2_at_their_entry_as_a_reload_reports_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.wasm"), b"plugin").unwrap();
+    let path = write(
+        dir.path(),
+        &format!(
+            "[server]\nself_signed = true\n\n[[plugins]]\nname = \"p\"\nfile = \"p.wasm\"\nsha256 = \"{}\"\n",
+            "ab".repeat(32)
+        ),
+    );
+    let out = gateway(&["check-config", &path]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{path}:7:10: plugin p: ")) && err.contains("has sha256"),
+        "{err}"
+    );
+}
