@@ -70,7 +70,7 @@ pub enum ReloadError {
         plugin: String,
         /// What failed.
         #[source]
-        source: PluginError,
+        source: Box<PluginError>,
     },
     /// The plugin runtime could not be created.
     #[error("{0}")]
@@ -109,7 +109,7 @@ fn locate(path: &Path, text: &str, config: &Config, name: &str, error: PluginErr
         line,
         column,
         plugin: name.to_string(),
-        source: error,
+        source: Box::new(error),
     }
 }
 

@@ -183,9 +183,7 @@ async fn invalid_configs_keep_the_running_set_and_say_where() {
         ),
         (
             "compile",
-            config(&format!(
-                "[[plugins]]\nname = \"b\"\nfile = \"garbage.wasm\"\n"
-            )),
+            config("[[plugins]]\nname = \"b\"\nfile = \"garbage.wasm\"\n"),
             ":6:8:",
             "plugin b: ",
         ),
@@ -290,10 +288,10 @@ async fn concurrent_requests_coalesce_into_at_most_one_more_reload() {
     // Hold reloads back while ten requests arrive: at most one of them has started.
     let serial = f.reloader.serial.lock().await;
     std::fs::write(&f.path, config(&rate("a", "metric_final"))).unwrap();
-    let last = (0..10)
-        .map(|_| handle.request(Trigger::Http))
-        .last()
-        .unwrap();
+    let mut last = 0;
+    for _ in 0..10 {
+        last = handle.request(Trigger::Http);
+    }
     drop(serial);
     assert!(handle.wait_for(last).await.succeeded());
     let reloads = f
