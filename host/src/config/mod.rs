@@ -150,7 +150,7 @@ mod tests {
         let e = err(
             "[server]\nself_signed = true\ntls_cipher_suites = [\"TLS_AES_128_GCM_SHA256\", \"TLS_RSA_WITH_RC4\"]\n",
         );
-        assert!(e.starts_with("gateway.toml:3:47:"), "{e}");
+        assert!(e.starts_with("gateway.toml:3:48:"), "{e}");
         assert!(
             e.contains("unknown or unsupported suite \"TLS_RSA_WITH_RC4\""),
             "{e}"

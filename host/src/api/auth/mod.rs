@@ -161,7 +161,6 @@ impl Auth {
             }
         };
         self.count_authn(method.as_str(), "success");
-        let user = user.into_owned();
         front_proxy::strip(&sources, req.headers_mut());
         let info = RequestInfo::parse(
             req.method(),
