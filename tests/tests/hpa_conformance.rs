@@ -206,7 +206,20 @@ async fn every_hpa_metric_source_conforms_on_both_custom_versions() {
     let hpa = client(&rig, HPA_TOKEN);
     let admin = client(&rig, USER_TOKEN);
 
-    // Discovery: the HPA picks the preferred custom version, v1beta2.
+    // Discovery: the group advertises v1beta2 as preferred, and the HPA picks it.
+    let groups = hpa.server_groups().await.unwrap();
+    let custom = groups
+        .groups
+        .iter()
+        .find(|g| g.name == "custom.metrics.k8s.io")
+        .expect("the custom metrics group in discovery");
+    assert_eq!(
+        custom
+            .preferred_version
+            .as_ref()
+            .map(|p| p.group_version.as_str()),
+        Some("custom.metrics.k8s.io/v1beta2")
+    );
     assert_eq!(
         hpa.preferred_custom_version().await.unwrap(),
         CustomVersion::V1Beta2,
