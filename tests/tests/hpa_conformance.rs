@@ -6,8 +6,8 @@
 //! plugins. Answers are decoded with the strict `k8s.io/metrics` mirrors (`metrics_types`),
 //! checked against the simulated cluster's ground truth, and checked to be usable by the
 //! controller (the pods match the selector, timestamps are recent, one value per object, sums
-//! and utilization computable). The HPA examples in docs/HPA.md are parsed and their requests
-//! issued too.
+//! and utilization computable), and that stale values reach it as errors, never as numbers.
+//! The HPA examples in docs/HPA.md are parsed and their requests issued too.
 
 mod common;
 
@@ -509,6 +509,61 @@ async fn every_hpa_metric_source_conforms_on_both_custom_versions() {
             api: "external", ..
         }) => {}
         other => panic!("External with a selector matching nothing: {other:?}"),
+    }
+
+    // Stale values are refused, never served: with no cycle for longer than the servable age,
+    // every source gives the controller an error, so it holds (docs/HPA.md, troubleshooting).
+    clock.advance(Duration::from_millis(MAX_AGE_MS as u64 + 15_000));
+    match hpa.resource_metrics(NS, &selector).await {
+        Err(HpaClientError::NoMetrics {
+            api: "resource", ..
+        }) => {}
+        other => panic!("Resource, stale: {other:?}"),
+    }
+    match hpa
+        .pods_metric(
+            CustomVersion::V1Beta2,
+            NS,
+            "network_receive_bytes_per_second",
+            &selector,
+            "",
+        )
+        .await
+    {
+        Err(HpaClientError::NoMetrics { api: "custom", .. }) => {}
+        other => panic!("Pods, stale: {other:?}"),
+    }
+    let namespace = ObjectTarget {
+        api_version: "v1".into(),
+        kind: "Namespace".into(),
+        name: NS.into(),
+    };
+    match hpa
+        .object_metric(
+            CustomVersion::V1Beta2,
+            NS,
+            &namespace,
+            "namespace_cpu_usage_cores",
+            "",
+        )
+        .await
+    {
+        Err(HpaClientError::Status {
+            status, message, ..
+        }) => {
+            assert_eq!(status, 404);
+            assert!(
+                message.contains("is older than the metric's limit"),
+                "{message}"
+            );
+        }
+        other => panic!("Object, stale: {other:?}"),
+    }
+    match hpa.external_metric(BUSY_NS, "pending_pods", "").await {
+        Err(HpaClientError::NoMetrics {
+            api: "external", ..
+        }) => {}
+        other => panic!("External, stale: {other:?}"),
     }
 
     // Both custom versions were asked through kube-apiserver's aggregated paths.
