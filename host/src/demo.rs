@@ -8,8 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use metrics_gateway_testkit::apiserver::{ApiServerConfig, FakeApiServer, UserInfo};
+use metrics_gateway_testkit::apiserver::{
+    ApiServerConfig, FakeApiServer, UserInfo, hpa_controller_allows,
+};
 use metrics_gateway_testkit::cluster::{ClusterSpec, SimClock, SimCluster};
+use metrics_gateway_testkit::hpa_client::HPA_CONTROLLER_USER;
 use metrics_gateway_testkit::kubelet_sim::{KubeletSimConfig, KubeletSimulator};
 
 use crate::app::{Gateway, StartOptions};
@@ -140,6 +143,9 @@ pub fn demo_plugin_entries(dir: &Path) -> Vec<toml::Table> {
 
 /// The token of the demo's kubectl user.
 pub const USER_TOKEN: &str = "demo-admin-token";
+/// The token of the HPA controller's service account (`HPA_CONTROLLER_USER`), which the rig's
+/// API server authorizes with the HPA's bootstrap RBAC role only.
+pub const HPA_TOKEN: &str = "demo-hpa-controller-token";
 const GATEWAY_TOKEN: &str = "demo-gateway-token";
 const KUBELET_TOKEN: &str = "demo-kubelet-token";
 
@@ -231,10 +237,26 @@ impl Rig {
                 },
             );
         }
+        tokens.insert(
+            HPA_TOKEN.to_string(),
+            UserInfo {
+                username: HPA_CONTROLLER_USER.into(),
+                groups: vec![
+                    "system:serviceaccounts".into(),
+                    "system:serviceaccounts:kube-system".into(),
+                    "system:authenticated".into(),
+                ],
+                uid: HPA_CONTROLLER_USER.into(),
+            },
+        );
         let apiserver = FakeApiServer::start(
             cluster.clone(),
             ApiServerConfig {
                 tokens,
+                // Everyone else may do anything; the HPA only what its ClusterRole grants.
+                authorizer: Arc::new(|spec| {
+                    spec.user != HPA_CONTROLLER_USER || hpa_controller_allows(spec)
+                }),
                 ..ApiServerConfig::default()
             },
         )

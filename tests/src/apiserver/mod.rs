@@ -32,6 +32,7 @@ mod auth;
 mod discovery;
 mod objects;
 mod proxy;
+mod rbac;
 mod resources;
 mod selectors;
 mod status;
@@ -67,6 +68,7 @@ pub use auth::{
     CREDENTIAL_ID_EXTRA, NonResourceAttributes, ResourceAttributes, SubjectAccessReviewSpec,
     UserInfo,
 };
+pub use rbac::hpa_controller_allows;
 
 use auth::{RequestInfo, Subject, bearer_token};
 use objects::{AuthBundles, Kind};
