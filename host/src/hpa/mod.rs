@@ -12,4 +12,6 @@ pub mod replicas;
 pub mod spec;
 
 #[cfg(test)]
+mod behavior_tests;
+#[cfg(test)]
 mod tests;
