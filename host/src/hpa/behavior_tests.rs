@@ -104,7 +104,7 @@ impl Case {
 #[test]
 fn scaling_with_rules() {
     use Limit::*;
-    let cases = vec![
+    let cases = [
         case("prenormalized desired replicas within range", (3, 8), 5, 7),
         case("prenormalized desired replicas < minReplicas", (2, 8), 3, 1).expect(2, TooFewReplicas),
         case("prenormalized desired replicas within range when minReplicas is 0", (0, 10), 1, 0),

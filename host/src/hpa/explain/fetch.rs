@@ -348,6 +348,52 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn answer(status: u16, message: &str) -> Answer {
+        let body = json!({"kind": "Status", "message": message});
+        Answer {
+            status: StatusCode::from_u16(status).unwrap(),
+            text: body.to_string(),
+            body,
+        }
+    }
+
+    #[test]
+    fn statuses_map_to_causes() {
+        for (status, message, cause) in [
+            (401, "Unauthorized", Cause::Auth),
+            (
+                403,
+                "forbidden: User \"x\" cannot get resource",
+                Cause::Auth,
+            ),
+            (503, "service unavailable", Cause::ApiUnavailable),
+            (
+                404,
+                "podmetrics.metrics.k8s.io \"a/b\" not found: its newest sample is 60 s old, older than the maximum age 45 s",
+                Cause::Stale,
+            ),
+            (
+                404,
+                "the server could not find the metric m for pods p with selector code=500",
+                Cause::SelectorMatchedNothing,
+            ),
+            (
+                404,
+                "the server could not find the metric m for deployments.apps d",
+                Cause::ObjectNotFound,
+            ),
+            (
+                500,
+                "Internal error occurred: plugin rate failed",
+                Cause::Other,
+            ),
+        ] {
+            let failure = classify_status(&answer(status, message));
+            assert_eq!(failure.cause, cause, "{status} {message}");
+            assert_eq!(failure.message, format!("{status} {message}"));
+        }
+    }
+
     #[test]
     fn durations_parse_like_go() {
         assert_eq!(duration_ms(&json!("17.913s")), Some(17_913));

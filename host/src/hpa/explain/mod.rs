@@ -272,3 +272,34 @@ fn pods_of(list: &Value) -> anyhow::Result<Vec<Pod>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_lists_are_read_and_bad_items_named() {
+        let list = serde_json::json!({"kind": "List", "items": [{
+            "metadata": {"name": "web-1"},
+            "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "250m"}}}],
+                     "initContainers": [{"name": "proxy", "restartPolicy": "Always",
+                                         "resources": {"requests": {"cpu": "50m"}}}]},
+            "status": {"phase": "Running", "startTime": "2026-01-01T00:00:00Z",
+                       "conditions": [{"type": "Ready", "status": "True",
+                                       "lastTransitionTime": "2026-01-01T00:00:10Z"}]}
+        }]});
+        let pods = pods_of(&list).unwrap();
+        assert_eq!(pods[0].name, "web-1");
+        assert!(pods[0].is_running_and_ready());
+        // The sidecar's request counts, as the controller sums restartable init containers.
+        let cpu: i64 = pods[0]
+            .containers
+            .iter()
+            .map(|c| c.requests_milli["cpu"])
+            .sum();
+        assert_eq!(cpu, 300);
+        let bad = serde_json::json!({"items": [{"metadata": {"name": 5}}]});
+        let err = format!("{:#}", pods_of(&bad).unwrap_err());
+        assert!(err.contains("items[0] is not a Pod"), "{err}");
+    }
+}
