@@ -246,6 +246,42 @@ async fn explain_states_the_proposal_or_the_cause() {
     );
     assert_eq!(metric["requests"][0]["status"], 200);
 
+    // An External AverageValue target: the total over the target's replicas, ceil(total /
+    // target) proposed, then capped by the default scale-up limit max(2 × current, 4).
+    let file = s.hpa(
+        "external",
+        &format!(
+            "  - type: External\n    external:\n      metric:\n        name: cluster_pods_served\n        selector:\n          matchLabels:\n            namespace: {}\n      target:\n        type: AverageValue\n        averageValue: \"1\"\n",
+            s.namespace
+        ),
+    );
+    let (ok, out, err) = explain(s.args(&file, "json")).await;
+    assert!(ok, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let served = s
+        .rig
+        .cluster
+        .read()
+        .pods
+        .values()
+        .filter(|p| p.namespace == s.namespace && p.phase == "Running")
+        .count() as i64;
+    let result = &report["metrics"][0]["result"];
+    assert_eq!(result["status"], "proposal", "{result:#}");
+    assert_eq!(result["replicas"], served, "{result:#}");
+    assert_eq!(
+        result["current"],
+        (served * 1000 + i64::from(current) - 1) / i64::from(current),
+        "{result:#}"
+    );
+    let normalized = &report["decision"]["normalized"];
+    assert_eq!(
+        normalized["replicas"],
+        (2 * current).max(4),
+        "{normalized:#}"
+    );
+    assert_eq!(normalized["limit"], "ScaleUpLimit", "{normalized:#}");
+
     // A metric no one publishes: discovery (v1beta2, the preferred version) lacks it.
     let file = s.hpa(
         "missing",
