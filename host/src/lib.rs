@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod core_metrics;
 pub mod demo;
+pub mod hpa;
 pub mod pipeline;
 pub mod plugin_dev;
 pub mod plugins;

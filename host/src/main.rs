@@ -43,6 +43,16 @@ enum Command {
     /// Build, test and create WebAssembly plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Inspect HorizontalPodAutoscalers against the metrics APIs.
+    #[command(subcommand)]
+    Hpa(HpaCommand),
+}
+
+#[derive(Subcommand)]
+enum HpaCommand {
+    /// Show what the HPA controller will fetch, compute and decide for one HPA, and why a metric
+    /// cannot be fetched.
+    Explain(metrics_gateway::hpa::explain::ExplainArgs),
 }
 
 #[derive(Subcommand)]
@@ -122,6 +132,11 @@ fn main() -> ExitCode {
         }
         Command::Demo(args) => run(metrics_gateway::demo::run(args, shutdown_signal())),
         Command::Plugin(command) => plugin(command),
+        Command::Hpa(HpaCommand::Explain(args)) => run(async move {
+            let out = metrics_gateway::hpa::explain::run(&args).await?;
+            print!("{out}");
+            Ok(())
+        }),
     }
 }
 
