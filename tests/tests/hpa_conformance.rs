@@ -552,10 +552,7 @@ async fn every_hpa_metric_source_conforms_on_both_custom_versions() {
             status, message, ..
         }) => {
             assert_eq!(status, 404);
-            assert!(
-                message.contains("is older than the metric's limit"),
-                "{message}"
-            );
+            assert!(message.contains("older than the maximum age"), "{message}");
         }
         other => panic!("Object, stale: {other:?}"),
     }
