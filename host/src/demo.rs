@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use metrics_gateway_testkit::apiserver::{ApiServerConfig, FakeApiServer, UserInfo};
+use metrics_gateway_testkit::apiserver::{ApiServerConfig, Authorizer, FakeApiServer, UserInfo};
 use metrics_gateway_testkit::cluster::{ClusterSpec, SimClock, SimCluster};
 use metrics_gateway_testkit::kubelet_sim::{KubeletSimConfig, KubeletSimulator};
 
@@ -141,10 +141,12 @@ pub fn demo_plugin_entries(dir: &Path) -> Vec<toml::Table> {
 /// The token of the demo's kubectl user.
 pub const USER_TOKEN: &str = "demo-admin-token";
 const GATEWAY_TOKEN: &str = "demo-gateway-token";
+/// The user the rig's gateway authenticates as to the fake API server.
+pub const GATEWAY_USER: &str = "system:serviceaccount:kube-system:metrics-gateway";
 const KUBELET_TOKEN: &str = "demo-kubelet-token";
 
 /// How to start a [`Rig`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RigOptions {
     /// The simulated cluster.
     pub spec: ClusterSpec,
@@ -166,6 +168,9 @@ pub struct RigOptions {
     pub keep_alive: bool,
     /// Plugins, in order.
     pub plugins: Vec<RigPlugin>,
+    /// Decides the fake API server's access reviews, the gateway's own requests included
+    /// (default: allow all).
+    pub authorizer: Option<Authorizer>,
 }
 
 impl Default for RigOptions {
@@ -181,6 +186,7 @@ impl Default for RigOptions {
             insecure_skip_tls_verify: false,
             keep_alive: true,
             plugins: Vec::new(),
+            authorizer: None,
         }
     }
 }
@@ -215,13 +221,7 @@ impl Rig {
         .await
         .context("starting simulated kubelets")?;
         let mut tokens = BTreeMap::new();
-        for (token, user) in [
-            (
-                GATEWAY_TOKEN,
-                "system:serviceaccount:kube-system:metrics-gateway",
-            ),
-            (USER_TOKEN, "admin"),
-        ] {
+        for (token, user) in [(GATEWAY_TOKEN, GATEWAY_USER), (USER_TOKEN, "admin")] {
             tokens.insert(
                 token.to_string(),
                 UserInfo {
@@ -235,6 +235,10 @@ impl Rig {
             cluster.clone(),
             ApiServerConfig {
                 tokens,
+                authorizer: options
+                    .authorizer
+                    .clone()
+                    .unwrap_or_else(|| ApiServerConfig::default().authorizer),
                 ..ApiServerConfig::default()
             },
         )
