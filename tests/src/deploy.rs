@@ -96,10 +96,16 @@ pub fn documents(yaml: &str) -> Vec<&str> {
         .collect()
 }
 
+/// A line's content after its indentation and list marker (`- `).
+fn content(line: &str) -> &str {
+    let content = line.trim_start();
+    content.strip_prefix("- ").unwrap_or(content)
+}
+
 /// The value of the first top-level-or-nested `key: value` line of a document.
 fn field<'a>(doc: &'a str, key: &str) -> Option<&'a str> {
     doc.lines().find_map(|l| {
-        l.trim_start()
+        content(l)
             .strip_prefix(key)
             .and_then(|rest| rest.strip_prefix(": "))
             .map(str::trim)
@@ -178,8 +184,8 @@ pub fn helm_chart(base: &str, version: &str) -> Result<Vec<ChartFile>, DeployErr
 
 /// One line of the base as a template line.
 fn template_line(line: &str, image: &str, replicas: &str) -> String {
-    let indent = &line[..line.len() - line.trim_start().len()];
-    let content = line.trim_start();
+    let content = content(line);
+    let indent = &line[..line.len() - content.len()];
     let ns_prefix = format!("{BASE_NAMESPACE}/");
     if content == format!("namespace: {BASE_NAMESPACE}") {
         format!("{indent}namespace: {{{{ .Release.Namespace }}}}")
