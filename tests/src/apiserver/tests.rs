@@ -392,7 +392,9 @@ async fn discovery_shapes() {
             ("configmaps".into(), true),
             ("namespaces".into(), false),
             ("nodes".into(), false),
-            ("pods".into(), true)
+            ("pods".into(), true),
+            ("serviceaccounts".into(), true),
+            ("services".into(), true)
         ]
     );
 
