@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use metrics_gateway_testkit::apiserver::{
-    ApiServerConfig, FakeApiServer, UserInfo, hpa_controller_allows,
+    ApiServerConfig, Authorizer, FakeApiServer, UserInfo, hpa_controller_allows,
 };
 use metrics_gateway_testkit::cluster::{ClusterSpec, SimClock, SimCluster};
 use metrics_gateway_testkit::hpa_client::HPA_CONTROLLER_USER;
@@ -147,10 +147,12 @@ pub const USER_TOKEN: &str = "demo-admin-token";
 /// API server authorizes with the HPA's bootstrap RBAC role only.
 pub const HPA_TOKEN: &str = "demo-hpa-controller-token";
 const GATEWAY_TOKEN: &str = "demo-gateway-token";
+/// The user the rig's gateway authenticates as to the fake API server.
+pub const GATEWAY_USER: &str = "system:serviceaccount:kube-system:metrics-gateway";
 const KUBELET_TOKEN: &str = "demo-kubelet-token";
 
 /// How to start a [`Rig`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RigOptions {
     /// The simulated cluster.
     pub spec: ClusterSpec,
@@ -172,6 +174,9 @@ pub struct RigOptions {
     pub keep_alive: bool,
     /// Plugins, in order.
     pub plugins: Vec<RigPlugin>,
+    /// Decides the fake API server's access reviews, the gateway's own requests included
+    /// (default: allow all).
+    pub authorizer: Option<Authorizer>,
 }
 
 impl Default for RigOptions {
@@ -187,6 +192,7 @@ impl Default for RigOptions {
             insecure_skip_tls_verify: false,
             keep_alive: true,
             plugins: Vec::new(),
+            authorizer: None,
         }
     }
 }
@@ -221,13 +227,7 @@ impl Rig {
         .await
         .context("starting simulated kubelets")?;
         let mut tokens = BTreeMap::new();
-        for (token, user) in [
-            (
-                GATEWAY_TOKEN,
-                "system:serviceaccount:kube-system:metrics-gateway",
-            ),
-            (USER_TOKEN, "admin"),
-        ] {
+        for (token, user) in [(GATEWAY_TOKEN, GATEWAY_USER), (USER_TOKEN, "admin")] {
             tokens.insert(
                 token.to_string(),
                 UserInfo {
@@ -253,9 +253,10 @@ impl Rig {
             cluster.clone(),
             ApiServerConfig {
                 tokens,
-                // Everyone else may do anything; the HPA only what its ClusterRole grants.
-                authorizer: Arc::new(|spec| {
-                    spec.user != HPA_CONTROLLER_USER || hpa_controller_allows(spec)
+                // By default everyone else may do anything; the HPA only what its
+                // ClusterRole grants.
+                authorizer: options.authorizer.clone().unwrap_or_else(|| {
+                    Arc::new(|spec| spec.user != HPA_CONTROLLER_USER || hpa_controller_allows(spec))
                 }),
                 ..ApiServerConfig::default()
             },

@@ -4,6 +4,7 @@
 
 pub mod apiserver;
 pub mod cluster;
+pub mod deploy;
 pub mod hpa_client;
 pub mod kubelet_sim;
 pub mod loadgen;

@@ -9,6 +9,9 @@
 //!   `limit` / `continue` pagination, resource versions, bookmarks, streaming lists
 //!   (`sendInitialEvents`), and `410 Gone` for versions older than its bounded replay log;
 //! - bearer-token authentication, `TokenReview` and `SubjectAccessReview`;
+//! - the REST mapping of the deploy manifests' other kinds (ServiceAccount, Service, RBAC,
+//!   PodDisruptionBudget, APIService) in discovery, with no objects of them (a GET is 404), so
+//!   `kubectl apply --dry-run=client` works against it;
 //! - APIService proxying: the caller is authenticated and authorized, then the request goes to
 //!   the backend over TLS with the front-proxy client certificate, `Authorization` and incoming
 //!   `X-Remote-*` headers dropped, and the caller's identity in `X-Remote-User`,
