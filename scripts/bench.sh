@@ -37,6 +37,7 @@ if [ "${SKIP_CRITERION:-0}" != 1 ]; then
   cargo bench --locked -p metrics-gateway --bench plugins
   cargo bench --locked -p metrics-gateway --bench summary
   cargo bench --locked -p metrics-gateway --bench cluster_samples
+  cargo bench --locked -p metrics-gateway --bench auth
 fi
 
 mkdir -p target/bench

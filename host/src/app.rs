@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::api::auth::ca_bundle::Bundles;
+use crate::api::auth::{Auth, guard};
 use crate::api::server::{RunningServer, ServingCert, serve};
+use crate::api::tls::{RELOAD_INTERVAL, ServingTls};
 use crate::api::{ApiState, router};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -54,6 +57,8 @@ pub struct Gateway {
     pub plugin_errors: Vec<(String, String)>,
     server: RunningServer,
     watch: ClusterWatch,
+    /// Background tasks of the API (CA bundle watch, certificate reload), aborted on shutdown.
+    api_tasks: Vec<tokio::task::JoinHandle<()>>,
     collection: Option<CollectionRuntime>,
 }
 
@@ -103,7 +108,7 @@ impl Gateway {
             collector.set_plugins(set);
             errors
         };
-        let watch = ClusterWatch::start(client, cluster.clone(), telemetry.clone());
+        let watch = ClusterWatch::start(client.clone(), cluster.clone(), telemetry.clone());
         let interval_ms = i64::from(config.kubelet.interval_secs.get()) * 1000;
         let state = ApiState {
             store: store.clone(),
@@ -116,7 +121,40 @@ impl Gateway {
                 + i64::from(config.kubelet.timeout_secs.get_ref().get()) * 1000,
         };
         let cert = ServingCert::from_config(&config.server)?;
-        let server = serve(config.server.listen_addr, cert, router(state)).await?;
+        let auth = if config.authentication.insecure_disable {
+            tracing::error!(
+                "authentication.insecure_disable = true: NO AUTHENTICATION OR AUTHORIZATION, \
+                 anyone who reaches the port reads every metric (development only)"
+            );
+            None
+        } else {
+            Some(Auth::new(&config, &client, &options.clock, &telemetry).await?)
+        };
+        let tls = Arc::new(ServingTls::new(&config.server, cert, auth.is_some())?);
+        let mut api_tasks = Vec::new();
+        if let (Some(c), Some(k)) = (&config.server.tls_cert_file, &config.server.tls_key_file) {
+            api_tasks.push(tls.clone().watch_files(
+                config.resolve(c.get_ref()),
+                config.resolve(k.get_ref()),
+                RELOAD_INTERVAL,
+                telemetry.clone(),
+            ));
+        }
+        let app = router(state);
+        let (app, bundles) = match auth {
+            Some(auth) => {
+                let bundles = auth.bundles.clone();
+                tls.set_client_ca_hints(bundles.load().hint_subjects());
+                api_tasks.push(bundles.clone().watch(client.clone()));
+                api_tasks.push(follow_hints(bundles.clone(), tls.clone()));
+                (
+                    app.layer(axum::middleware::from_fn_with_state(Arc::new(auth), guard)),
+                    Some(bundles),
+                )
+            }
+            None => (app, None),
+        };
+        let server = serve(config.server.listen_addr, tls, bundles, app).await?;
         let collection = if options.collect_on_interval {
             // Collection has its own runtime and threads: a cycle's burst of thousands of
             // scrape tasks never queues ahead of API requests on the API's workers.
@@ -145,6 +183,7 @@ impl Gateway {
             plugin_errors,
             server,
             watch,
+            api_tasks,
             collection,
         })
     }
@@ -153,8 +192,21 @@ impl Gateway {
     pub async fn shutdown(self) {
         drop(self.collection);
         self.watch.abort();
+        for task in &self.api_tasks {
+            task.abort();
+        }
         self.server.shutdown().await;
     }
+}
+
+/// Keeps the TLS layer's client-CA hints in step with the bundles.
+fn follow_hints(bundles: Arc<Bundles>, tls: Arc<ServingTls>) -> tokio::task::JoinHandle<()> {
+    let mut changed = bundles.subscribe();
+    tokio::spawn(async move {
+        while changed.changed().await.is_ok() {
+            tls.set_client_ca_hints(bundles.load().hint_subjects());
+        }
+    })
 }
 
 /// The API server's CA as a root store: kubelet serving certificates are verified against it

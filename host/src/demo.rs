@@ -2,14 +2,13 @@
 //! kube-aggregator, and the real gateway behind it, in one process. The same [`Rig`] is what
 //! integration tests and benchmarks start.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use metrics_gateway_testkit::apiserver::{
-    ApiServerConfig, Authorizer, FakeApiServer, UserInfo, hpa_controller_allows,
+    ApiServerConfig, FakeApiServer, UserInfo, hpa_controller_allows,
 };
 use metrics_gateway_testkit::cluster::{ClusterSpec, SimClock, SimCluster};
 use metrics_gateway_testkit::hpa_client::HPA_CONTROLLER_USER;
@@ -174,9 +173,14 @@ pub struct RigOptions {
     pub keep_alive: bool,
     /// Plugins, in order.
     pub plugins: Vec<RigPlugin>,
-    /// Decides the fake API server's access reviews, the gateway's own requests included
-    /// (default: allow all).
-    pub authorizer: Option<Authorizer>,
+    /// The fake API server's settings: its authorizer (the HPA controller's identity is
+    /// further limited to its bootstrap ClusterRole), and tokens besides the rig's own (the
+    /// gateway's, the kubelets', the HPA controller's and the demo user's are added).
+    pub apiserver: ApiServerConfig,
+    /// Serving certificate and key files for the gateway (default: self-signed).
+    pub serving_cert: Option<(PathBuf, PathBuf)>,
+    /// More gateway configuration, appended to its `gateway.toml` (e.g. `[authorization]`).
+    pub extra_config: String,
 }
 
 impl Default for RigOptions {
@@ -192,7 +196,9 @@ impl Default for RigOptions {
             insecure_skip_tls_verify: false,
             keep_alive: true,
             plugins: Vec::new(),
-            authorizer: None,
+            apiserver: ApiServerConfig::default(),
+            serving_cert: None,
+            extra_config: String::new(),
         }
     }
 }
@@ -226,7 +232,7 @@ impl Rig {
         )
         .await
         .context("starting simulated kubelets")?;
-        let mut tokens = BTreeMap::new();
+        let mut tokens = options.apiserver.tokens.clone();
         for (token, user) in [(GATEWAY_TOKEN, GATEWAY_USER), (USER_TOKEN, "admin")] {
             tokens.insert(
                 token.to_string(),
@@ -253,12 +259,15 @@ impl Rig {
             cluster.clone(),
             ApiServerConfig {
                 tokens,
-                // By default everyone else may do anything; the HPA only what its
-                // ClusterRole grants.
-                authorizer: options.authorizer.clone().unwrap_or_else(|| {
-                    Arc::new(|spec| spec.user != HPA_CONTROLLER_USER || hpa_controller_allows(spec))
-                }),
-                ..ApiServerConfig::default()
+                // The HPA controller's identity may do only what its ClusterRole grants.
+                authorizer: {
+                    let inner = options.apiserver.authorizer.clone();
+                    Arc::new(move |spec| {
+                        (spec.user != HPA_CONTROLLER_USER || hpa_controller_allows(spec))
+                            && inner(spec)
+                    })
+                },
+                ..options.apiserver.clone()
             },
         )
         .await
@@ -369,7 +378,7 @@ pub async fn run(
          kubectl --kubeconfig {kc} get --raw /apis/custom.metrics.k8s.io/v1beta2\n  \
          kubectl --kubeconfig {kc} get --raw '/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/pods/*/network_receive_bytes_per_second'\n  \
          kubectl --kubeconfig {kc} get --raw /apis/external.metrics.k8s.io/v1beta1/namespaces/default/pending_pods\n  \
-         curl -k https://{}/metrics\nPress Ctrl-C to stop.",
+         curl -k -H 'Authorization: Bearer {USER_TOKEN}' https://{}/metrics\nPress Ctrl-C to stop.",
         args.nodes,
         rig.gateway.local_addr,
         rig.apiserver.url(),
@@ -402,10 +411,14 @@ fn write_gateway_files(
             toml::Value::Array(options.plugins.iter().map(|p| p.to_toml().into()).collect()),
         );
     }
+    let serving = match &options.serving_cert {
+        Some((cert, key)) => format!("tls_cert_file = {cert:?}\ntls_key_file = {key:?}"),
+        None => "self_signed = true".to_string(),
+    };
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten_addr = \"127.0.0.1:0\"\nself_signed = true\n\n\
+            "[server]\nlisten_addr = \"127.0.0.1:0\"\n{serving}\n\n\
              [kubernetes]\nkubeconfig = {kubeconfig:?}\n\n\
              [kubelet]\ninterval_secs = {}\ntimeout_secs = {}\njitter_ms = {}\nca_file = {ca:?}\n\
              token_file = {token:?}\ntls_server_name = \"{}\"\ninsecure_skip_tls_verify = {}\nkeep_alive = {}\n\n{}",
@@ -419,7 +432,8 @@ fn write_gateway_files(
             options.insecure_skip_tls_verify,
             options.keep_alive,
             toml::to_string(&plugins)?,
-        ),
+        ) + "\n"
+            + &options.extra_config,
     )?;
     Ok(config)
 }

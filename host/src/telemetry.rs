@@ -83,6 +83,31 @@ pub struct PluginDropLabels {
     pub reason: &'static str,
 }
 
+/// `method` and `result` labels of authentication outcomes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthnLabels {
+    /// `front-proxy`, `client-cert`, `token`, `anonymous`, or `none` when it failed.
+    pub method: &'static str,
+    /// `success`, `failure` (no valid credential) or `error` (a review could not be made).
+    pub result: &'static str,
+}
+
+/// `decision` label of authorization outcomes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthzLabels {
+    /// `allowed`, `denied` or `error` (the review could not be made).
+    pub decision: &'static str,
+}
+
+/// `cache` and `result` labels of review cache lookups.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthCacheLabels {
+    /// `token` or `authorization`.
+    pub cache: &'static str,
+    /// `hit` or `miss`.
+    pub result: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -129,6 +154,14 @@ pub struct Telemetry {
     pub plugin_restarts: Family<PluginLabels, Counter>,
     /// Per-node fetches or decodes of plugin inputs that failed, by source.
     pub plugin_input_failures: Family<SourceLabels, Counter>,
+    /// Authentication outcomes by method and result.
+    pub authn_requests: Family<AuthnLabels, Counter>,
+    /// Authorization decisions.
+    pub authz_decisions: Family<AuthzLabels, Counter>,
+    /// Token-review and authorization cache lookups, by cache and hit or miss.
+    pub auth_cache_lookups: Family<AuthCacheLabels, Counter>,
+    /// Serving certificate reloads by outcome.
+    pub tls_cert_reloads: Family<OutcomeLabels, Counter>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -241,8 +274,36 @@ impl Telemetry {
             Unit::Seconds,
             api_request_duration.clone(),
         );
+        let authn_requests = Family::<AuthnLabels, Counter>::default();
+        let authz_decisions = Family::<AuthzLabels, Counter>::default();
+        let auth_cache_lookups = Family::<AuthCacheLabels, Counter>::default();
+        let tls_cert_reloads = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "authn_requests",
+            "API requests authenticated, by method and result",
+            authn_requests.clone(),
+        );
+        registry.register(
+            "authz_decisions",
+            "API requests authorized, by decision",
+            authz_decisions.clone(),
+        );
+        registry.register(
+            "auth_cache_lookups",
+            "Token-review and authorization cache lookups, by cache and result",
+            auth_cache_lookups.clone(),
+        );
+        registry.register(
+            "tls_cert_reloads",
+            "Serving certificate reloads after the files changed, by outcome",
+            tls_cert_reloads.clone(),
+        );
         Telemetry {
             registry: Arc::new(registry),
+            authn_requests,
+            authz_decisions,
+            auth_cache_lookups,
+            tls_cert_reloads,
             scrape_duration,
             scrape_failures,
             cycle_duration,

@@ -118,6 +118,25 @@ impl TestCa {
         self.issue(params)
     }
 
+    /// Like [`TestCa::client_cert`], but valid only during the year 2000 (expired).
+    pub fn expired_client_cert(
+        &self,
+        common_name: &str,
+        organizations: &[&str],
+    ) -> anyhow::Result<CertPair> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn(common_name);
+        for org in organizations {
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, *org);
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        self.issue(params)
+    }
+
     fn issue(&self, params: CertificateParams) -> anyhow::Result<CertPair> {
         let cert = params.signed_by(&self.leaf_key, &self.issuer)?;
         Ok(CertPair {

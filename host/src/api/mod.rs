@@ -1,6 +1,7 @@
 //! The HTTPS API: `metrics.k8s.io`, `custom.metrics.k8s.io`, `external.metrics.k8s.io`,
 //! discovery, health and self-metrics, one router per area.
 
+pub mod auth;
 pub mod custom_metrics;
 pub mod discovery;
 pub mod external_metrics;
@@ -11,6 +12,7 @@ pub mod resource_metrics;
 pub mod selector;
 pub mod server;
 pub mod status;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Instant;

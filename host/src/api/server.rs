@@ -1,60 +1,34 @@
-//! HTTPS serving with rustls (HTTP/2 and HTTP/1.1), from certificate files or, when explicitly
-//! allowed, a self-signed certificate made at start.
+//! HTTPS serving (HTTP/2 and HTTP/1.1): each connection's TLS handshake uses the latest
+//! [`ServingTls`] configuration, and its client certificate is checked once, right after the
+//! handshake, into a [`ConnectionPeer`] every request on the connection carries.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
 use axum_server::Handle;
-use axum_server::tls_rustls::RustlsConfig;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use axum_server::accept::Accept;
+use http::Request;
+use hyper::body::Incoming;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tower::Service;
 
+use super::auth::ConnectionPeer;
+use super::auth::ca_bundle::Bundles;
+use super::auth::client_cert::PeerCert;
+pub use super::tls::ServingCert;
+use super::tls::ServingTls;
 use crate::config::ServerConfig;
 
-/// A certificate chain and key.
-#[derive(Debug)]
-pub struct ServingCert {
-    /// Chain, leaf first.
-    pub chain: Vec<CertificateDer<'static>>,
-    /// Private key.
-    pub key: PrivateKeyDer<'static>,
-}
+/// Longest a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl ServingCert {
-    /// Loads PEM files.
-    pub fn from_files(
-        cert: &std::path::Path,
-        key: &std::path::Path,
-    ) -> anyhow::Result<ServingCert> {
-        let chain = CertificateDer::pem_file_iter(cert)
-            .with_context(|| format!("reading serving certificate {}", cert.display()))?
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("parsing serving certificate {}", cert.display()))?;
-        anyhow::ensure!(!chain.is_empty(), "{} holds no certificate", cert.display());
-        let key = PrivateKeyDer::from_pem_file(key)
-            .with_context(|| format!("reading serving key {}", key.display()))?;
-        Ok(ServingCert { chain, key })
-    }
-
-    /// A self-signed certificate for localhost and the given extra names.
-    pub fn self_signed(extra_names: &[String]) -> anyhow::Result<ServingCert> {
-        let mut names = vec![
-            "localhost".to_string(),
-            "127.0.0.1".to_string(),
-            "::1".to_string(),
-        ];
-        names.extend(extra_names.iter().cloned());
-        let cert = rcgen::generate_simple_self_signed(names)
-            .context("generating a self-signed certificate")?;
-        Ok(ServingCert {
-            chain: vec![cert.cert.der().clone()],
-            key: PrivateKeyDer::try_from(cert.signing_key.serialize_der())
-                .map_err(|e| anyhow::anyhow!("self-signed key: {e}"))?,
-        })
-    }
-
     /// The certificate `[server]` asks for.
     pub fn from_config(cfg: &ServerConfig) -> anyhow::Result<ServingCert> {
         match (&cfg.tls_cert_file, &cfg.tls_key_file) {
@@ -66,15 +40,6 @@ impl ServingCert {
                 ServingCert::self_signed(&[])
             }
         }
-    }
-
-    fn rustls_config(self) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-        let mut config = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(self.chain, self.key)
-            .context("serving certificate and key do not match or are unsupported")?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
     }
 }
 
@@ -96,18 +61,86 @@ impl RunningServer {
     }
 }
 
-/// Serves `router` over TLS on `addr`.
+/// TLS handshake, then the connection's client-certificate facts.
+#[derive(Clone, Debug)]
+struct TlsPeerAcceptor {
+    tls: Arc<ServingTls>,
+    /// `None` when authentication is disabled (no client certificate is classified).
+    bundles: Option<Arc<Bundles>>,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S: Send + 'static> Accept<TcpStream, S> for TlsPeerAcceptor {
+    type Stream = TlsStream<TcpStream>;
+    type Service = WithPeer<S>;
+    type Future = BoxFuture<std::io::Result<(Self::Stream, Self::Service)>>;
+
+    fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.tls.config());
+        let bundles = self.bundles.clone();
+        Box::pin(async move {
+            let _ = stream.set_nodelay(true);
+            let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
+                })??;
+            let peer = match (&bundles, tls.get_ref().1.peer_certificates()) {
+                (Some(bundles), Some(chain)) => PeerCert::classify(chain, &bundles.load()),
+                _ => PeerCert::default(),
+            };
+            Ok((
+                tls,
+                WithPeer {
+                    inner: service,
+                    peer: ConnectionPeer(Arc::new(peer)),
+                },
+            ))
+        })
+    }
+}
+
+/// Adds the connection's [`ConnectionPeer`] to each request.
+#[derive(Clone, Debug)]
+struct WithPeer<S> {
+    inner: S,
+    peer: ConnectionPeer,
+}
+
+impl<S: Service<Request<Incoming>>> Service<Request<Incoming>> for WithPeer<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(self.peer.clone());
+        self.inner.call(req)
+    }
+}
+
+/// Serves `router` over TLS on `addr`; `bundles` (when authentication is on) classifies each
+/// connection's client certificate.
 pub async fn serve(
     addr: SocketAddr,
-    cert: ServingCert,
+    tls: Arc<ServingTls>,
+    bundles: Option<Arc<Bundles>>,
     router: Router,
 ) -> anyhow::Result<RunningServer> {
     let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
     listener.set_nonblocking(true)?;
     let local_addr = listener.local_addr()?;
-    let tls = RustlsConfig::from_config(cert.rustls_config()?);
     let handle = Handle::new();
-    let server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle.clone());
+    let server = axum_server::from_tcp(listener)?
+        .acceptor(TlsPeerAcceptor { tls, bundles })
+        .handle(handle.clone());
     let task = tokio::spawn(async move { server.serve(router.into_make_service()).await });
     tracing::info!(%local_addr, "serving HTTPS");
     Ok(RunningServer {

@@ -54,6 +54,22 @@ pub enum ApiError {
     /// The path exists but does not accept the request's method.
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
+    /// No valid credentials (the message says no more than kube-apiserver's, or why the
+    /// credential could not be checked).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The authorizer denied the request; the message names user, verb and resource.
+    #[error("{message}")]
+    Forbidden {
+        /// kube-apiserver's wording.
+        message: String,
+        /// API group of the resource (empty for non-resource paths).
+        group: String,
+        /// Resource (empty for non-resource paths).
+        resource: String,
+        /// Object name, if the request names one.
+        name: String,
+    },
 }
 
 impl ApiError {
@@ -67,6 +83,8 @@ impl ApiError {
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
         }
     }
 
@@ -80,6 +98,8 @@ impl ApiError {
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
             ApiError::Internal(_) => "InternalError",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
+            ApiError::Unauthorized(_) => "Unauthorized",
+            ApiError::Forbidden { .. } => "Forbidden",
         }
     }
 
@@ -110,6 +130,17 @@ impl ApiError {
                 status["details"] = json!({"causes": [{"message": cause}]});
             }
             ApiError::MethodNotAllowed => status["details"] = json!({}),
+            ApiError::Forbidden {
+                group,
+                resource,
+                name,
+                ..
+            } => {
+                status["details"] = json!({"group": group, "kind": resource});
+                if !name.is_empty() {
+                    status["details"]["name"] = json!(name);
+                }
+            }
             _ => {}
         }
         status

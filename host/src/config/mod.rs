@@ -143,6 +143,57 @@ mod tests {
     }
 
     #[test]
+    fn tls_settings_are_checked_where_they_stand() {
+        let e = err("[server]\nself_signed = true\ntls_min_version = \"1.1\"\n");
+        assert!(e.starts_with("gateway.toml:3:19:"), "{e}");
+        assert!(e.contains("1.1"), "{e}");
+        let e = err(
+            "[server]\nself_signed = true\ntls_cipher_suites = [\"TLS_AES_128_GCM_SHA256\", \"TLS_RSA_WITH_RC4\"]\n",
+        );
+        assert!(e.starts_with("gateway.toml:3:48:"), "{e}");
+        assert!(
+            e.contains("unknown or unsupported suite \"TLS_RSA_WITH_RC4\""),
+            "{e}"
+        );
+        let e = err("[server]\nself_signed = true\ntls_min_version = \"1.3\"\n\
+             tls_cipher_suites = [\"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\"]\n");
+        assert!(e.starts_with("gateway.toml:4:"), "{e}");
+        assert!(e.contains("no suite is usable"), "{e}");
+        let ok = parse(
+            Path::new("g.toml"),
+            "[server]\nself_signed = true\ntls_min_version = \"1.3\"\ntls_cipher_suites = [\"TLS_AES_256_GCM_SHA384\"]\n",
+        )
+        .unwrap();
+        assert_eq!(ok.server.tls_min_version, TlsVersion::Tls13);
+    }
+
+    #[test]
+    fn auth_defaults_and_bad_values() {
+        let c = parse(Path::new("g.toml"), "[server]\nself_signed = true\n").unwrap();
+        assert!(!c.authentication.anonymous && c.authentication.token_review);
+        assert!(!c.authentication.insecure_disable);
+        assert_eq!(c.authorization.allowed_ttl_secs, 10);
+        assert_eq!(c.authorization.cache_size.get(), 10_000);
+        let paths: Vec<_> = c
+            .authorization
+            .always_allow_paths
+            .iter()
+            .map(|p| p.get_ref().as_str())
+            .collect();
+        assert_eq!(paths, ["/healthz", "/livez", "/readyz"]);
+        let e = err(
+            "[server]\nself_signed = true\n[authentication]\nrequestheader_username_headers = [\"X Remote\"]\n",
+        );
+        assert!(e.starts_with("gateway.toml:4:35:"), "{e}");
+        assert!(e.contains("not a valid HTTP header name"), "{e}");
+        let e =
+            err("[server]\nself_signed = true\n[authorization]\nalways_allow_paths = [\"/a*b\"]\n");
+        assert!(e.starts_with("gateway.toml:4:23:"), "{e}");
+        let e = err("[server]\nself_signed = true\n[authorization]\ncache_size = 0\n");
+        assert!(e.starts_with("gateway.toml:4:14:"), "{e}");
+    }
+
+    #[test]
     fn example_config_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/gateway.toml");
         load(&path).unwrap();

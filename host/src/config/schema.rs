@@ -24,6 +24,12 @@ pub struct Config {
     /// How core metrics are computed and served.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Who may call the API: client certificates, front-proxy headers, bearer tokens.
+    #[serde(default)]
+    pub authentication: AuthenticationConfig,
+    /// What callers may do: delegated `SubjectAccessReview`s and their cache.
+    #[serde(default)]
+    pub authorization: AuthorizationConfig,
     /// The plugin runtime.
     #[serde(default)]
     pub plugin_runtime: PluginRuntimeConfig,
@@ -50,6 +56,120 @@ pub struct ServerConfig {
     /// Generate an in-memory self-signed certificate when no files are given (dev and demo only).
     #[serde(default)]
     pub self_signed: bool,
+    /// Lowest TLS version accepted.
+    #[serde(default)]
+    pub tls_min_version: TlsVersion,
+    /// Cipher suites by IANA name; empty means rustls' defaults.
+    #[serde(default)]
+    pub tls_cipher_suites: Vec<Spanned<String>>,
+}
+
+/// `server.tls_min_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum TlsVersion {
+    /// TLS 1.2 and 1.3.
+    #[default]
+    #[serde(rename = "1.2")]
+    Tls12,
+    /// TLS 1.3 only.
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+/// `[authentication]`: how callers are identified, in kube-apiserver's order. Unset keys take
+/// their value from the `kube-system/extension-apiserver-authentication` ConfigMap.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticationConfig {
+    /// Unauthenticated requests become `system:anonymous` (instead of a 401).
+    #[serde(default)]
+    pub anonymous: bool,
+    /// CA bundle for client certificates (overrides the ConfigMap's `client-ca-file`).
+    pub client_ca_file: Option<Spanned<PathBuf>>,
+    /// CA bundle for the front proxy's certificate (overrides `requestheader-client-ca-file`).
+    pub requestheader_client_ca_file: Option<Spanned<PathBuf>>,
+    /// Common names the front proxy's certificate may have; empty = any the CA signed.
+    pub requestheader_allowed_names: Option<Vec<String>>,
+    /// Headers carrying the user name from the front proxy.
+    pub requestheader_username_headers: Option<Vec<Spanned<String>>>,
+    /// Headers carrying groups from the front proxy.
+    pub requestheader_group_headers: Option<Vec<Spanned<String>>>,
+    /// Header prefixes carrying `extra` attributes from the front proxy.
+    pub requestheader_extra_headers_prefix: Option<Vec<Spanned<String>>>,
+    /// Authenticate bearer tokens with `TokenReview`s.
+    #[serde(default = "default_true")]
+    pub token_review: bool,
+    /// Seconds a `TokenReview` answer is reused.
+    #[serde(default = "default_auth_ttl")]
+    pub token_cache_ttl_secs: u32,
+    /// Development only: no authentication or authorization at all.
+    #[serde(default)]
+    pub insecure_disable: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_auth_ttl() -> u32 {
+    10
+}
+
+impl Default for AuthenticationConfig {
+    fn default() -> Self {
+        AuthenticationConfig {
+            anonymous: false,
+            client_ca_file: None,
+            requestheader_client_ca_file: None,
+            requestheader_allowed_names: None,
+            requestheader_username_headers: None,
+            requestheader_group_headers: None,
+            requestheader_extra_headers_prefix: None,
+            token_review: true,
+            token_cache_ttl_secs: default_auth_ttl(),
+            insecure_disable: false,
+        }
+    }
+}
+
+/// `[authorization]`: delegated `SubjectAccessReview`s and their cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationConfig {
+    /// Paths served to anyone (exact, or a prefix ending in `*`).
+    #[serde(default = "default_always_allow_paths")]
+    pub always_allow_paths: Vec<Spanned<String>>,
+    /// Seconds an allowed decision is reused.
+    #[serde(default = "default_auth_ttl")]
+    pub allowed_ttl_secs: u32,
+    /// Seconds a denied decision is reused.
+    #[serde(default = "default_auth_ttl")]
+    pub denied_ttl_secs: u32,
+    /// Most decisions (and token reviews) kept.
+    #[serde(default = "default_cache_size")]
+    pub cache_size: AtLeastOne,
+}
+
+fn default_always_allow_paths() -> Vec<Spanned<String>> {
+    ["/healthz", "/livez", "/readyz"]
+        .into_iter()
+        .map(|p| Spanned::new(0..0, p.to_string()))
+        .collect()
+}
+
+fn default_cache_size() -> AtLeastOne {
+    AtLeastOne::new(10_000)
+}
+
+impl Default for AuthorizationConfig {
+    fn default() -> Self {
+        AuthorizationConfig {
+            always_allow_paths: default_always_allow_paths(),
+            allowed_ttl_secs: default_auth_ttl(),
+            denied_ttl_secs: default_auth_ttl(),
+            cache_size: default_cache_size(),
+        }
+    }
 }
 
 fn default_listen_addr() -> SocketAddr {
@@ -63,6 +183,8 @@ impl Default for ServerConfig {
             tls_cert_file: None,
             tls_key_file: None,
             self_signed: false,
+            tls_min_version: TlsVersion::default(),
+            tls_cipher_suites: Vec::new(),
         }
     }
 }
@@ -351,6 +473,8 @@ impl Config {
             }
             (None, None) => {}
         }
+        crate::api::tls::validate_cipher_suites(s)?;
+        self.validate_auth()?;
         let mut names = std::collections::HashSet::new();
         for p in &self.plugins {
             let name = p.name.get_ref();
@@ -375,6 +499,51 @@ impl Config {
                 if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err((sha.span(), "sha256 must be 64 hexadecimal digits".into()));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_auth(&self) -> Result<(), (Range<usize>, String)> {
+        let a = &self.authentication;
+        let headers = [
+            (
+                "requestheader_username_headers",
+                &a.requestheader_username_headers,
+            ),
+            (
+                "requestheader_group_headers",
+                &a.requestheader_group_headers,
+            ),
+            (
+                "requestheader_extra_headers_prefix",
+                &a.requestheader_extra_headers_prefix,
+            ),
+        ];
+        for (key, names) in headers {
+            for name in names.iter().flatten() {
+                if http::HeaderName::from_bytes(name.get_ref().as_bytes()).is_err() {
+                    return Err((
+                        name.span(),
+                        format!(
+                            "authentication.{key}: {:?} is not a valid HTTP header name",
+                            name.get_ref()
+                        ),
+                    ));
+                }
+            }
+        }
+        for path in &self.authorization.always_allow_paths {
+            let p = path.get_ref();
+            let star = p.find('*');
+            if !p.starts_with('/') || star.is_some_and(|i| i != p.len() - 1) {
+                return Err((
+                    path.span(),
+                    format!(
+                        "authorization.always_allow_paths: {p:?} must start with '/' and may \
+                         only end in '*'"
+                    ),
+                ));
             }
         }
         Ok(())

@@ -276,6 +276,29 @@ impl FakeApiServer {
         self.inner.front_proxy_ca.client_cert(common_name, &[])
     }
 
+    /// An expired certificate from the client CA (CN = `user`).
+    pub fn issue_expired_client_cert(&self, user: &str) -> anyhow::Result<CertPair> {
+        self.inner.client_ca.expired_client_cert(user, &[])
+    }
+
+    /// An expired certificate from the front-proxy CA with CN `common_name`.
+    pub fn issue_expired_front_proxy_cert(&self, common_name: &str) -> anyhow::Result<CertPair> {
+        self.inner
+            .front_proxy_ca
+            .expired_client_cert(common_name, &[])
+    }
+
+    /// How many `SubjectAccessReview`s were posted (by extension servers delegating
+    /// authorization).
+    pub fn subject_access_reviews(&self) -> u64 {
+        self.request_count("/apis/authorization.k8s.io/v1/subjectaccessreviews")
+    }
+
+    /// How many `TokenReview`s were posted.
+    pub fn token_reviews(&self) -> u64 {
+        self.request_count("/apis/authentication.k8s.io/v1/tokenreviews")
+    }
+
     /// Registers an APIService: requests under `/apis/{group}/{version}` are proxied to
     /// `backend` (an `https://host:port` URL) the way kube-aggregator does.
     /// `backend_ca_pem: None` means `insecureSkipTLSVerify`; otherwise the backend's certificate

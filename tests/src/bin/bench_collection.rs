@@ -720,11 +720,13 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     };
 
     let tls = loadgen::client_tls(TlsTrust::AcceptAny)?;
+    // The gateway authenticates the admin token with a TokenReview and authorizes it.
     let gateway = Target::from_url(
         &format!("https://127.0.0.1:{gateway_port}/metrics"),
         Some(tls),
     )
-    .await?;
+    .await?
+    .with_bearer_token(ADMIN_TOKEN);
     let mut metrics = Session::new(gateway.clone());
     let expected_pods = (args.nodes * args.pods_per_node) as u64;
     let ready = fleet
