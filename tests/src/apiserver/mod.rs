@@ -463,7 +463,8 @@ async fn route(inner: &Inner, req: Request<Incoming>, path: &str, remote: Socket
         .and_then(|token| inner.lookup_token(token))
         .ok_or_else(ApiError::unauthorized)?;
     let query = req.uri().query().unwrap_or("").to_string();
-    let info = RequestInfo::parse(req.method(), path, resources::is_watch(&query));
+    let info = RequestInfo::parse(req.method(), path, resources::is_watch(&query))
+        .named_by_field_selector(&query);
     if !(inner.authorizer)(&info.review_spec(&subject)) {
         return Err(info.forbidden(&subject));
     }
