@@ -7,8 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use metrics_gateway_testkit::apiserver::{ApiServerConfig, FakeApiServer, UserInfo};
+use metrics_gateway_testkit::apiserver::{
+    ApiServerConfig, FakeApiServer, UserInfo, hpa_controller_allows,
+};
 use metrics_gateway_testkit::cluster::{ClusterSpec, SimClock, SimCluster};
+use metrics_gateway_testkit::hpa_client::HPA_CONTROLLER_USER;
 use metrics_gateway_testkit::kubelet_sim::{KubeletSimConfig, KubeletSimulator};
 
 use crate::app::{Gateway, StartOptions};
@@ -139,11 +142,16 @@ pub fn demo_plugin_entries(dir: &Path) -> Vec<toml::Table> {
 
 /// The token of the demo's kubectl user.
 pub const USER_TOKEN: &str = "demo-admin-token";
+/// The token of the HPA controller's service account (`HPA_CONTROLLER_USER`), which the rig's
+/// API server authorizes with the HPA's bootstrap RBAC role only.
+pub const HPA_TOKEN: &str = "demo-hpa-controller-token";
 const GATEWAY_TOKEN: &str = "demo-gateway-token";
+/// The user the rig's gateway authenticates as to the fake API server.
+pub const GATEWAY_USER: &str = "system:serviceaccount:kube-system:metrics-gateway";
 const KUBELET_TOKEN: &str = "demo-kubelet-token";
 
 /// How to start a [`Rig`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RigOptions {
     /// The simulated cluster.
     pub spec: ClusterSpec,
@@ -165,8 +173,9 @@ pub struct RigOptions {
     pub keep_alive: bool,
     /// Plugins, in order.
     pub plugins: Vec<RigPlugin>,
-    /// The fake API server's settings: its authorizer, and tokens besides the rig's own (the
-    /// gateway's, the kubelets' and the demo user's are added).
+    /// The fake API server's settings: its authorizer (the HPA controller's identity is
+    /// further limited to its bootstrap ClusterRole), and tokens besides the rig's own (the
+    /// gateway's, the kubelets', the HPA controller's and the demo user's are added).
     pub apiserver: ApiServerConfig,
     /// Serving certificate and key files for the gateway (default: self-signed).
     pub serving_cert: Option<(PathBuf, PathBuf)>,
@@ -224,13 +233,7 @@ impl Rig {
         .await
         .context("starting simulated kubelets")?;
         let mut tokens = options.apiserver.tokens.clone();
-        for (token, user) in [
-            (
-                GATEWAY_TOKEN,
-                "system:serviceaccount:kube-system:metrics-gateway",
-            ),
-            (USER_TOKEN, "admin"),
-        ] {
+        for (token, user) in [(GATEWAY_TOKEN, GATEWAY_USER), (USER_TOKEN, "admin")] {
             tokens.insert(
                 token.to_string(),
                 UserInfo {
@@ -240,10 +243,30 @@ impl Rig {
                 },
             );
         }
+        tokens.insert(
+            HPA_TOKEN.to_string(),
+            UserInfo {
+                username: HPA_CONTROLLER_USER.into(),
+                groups: vec![
+                    "system:serviceaccounts".into(),
+                    "system:serviceaccounts:kube-system".into(),
+                    "system:authenticated".into(),
+                ],
+                uid: HPA_CONTROLLER_USER.into(),
+            },
+        );
         let apiserver = FakeApiServer::start(
             cluster.clone(),
             ApiServerConfig {
                 tokens,
+                // The HPA controller's identity may do only what its ClusterRole grants.
+                authorizer: {
+                    let inner = options.apiserver.authorizer.clone();
+                    Arc::new(move |spec| {
+                        (spec.user != HPA_CONTROLLER_USER || hpa_controller_allows(spec))
+                            && inner(spec)
+                    })
+                },
                 ..options.apiserver.clone()
             },
         )

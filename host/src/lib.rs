@@ -5,10 +5,12 @@
 
 pub mod api;
 pub mod app;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod core_metrics;
 pub mod demo;
+pub mod hpa;
 pub mod pipeline;
 pub mod plugin_dev;
 pub mod plugins;

@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use metrics_gateway::app::{Gateway, StartOptions};
+use metrics_gateway::cli::{Cli, Command, HpaCommand, PluginCommand};
 use metrics_gateway::config;
 use metrics_gateway::plugins::PluginRuntime;
 use metrics_gateway::reload;
@@ -13,80 +14,6 @@ use metrics_gateway::reload;
 /// mimalloc: at 5,000 nodes glibc's arenas kept ~40 % of the resident set as fragmentation.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-#[derive(Parser)]
-#[command(
-    version,
-    about = "Kubernetes metrics gateway: metrics.k8s.io from kubelets and cluster state"
-)]
-struct Cli {
-    /// Log format.
-    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
-    log_format: String,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serve the metrics APIs as configured.
-    Serve {
-        /// The gateway.toml to use.
-        #[arg(long, short, default_value = "/etc/metrics-gateway/gateway.toml")]
-        config: PathBuf,
-    },
-    /// Validate a gateway.toml offline as a reload would (config, modules, sha256, compile,
-    /// configure); exit code 2 and file:line:column when it is invalid.
-    CheckConfig {
-        /// The file to check.
-        file: PathBuf,
-    },
-    /// Run a simulated cluster (kubelets + API server + aggregator) with the gateway behind it.
-    Demo(metrics_gateway::demo::DemoArgs),
-    /// Build, test and create WebAssembly plugins.
-    #[command(subcommand)]
-    Plugin(PluginCommand),
-}
-
-#[derive(Subcommand)]
-enum PluginCommand {
-    /// Compile a plugin crate to a component (`wasm32-unknown-unknown` + wit-component).
-    Build {
-        /// The plugin crate's directory.
-        dir: PathBuf,
-        /// Where to write the component (default: `target/plugins/NAME.wasm` of its workspace).
-        #[arg(long, short)]
-        out: Option<PathBuf>,
-        /// Cargo's target dir for wasm builds (default: `target/wasm` of its workspace).
-        #[arg(long)]
-        target_dir: Option<PathBuf>,
-        /// Never install Debian's toolchain packages, even as root.
-        #[arg(long)]
-        no_install: bool,
-    },
-    /// Run a plugin over recorded cycles and print its plan and outputs.
-    Test {
-        /// The component (`.wasm`).
-        plugin: PathBuf,
-        /// The plugin's own config: a TOML or JSON file of its `config` table.
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        /// Fixtures, one cycle each, in order: JSON or Prometheus text (see docs/PLUGINS.md).
-        #[arg(long = "input", short, required = true)]
-        inputs: Vec<PathBuf>,
-    },
-    /// Create a ready-to-build plugin crate from the template.
-    New {
-        /// Plugin name (a-z, 0-9, '-').
-        name: String,
-        /// Directory to create (default: ./NAME).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// The metrics-gateway-sdk crate to depend on (default: the one beside these sources).
-        #[arg(long)]
-        sdk: Option<PathBuf>,
-    },
-}
 
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -135,6 +62,11 @@ fn main() -> ExitCode {
         }
         Command::Demo(args) => run(metrics_gateway::demo::run(args, shutdown_signal())),
         Command::Plugin(command) => plugin(command),
+        Command::Hpa(HpaCommand::Explain(args)) => run(async move {
+            let out = metrics_gateway::hpa::explain::run(&args).await?;
+            print!("{out}");
+            Ok(())
+        }),
     }
 }
 

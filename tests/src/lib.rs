@@ -4,6 +4,9 @@
 
 pub mod apiserver;
 pub mod cluster;
+pub mod deploy;
+pub mod hpa_client;
 pub mod kubelet_sim;
 pub mod loadgen;
+pub mod metrics_types;
 pub mod pki;

@@ -525,8 +525,9 @@ async fn serve(
                 newest_ms,
                 max_age_ms,
             } => ApiError::MetricNotFound(format!(
-                "{base}: its newest value ({}) is older than the metric's limit of {} s",
+                "{base}: its newest value ({}) is {} s old, older than the maximum age {} s",
                 rfc3339_seconds(newest_ms),
+                (now_ms - newest_ms) / 1000,
                 max_age_ms / 1000
             )),
         });

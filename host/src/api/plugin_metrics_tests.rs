@@ -400,7 +400,7 @@ async fn built_in_metrics_come_from_the_core_snapshot() {
     )
     .await;
     assert!(
-        msg.contains("older than the metric's limit of 45 s"),
+        msg.contains("s old, older than the maximum age 45 s"),
         "{msg}"
     );
 }
@@ -527,7 +527,7 @@ async fn missing_metrics_objects_and_stale_values_are_404() {
         ),
         (
             "namespaces/default/pods/s/http_requests_per_second",
-            "the server could not find the metric http_requests_per_second for pods s: its newest value (2022-01-27T18:46:33Z) is older than the metric's limit of 60 s",
+            "the server could not find the metric http_requests_per_second for pods s: its newest value (2022-01-27T18:46:33Z) is 130 s old, older than the maximum age 60 s",
         ),
         (
             "namespaces/default/metrics/queue_depth",

@@ -183,6 +183,7 @@ fn json<T: Serialize>(body: &T) -> Response {
 /// What one request may see: the snapshot and the oldest sample time still served.
 struct View {
     snapshot: Arc<Snapshot>,
+    now_ms: i64,
     oldest_ms: i64,
     now: String,
 }
@@ -192,9 +193,29 @@ impl View {
         let now_ms = state.clock.now_ms();
         View {
             snapshot: state.store.load(),
+            now_ms,
             oldest_ms: now_ms - state.max_sample_age_ms(),
             now: rfc3339_seconds(now_ms),
         }
+    }
+
+    /// A single object's sample is still served, or a 404 saying how old it is.
+    fn fresh(
+        &self,
+        timestamp_ms: i64,
+        resource: &'static str,
+        name: String,
+    ) -> Result<(), ApiError> {
+        if timestamp_ms >= self.oldest_ms {
+            return Ok(());
+        }
+        Err(ApiError::Stale {
+            group: METRICS_GROUP,
+            resource,
+            name,
+            age_secs: (self.now_ms - timestamp_ms) / 1000,
+            max_age_secs: (self.now_ms - self.oldest_ms) / 1000,
+        })
     }
 }
 
@@ -224,16 +245,14 @@ async fn get_node(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let view = View::new(&state);
-    let node = view
-        .snapshot
-        .nodes
-        .get(name.as_str())
-        .filter(|n| n.usage.timestamp_ms >= view.oldest_ms)
-        .ok_or(ApiError::NotFound {
+    let Some(node) = view.snapshot.nodes.get(name.as_str()) else {
+        return Err(ApiError::NotFound {
             group: METRICS_GROUP,
             resource: "nodemetrics",
             name,
-        })?;
+        });
+    };
+    view.fresh(node.usage.timestamp_ms, "nodemetrics", name.clone())?;
     Ok(json(&node_json(node, &view.now, true)))
 }
 
@@ -293,15 +312,15 @@ async fn get_pod(
     Path((namespace, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let view = View::new(&state);
-    let pod = view
-        .snapshot
-        .pod(&namespace, &name)
-        .filter(|p| p.timestamp_ms >= view.oldest_ms)
-        .ok_or_else(|| ApiError::NotFound {
+    let full_name = format!("{namespace}/{name}");
+    let Some(pod) = view.snapshot.pod(&namespace, &name) else {
+        return Err(ApiError::NotFound {
             group: METRICS_GROUP,
             resource: "podmetrics",
-            name: format!("{namespace}/{name}"),
-        })?;
+            name: full_name,
+        });
+    };
+    view.fresh(pod.timestamp_ms, "podmetrics", full_name)?;
     Ok(json(&pod_json(pod, &view.now, true)))
 }
 

@@ -17,6 +17,23 @@ pub enum ApiError {
         /// Object name (`namespace/name` for pods, as metrics-server reports it).
         name: String,
     },
+    /// The object has metrics, but its newest sample is older than the maximum age: served as
+    /// a 404 like [`ApiError::NotFound`], with a message saying so.
+    #[error(
+        "{resource}.{group} \"{name}\" not found: its newest sample is {age_secs} s old, older than the maximum age {max_age_secs} s"
+    )]
+    Stale {
+        /// API group.
+        group: &'static str,
+        /// Resource, as in `details.kind`.
+        resource: &'static str,
+        /// Object name.
+        name: String,
+        /// Age of the newest sample, seconds.
+        age_secs: i64,
+        /// `metrics.max_sample_age_secs`.
+        max_age_secs: i64,
+    },
     /// No route matches the path.
     #[error("the server could not find the requested resource")]
     UnknownPath,
@@ -58,9 +75,10 @@ pub enum ApiError {
 impl ApiError {
     fn code(&self) -> StatusCode {
         match self {
-            ApiError::NotFound { .. } | ApiError::UnknownPath | ApiError::MetricNotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::NotFound { .. }
+            | ApiError::Stale { .. }
+            | ApiError::UnknownPath
+            | ApiError::MetricNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -72,9 +90,10 @@ impl ApiError {
 
     fn reason(&self) -> &'static str {
         match self {
-            ApiError::NotFound { .. } | ApiError::UnknownPath | ApiError::MetricNotFound(_) => {
-                "NotFound"
-            }
+            ApiError::NotFound { .. }
+            | ApiError::Stale { .. }
+            | ApiError::UnknownPath
+            | ApiError::MetricNotFound(_) => "NotFound",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
             ApiError::Internal(_) => "InternalError",
@@ -100,6 +119,12 @@ impl ApiError {
                 group,
                 resource,
                 name,
+            }
+            | ApiError::Stale {
+                group,
+                resource,
+                name,
+                ..
             } => status["details"] = json!({"name": name, "group": group, "kind": resource}),
             ApiError::Internal(cause) => {
                 status["details"] = json!({"causes": [{"message": cause}]});

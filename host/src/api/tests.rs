@@ -289,10 +289,13 @@ async fn bad_selectors_are_400_status() {
 async fn missing_and_stale_objects_are_404_status() {
     let (status, body) = get("/apis/metrics.k8s.io/v1beta1/nodes/old").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "stale node is not served");
-    assert_eq!(
-        body["message"],
-        "nodemetrics.metrics.k8s.io \"old\" not found"
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("nodemetrics.metrics.k8s.io \"old\" not found: its newest sample is ")
+            && message.ends_with("s old, older than the maximum age 45 s"),
+        "{message}"
     );
+    assert_eq!(body["reason"], "NotFound");
     let (status, body) = get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(
@@ -301,8 +304,15 @@ async fn missing_and_stale_objects_are_404_status() {
                "message":"podmetrics.metrics.k8s.io \"default/nope\" not found","reason":"NotFound",
                "details":{"name":"default/nope","group":"metrics.k8s.io","kind":"podmetrics"},"code":404})
     );
-    let (status, _) = get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/stale").await;
+    let (status, body) = get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/stale").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "podmetrics.metrics.k8s.io \"default/stale\" not found: its newest sample is "
+        ) && message.contains("older than the maximum age 45 s"),
+        "{message}"
+    );
     let (status, body) = get("/apis/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["reason"], "NotFound");

@@ -170,19 +170,16 @@ impl PluginRuntime {
     /// Loads the cached artifact, or compiles and caches it.
     fn component(&self, sha256: &[u8; 32], bytes: &[u8]) -> Result<Component, LoadError> {
         let path = self.artifact_path(sha256);
-        match std::fs::read(&path) {
-            Ok(artifact) => match self.deserialize(&artifact) {
-                Some(component) => {
-                    tracing::debug!(path = %path.display(), "plugin component loaded from cache");
-                    return Ok(component);
-                }
-                None => tracing::warn!(
-                    path = %path.display(),
-                    "cached plugin artifact is invalid or stale; recompiling"
-                ),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(path = %path.display(), "reading cached plugin artifact: {e}"),
+        match load_artifact(&self.engine, &path) {
+            Ok(Some(component)) => {
+                tracing::debug!(path = %path.display(), "plugin component loaded from cache");
+                return Ok(component);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                path = %path.display(),
+                "cached plugin artifact unusable ({e:#}); recompiling"
+            ),
         }
         let started = Instant::now();
         let component = self.compile_uncached(bytes)?;
@@ -201,35 +198,61 @@ impl PluginRuntime {
         }
         Ok(component)
     }
+}
 
-    /// An artifact written by [`write_artifact`]: a sha256 of the payload, then the payload.
-    /// `None` when the digest does not match or wasmtime refuses it (another version).
-    fn deserialize(&self, artifact: &[u8]) -> Option<Component> {
-        let (digest, payload) = artifact.split_at_checked(32)?;
-        if Sha256::digest(payload).as_slice() != digest {
-            return None;
-        }
-        deserialize_checked(&self.engine, payload)
-            .inspect_err(|e| tracing::debug!("deserializing plugin artifact: {e:#}"))
-            .ok()
+/// The digest file beside an artifact: the BLAKE3 hash of the artifact's bytes.
+fn digest_path(artifact: &Path) -> PathBuf {
+    let mut name = artifact.as_os_str().to_owned();
+    name.push(".blake3");
+    PathBuf::from(name)
+}
+
+/// The artifact at `path`, memory-mapped, if it and its digest file exist and agree.
+/// `Ok(None)` when it is not cached; an error when it is damaged or wasmtime refuses it
+/// (another version or configuration).
+fn load_artifact(engine: &Engine, path: &Path) -> anyhow::Result<Option<Component>> {
+    let expected = match std::fs::read(digest_path(path)) {
+        Ok(digest) => digest,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow::Error::new(e).context("reading its digest")),
+    };
+    let mut hasher = blake3::Hasher::new();
+    match hasher.update_mmap(path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow::Error::new(e).context("reading it")),
     }
+    anyhow::ensure!(
+        hasher.finalize().as_bytes().as_slice() == expected.as_slice(),
+        "its content does not match its digest"
+    );
+    deserialize_checked(engine, path)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("deserializing: {e:#}"))
 }
 
-/// Deserializes a payload whose integrity was checked.
+/// Deserializes (memory-maps) an artifact whose integrity was checked.
 #[allow(unsafe_code)]
-fn deserialize_checked(engine: &Engine, payload: &[u8]) -> wasmtime::Result<Component> {
-    // SAFETY: `payload` comes from an artifact this process family wrote itself with
-    // `Component::serialize` into its private cache directory (atomically, tmp + rename), and
-    // its sha256 has just been verified, so it is a complete, unmodified wasmtime artifact;
-    // wasmtime itself refuses artifacts of another version or configuration.
-    unsafe { Component::deserialize(engine, payload) }
+fn deserialize_checked(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: the file is an artifact this process family wrote itself with
+    // `Component::serialize` into its private (0700) cache directory, atomically (tmp + rename,
+    // never rewritten in place), and its BLAKE3 digest has just been verified, so it is a
+    // complete, unmodified wasmtime artifact; wasmtime itself refuses artifacts of another
+    // version or configuration.
+    unsafe { Component::deserialize_file(engine, path) }
 }
 
-/// Writes `payload` with its digest to `path` atomically (a temporary file, then a rename).
+/// Writes `payload` to `path` and its digest beside it, each atomically (a temporary file,
+/// then a rename): the artifact first, so a digest never names an artifact not yet in place.
 fn write_artifact(dir: &Path, path: &Path, payload: &[u8]) -> std::io::Result<()> {
+    persist(dir, path, payload)?;
+    persist(dir, &digest_path(path), blake3::hash(payload).as_bytes())
+}
+
+/// Writes `bytes` to `path` atomically.
+fn persist(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(&Sha256::digest(payload))?;
-    tmp.write_all(payload)?;
+    tmp.write_all(bytes)?;
     tmp.as_file().sync_data()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())

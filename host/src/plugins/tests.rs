@@ -280,8 +280,11 @@ fn compiled_artifacts_are_cached_and_a_corrupt_one_is_recompiled() {
     let artifacts: Vec<PathBuf> = std::fs::read_dir(rig.dir.path().join("cache"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
         .collect();
     assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+    let digest = artifacts[0].with_extension("cwasm.blake3");
+    assert_eq!(std::fs::read(&digest).unwrap().len(), 32);
     let written = std::fs::metadata(&artifacts[0])
         .unwrap()
         .modified()
@@ -306,5 +309,13 @@ fn compiled_artifacts_are_cached_and_a_corrupt_one_is_recompiled() {
     let third = PluginRuntime::new(&runtime_config(rig.dir.path()), &Telemetry::new()).unwrap();
     let loaded = third.load(&wasm).unwrap();
     assert_eq!(loaded.version.as_str(), "0.1.0");
+    assert_ne!(std::fs::read(&artifacts[0]).unwrap(), bytes);
+
+    // An artifact without its digest is not trusted: recompiled, and the digest written.
+    std::fs::remove_file(&digest).unwrap();
+    std::fs::write(&artifacts[0], &bytes).unwrap();
+    let fourth = PluginRuntime::new(&runtime_config(rig.dir.path()), &Telemetry::new()).unwrap();
+    fourth.load(&wasm).unwrap();
+    assert!(digest.exists());
     assert_ne!(std::fs::read(&artifacts[0]).unwrap(), bytes);
 }

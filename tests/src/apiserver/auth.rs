@@ -229,6 +229,31 @@ impl RequestInfo {
         }
     }
 
+    /// A list or watch whose `fieldSelector` requires one `metadata.name` is authorized as a
+    /// request for that name, as kube-apiserver's `RequestInfoFactory` does (what lets a Role
+    /// with `resourceNames` allow watching one object).
+    pub(crate) fn named_by_field_selector(mut self, query: &str) -> RequestInfo {
+        let Some(attrs) = self.resource.as_mut() else {
+            return self;
+        };
+        if !attrs.name.is_empty() || !matches!(attrs.verb.as_str(), "list" | "watch") {
+            return self;
+        }
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+        let selector = pairs.iter().find(|(k, _)| k == "fieldSelector");
+        if let Some((_, selector)) = selector {
+            for requirement in selector.split(',') {
+                let name = requirement
+                    .strip_prefix("metadata.name==")
+                    .or_else(|| requirement.strip_prefix("metadata.name="));
+                if let Some(name) = name {
+                    attrs.name = name.to_string();
+                }
+            }
+        }
+        self
+    }
+
     /// The access review the authorizer is asked for this request by `subject`.
     pub(crate) fn review_spec(&self, subject: &Subject) -> SubjectAccessReviewSpec {
         SubjectAccessReviewSpec {
@@ -423,6 +448,22 @@ mod tests {
             .resource
             .unwrap();
         assert_eq!(status.subresource, "status");
+        let one = RequestInfo::parse(
+            &Method::GET,
+            "/api/v1/namespaces/kube-system/configmaps",
+            true,
+        )
+        .named_by_field_selector(
+            "watch=1&fieldSelector=metadata.name%3Dextension-apiserver-authentication",
+        );
+        let one = one.resource.unwrap();
+        assert_eq!(
+            (one.verb.as_str(), one.name.as_str()),
+            ("watch", "extension-apiserver-authentication")
+        );
+        let other = RequestInfo::parse(&Method::GET, "/api/v1/pods", false)
+            .named_by_field_selector("fieldSelector=spec.nodeName%3Dn1");
+        assert_eq!(other.resource.unwrap().name, "");
         let discovery = RequestInfo::parse(&Method::GET, "/apis/metrics.k8s.io/v1beta1", false);
         assert!(discovery.resource.is_none());
         assert_eq!(discovery.verb, "get");

@@ -7,22 +7,80 @@ use super::objects::Kind;
 use super::proxy::Aggregator;
 
 /// A group served by the fake apiserver itself: name, version, group priority, and its
-/// resources: either review endpoints (name, singular, kind; verb `create`) or watchable kinds.
+/// resources: review endpoints (name, singular, kind; verb `create`), watchable kinds, and
+/// kinds it only maps.
 struct BuiltinGroup {
     name: &'static str,
     version: &'static str,
     priority: u32,
     resources: &'static [(&'static str, &'static str, &'static str)],
     kinds: &'static [Kind],
+    mapped: &'static [MappedOnly],
 }
 
-const BUILTIN_GROUPS: [BuiltinGroup; 3] = [
+/// A resource that discovery lists so kubectl can map manifests of it (`kubectl apply
+/// --dry-run=client` of the deploy manifests), but of which the fake stores no object: a GET
+/// answers 404, so a client dry run reports each object as created.
+struct MappedOnly {
+    name: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+}
+
+impl MappedOnly {
+    const fn new(
+        name: &'static str,
+        singular: &'static str,
+        kind: &'static str,
+        namespaced: bool,
+    ) -> MappedOnly {
+        MappedOnly {
+            name,
+            singular,
+            kind,
+            namespaced,
+        }
+    }
+
+    fn api_resource(&self) -> Value {
+        json!({
+            "name": self.name,
+            "singularName": self.singular,
+            "namespaced": self.namespaced,
+            "kind": self.kind,
+            "verbs": ["create", "get"],
+        })
+    }
+}
+
+/// Core (`v1`) kinds that are only mapped.
+const CORE_MAPPED: [MappedOnly; 2] = [
+    MappedOnly::new("serviceaccounts", "serviceaccount", "ServiceAccount", true),
+    MappedOnly::new("services", "service", "Service", true),
+];
+
+const BUILTIN_GROUPS: [BuiltinGroup; 6] = [
+    BuiltinGroup {
+        name: "apiregistration.k8s.io",
+        version: "v1",
+        priority: 17400,
+        resources: &[],
+        kinds: &[],
+        mapped: &[MappedOnly::new(
+            "apiservices",
+            "apiservice",
+            "APIService",
+            false,
+        )],
+    },
     BuiltinGroup {
         name: "apps",
         version: "v1",
         priority: 17800,
         resources: &[],
         kinds: &[Kind::Deployment, Kind::ReplicaSet],
+        mapped: &[],
     },
     BuiltinGroup {
         name: "authentication.k8s.io",
@@ -30,6 +88,7 @@ const BUILTIN_GROUPS: [BuiltinGroup; 3] = [
         priority: 17700,
         resources: &[("tokenreviews", "tokenreview", "TokenReview")],
         kinds: &[],
+        mapped: &[],
     },
     BuiltinGroup {
         name: "authorization.k8s.io",
@@ -41,6 +100,38 @@ const BUILTIN_GROUPS: [BuiltinGroup; 3] = [
             "SubjectAccessReview",
         )],
         kinds: &[],
+        mapped: &[],
+    },
+    BuiltinGroup {
+        name: "policy",
+        version: "v1",
+        priority: 17100,
+        resources: &[],
+        kinds: &[],
+        mapped: &[MappedOnly::new(
+            "poddisruptionbudgets",
+            "poddisruptionbudget",
+            "PodDisruptionBudget",
+            true,
+        )],
+    },
+    BuiltinGroup {
+        name: "rbac.authorization.k8s.io",
+        version: "v1",
+        priority: 17000,
+        resources: &[],
+        kinds: &[],
+        mapped: &[
+            MappedOnly::new(
+                "clusterrolebindings",
+                "clusterrolebinding",
+                "ClusterRoleBinding",
+                false,
+            ),
+            MappedOnly::new("clusterroles", "clusterrole", "ClusterRole", false),
+            MappedOnly::new("rolebindings", "rolebinding", "RoleBinding", true),
+            MappedOnly::new("roles", "role", "Role", true),
+        ],
     },
 ];
 
@@ -77,6 +168,7 @@ pub(crate) fn core_resources() -> Value {
     let resources: Vec<Value> = [Kind::ConfigMap, Kind::Namespace, Kind::Node, Kind::Pod]
         .iter()
         .map(|k| k.api_resource())
+        .chain(CORE_MAPPED.iter().map(MappedOnly::api_resource))
         .collect();
     json!({ "kind": "APIResourceList", "groupVersion": "v1", "resources": resources })
 }
@@ -141,6 +233,7 @@ pub(crate) fn builtin_resources(group: &str, version: &str) -> Option<Value> {
         .chain(g.resources.iter().map(|(name, singular, kind)| {
             json!({ "name": name, "singularName": singular, "namespaced": false, "kind": kind, "verbs": ["create"] })
         }))
+        .chain(g.mapped.iter().map(MappedOnly::api_resource))
         .collect();
     Some(json!({
         "kind": "APIResourceList",

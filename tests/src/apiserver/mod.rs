@@ -9,6 +9,9 @@
 //!   `limit` / `continue` pagination, resource versions, bookmarks, streaming lists
 //!   (`sendInitialEvents`), and `410 Gone` for versions older than its bounded replay log;
 //! - bearer-token authentication, `TokenReview` and `SubjectAccessReview`;
+//! - the REST mapping of the deploy manifests' other kinds (ServiceAccount, Service, RBAC,
+//!   PodDisruptionBudget, APIService) in discovery, with no objects of them (a GET is 404), so
+//!   `kubectl apply --dry-run=client` works against it;
 //! - APIService proxying: the caller is authenticated and authorized, then the request goes to
 //!   the backend over TLS with the front-proxy client certificate, `Authorization` and incoming
 //!   `X-Remote-*` headers dropped, and the caller's identity in `X-Remote-User`,
@@ -32,6 +35,7 @@ mod auth;
 mod discovery;
 mod objects;
 mod proxy;
+mod rbac;
 mod resources;
 mod selectors;
 mod status;
@@ -67,6 +71,7 @@ pub use auth::{
     CREDENTIAL_ID_EXTRA, NonResourceAttributes, ResourceAttributes, SubjectAccessReviewSpec,
     UserInfo,
 };
+pub use rbac::hpa_controller_allows;
 
 use auth::{RequestInfo, Subject, bearer_token};
 use objects::{AuthBundles, Kind};
@@ -458,7 +463,8 @@ async fn route(inner: &Inner, req: Request<Incoming>, path: &str, remote: Socket
         .and_then(|token| inner.lookup_token(token))
         .ok_or_else(ApiError::unauthorized)?;
     let query = req.uri().query().unwrap_or("").to_string();
-    let info = RequestInfo::parse(req.method(), path, resources::is_watch(&query));
+    let info = RequestInfo::parse(req.method(), path, resources::is_watch(&query))
+        .named_by_field_selector(&query);
     if !(inner.authorizer)(&info.review_spec(&subject)) {
         return Err(info.forbidden(&subject));
     }

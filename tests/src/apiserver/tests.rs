@@ -338,11 +338,14 @@ async fn discovery_shapes() {
             "apps",
             "authentication.k8s.io",
             "authorization.k8s.io",
+            "apiregistration.k8s.io",
+            "policy",
+            "rbac.authorization.k8s.io",
             "custom.metrics.k8s.io",
             "metrics.k8s.io"
         ]
     );
-    let custom = &apis["groups"][3];
+    let custom = &apis["groups"][6];
     assert_eq!(
         custom["preferredVersion"]["version"], "v1beta2",
         "highest versionPriority is preferred"
@@ -389,7 +392,9 @@ async fn discovery_shapes() {
             ("configmaps".into(), true),
             ("namespaces".into(), false),
             ("nodes".into(), false),
-            ("pods".into(), true)
+            ("pods".into(), true),
+            ("serviceaccounts".into(), true),
+            ("services".into(), true)
         ]
     );
 
