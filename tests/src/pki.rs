@@ -107,15 +107,7 @@ impl TestCa {
         common_name: &str,
         organizations: &[&str],
     ) -> anyhow::Result<CertPair> {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = dn(common_name);
-        for org in organizations {
-            params
-                .distinguished_name
-                .push(DnType::OrganizationName, *org);
-        }
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        self.issue(params)
+        self.issue(client_params(common_name, organizations))
     }
 
     /// Like [`TestCa::client_cert`], but valid only during the year 2000 (expired).
@@ -124,14 +116,7 @@ impl TestCa {
         common_name: &str,
         organizations: &[&str],
     ) -> anyhow::Result<CertPair> {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = dn(common_name);
-        for org in organizations {
-            params
-                .distinguished_name
-                .push(DnType::OrganizationName, *org);
-        }
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let mut params = client_params(common_name, organizations);
         params.not_before = rcgen::date_time_ymd(2000, 1, 1);
         params.not_after = rcgen::date_time_ymd(2001, 1, 1);
         self.issue(params)
@@ -144,6 +129,19 @@ impl TestCa {
             key_pem: self.leaf_key.serialize_pem(),
         })
     }
+}
+
+/// Parameters of a client certificate: CN = user, O = groups, client-auth usage.
+fn client_params(common_name: &str, organizations: &[&str]) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(common_name);
+    for org in organizations {
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, *org);
+    }
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params
 }
 
 fn dn(common_name: &str) -> DistinguishedName {

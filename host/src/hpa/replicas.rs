@@ -150,19 +150,7 @@ pub fn utilization(
     container: Option<&str>,
     input: PodInputs<'_>,
 ) -> Result<Proposal, CalcError> {
-    if input.pods.is_empty() {
-        return Err(CalcError::NoPods);
-    }
-    let groups = pods::group(
-        input.pods,
-        input.metrics,
-        resource == "cpu",
-        input.now_ms,
-        input.readiness,
-    );
-    if counted(input.metrics, &groups).is_empty() {
-        return Err(CalcError::NoMetricsForTargetedPods);
-    }
+    let groups = grouped(&input, resource == "cpu")?;
     let requests = requests(input.pods, resource, container)?;
     let ratio = |values: &BTreeMap<String, i64>| {
         let (mut used, mut requested) = (0i64, 0i64);
@@ -196,6 +184,20 @@ pub fn average_value(
     cpu: bool,
     input: PodInputs<'_>,
 ) -> Result<Proposal, CalcError> {
+    let groups = grouped(&input, cpu)?;
+    let ratio = |values: &BTreeMap<String, i64>| {
+        let total: i64 = values.values().sum();
+        let average = total / values.len().max(1) as i64;
+        Ok((average as f64 / target_milli as f64, average))
+    };
+    two_passes(current_replicas, input, &groups, &ratio, &|_: &str| {
+        target_milli
+    })
+}
+
+/// The pods classified for a pod-based metric (`cpu` applies the CPU readiness rules); an
+/// error when there are no pods or none of them has a counted value.
+fn grouped(input: &PodInputs<'_>, cpu: bool) -> Result<Vec<(String, Group)>, CalcError> {
     if input.pods.is_empty() {
         return Err(CalcError::NoPods);
     }
@@ -209,14 +211,7 @@ pub fn average_value(
     if counted(input.metrics, &groups).is_empty() {
         return Err(CalcError::NoMetricsForTargetedPods);
     }
-    let ratio = |values: &BTreeMap<String, i64>| {
-        let total: i64 = values.values().sum();
-        let average = total / values.len().max(1) as i64;
-        Ok((average as f64 / target_milli as f64, average))
-    };
-    two_passes(current_replicas, input, &groups, &ratio, &|_: &str| {
-        target_milli
-    })
+    Ok(groups)
 }
 
 /// The values counted in the first pass: every value except those of unready and ignored pods.
