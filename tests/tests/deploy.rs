@@ -467,23 +467,12 @@ fn container_runs_serve_with_the_configmap_config_and_every_plugin_loads() {
     );
 }
 
-/// Bytes of a memory quantity (binary or decimal suffix).
+/// Bytes of a memory quantity, parsed as Kubernetes parses it.
 fn quantity_bytes(q: &Quantity) -> u64 {
-    let s = q.0.as_str();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, suffix) = s.split_at(split);
-    let n: u64 = n.parse().unwrap_or_else(|_| panic!("quantity {s}"));
-    let unit: u64 = match suffix {
-        "" => 1,
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "k" => 1_000,
-        "M" => 1_000_000,
-        "G" => 1_000_000_000,
-        _ => panic!("unsupported memory quantity {s}"),
-    };
-    n * unit
+    let parsed: metrics_gateway::api::quantity::Quantity =
+        q.0.parse()
+            .unwrap_or_else(|e| panic!("quantity {}: {e}", q.0));
+    u64::try_from(parsed.value()).unwrap_or_else(|_| panic!("negative quantity {}", q.0))
 }
 
 #[test]
