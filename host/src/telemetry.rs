@@ -161,6 +161,8 @@ pub struct Telemetry {
     pub plugin_values_dropped: Family<PluginDropLabels, Counter>,
     /// Plugin instances created again after a fault discarded the previous one.
     pub plugin_restarts: Family<PluginLabels, Counter>,
+    /// Replans refused (invalid, or taking another plugin's metric); the old plan is kept.
+    pub plugin_replans_refused: Family<PluginLabels, Counter>,
     /// Per-node fetches or decodes of plugin inputs that failed, by source.
     pub plugin_input_failures: Family<SourceLabels, Counter>,
     /// Authentication outcomes by method and result.
@@ -255,6 +257,7 @@ impl Telemetry {
         let plugin_values_published = Family::<PluginLabels, Counter>::default();
         let plugin_values_dropped = Family::<PluginDropLabels, Counter>::default();
         let plugin_restarts = Family::<PluginLabels, Counter>::default();
+        let plugin_replans_refused = Family::<PluginLabels, Counter>::default();
         registry.register(
             "plugin_calls",
             "Calls into plugins, by plugin, export and outcome",
@@ -280,6 +283,11 @@ impl Telemetry {
             "plugin_instance_restarts",
             "Plugin instances created again after a fault discarded the previous one",
             plugin_restarts.clone(),
+        );
+        registry.register(
+            "plugin_replans_refused",
+            "Plans a plugin returned in replan and the host refused (invalid, or taking another plugin's metric)",
+            plugin_replans_refused.clone(),
         );
         let plugin_input_failures = Family::<SourceLabels, Counter>::default();
         registry.register(
@@ -376,6 +384,7 @@ impl Telemetry {
             plugin_values_published,
             plugin_values_dropped,
             plugin_restarts,
+            plugin_replans_refused,
             plugin_input_failures,
         }
     }

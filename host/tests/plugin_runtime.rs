@@ -136,7 +136,9 @@ fn assert_neighbour_fine(rig: &Rig, metrics: &PluginMetrics) {
                 .collect();
             assert_eq!(web, [1.0]);
         }
-        MetricState::Failed(e) => panic!("the neighbour plugin failed: {e}"),
+        MetricState::Failed(e) | MetricState::Unavailable(e) => {
+            panic!("the neighbour plugin failed: {e}")
+        }
     }
     assert!(
         rig.set.errors().iter().all(|(p, _)| p != "pending"),
@@ -150,6 +152,7 @@ fn hostile_failure(metrics: &PluginMetrics) -> String {
     match &m.state {
         MetricState::Failed(e) => e.to_string(),
         MetricState::Values(v) => panic!("expected hostile_ok to fail, got {v:?}"),
+        MetricState::Unavailable(e) => panic!("expected hostile_ok to fail, got unavailable: {e}"),
     }
 }
 
@@ -159,7 +162,7 @@ fn custom_names(metrics: &PluginMetrics, metric: &str, resource: ObjectResource)
             .iter()
             .map(|v| format!("{}/{}={}", v.namespace, v.name, v.value))
             .collect(),
-        MetricState::Failed(e) => panic!("{metric} failed: {e}"),
+        MetricState::Failed(e) | MetricState::Unavailable(e) => panic!("{metric} failed: {e}"),
     }
 }
 
@@ -275,7 +278,7 @@ fn state_survives_a_trap_restart() {
     let cycles = |metrics: &PluginMetrics| -> Option<f64> {
         match &metrics.external[&Arc::<str>::from("hostile_cycles")].state {
             MetricState::Values(v) => Some(v[0].value),
-            MetricState::Failed(_) => None,
+            MetricState::Failed(_) | MetricState::Unavailable(_) => None,
         }
     };
     let seen: Vec<Option<f64>> = (0..6)
@@ -338,4 +341,70 @@ fn plugin_test_prints_the_plan_and_each_cycle() {
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
+}
+
+#[test]
+fn a_metric_the_plugin_reports_failed_is_unavailable_and_the_others_serve() {
+    let mut rig = Rig::new("mode = \"fail-metric\"", "");
+    let metrics = rig.cycle();
+    let ok = &metrics.custom[&(ObjectResource::Pods, Arc::<str>::from("hostile_ok"))];
+    assert_eq!(
+        ok.state,
+        MetricState::Unavailable("hostile plugin: its input is unusable".into())
+    );
+    let ext = &metrics.external[&Arc::<str>::from("hostile_external")];
+    assert!(
+        matches!(&ext.state, MetricState::Values(v) if v.len() == 1),
+        "{:?}",
+        ext.state
+    );
+    assert!(rig.set.errors().is_empty(), "{:?}", rig.set.errors());
+    assert_neighbour_fine(&rig, &metrics);
+}
+
+#[test]
+fn a_replan_applies_from_the_next_cycle_and_announces_every_series_again() {
+    let mut rig = Rig::new("mode = \"replan\"", "");
+    let replanned = Arc::<str>::from("hostile_replanned");
+    let first = rig.cycle();
+    assert!(!first.external.contains_key(&replanned));
+    let value = |metrics: &PluginMetrics| match &metrics.external[&replanned].state {
+        MetricState::Values(v) => v[0].value,
+        other => panic!("hostile_replanned: {other:?}"),
+    };
+    let second = rig.cycle();
+    // Every phase series (2 pods x 2 phases) is announced again, under input 1.
+    assert_eq!(value(&second), 4.0);
+    assert_eq!(
+        custom_names(&second, "hostile_ok", ObjectResource::Pods),
+        ["web/a=1", "web/b=1"]
+    );
+    let third = rig.cycle();
+    assert_eq!(value(&third), 0.0);
+    assert_neighbour_fine(&rig, &third);
+    assert_eq!(
+        rig.counter("metrics_gateway_plugin_replans_refused_total{plugin=\"hostile\"}"),
+        0
+    );
+}
+
+#[test]
+fn a_replan_taking_another_plugins_metric_is_refused_whole() {
+    let mut rig = Rig::new("mode = \"replan-conflict\"", "");
+    for _ in 0..3 {
+        let metrics = rig.cycle();
+        assert_eq!(
+            metrics.external[&Arc::<str>::from("pending_pods")].plugin,
+            Arc::<str>::from("pending")
+        );
+        assert_neighbour_fine(&rig, &metrics);
+        assert_eq!(
+            custom_names(&metrics, "hostile_ok", ObjectResource::Pods).len(),
+            2
+        );
+    }
+    assert_eq!(
+        rig.counter("metrics_gateway_plugin_replans_refused_total{plugin=\"hostile\"}"),
+        1
+    );
 }

@@ -252,6 +252,14 @@ fn collect_plugin<'s>(
                 metric.plugin
             )));
         }
+        MetricState::Unavailable(reason) => {
+            return Err(ApiError::Internal(format!(
+                "metric {} for {} is unavailable: plugin {} could not compute it: {reason}",
+                metric.name,
+                target.resource.as_str(),
+                metric.plugin
+            )));
+        }
     };
     let oldest_ms = now_ms.saturating_sub(metric.max_age_ms);
     let mut out = Collected::new();

@@ -121,6 +121,12 @@ fn collect_plugin<'s>(
                 metric.name, metric.plugin
             )));
         }
+        MetricState::Unavailable(reason) => {
+            return Err(ApiError::Internal(format!(
+                "external metric {} is unavailable: plugin {} could not compute it: {reason}",
+                metric.name, metric.plugin
+            )));
+        }
     };
     let values = if metric.namespaced {
         namespace_range(values, namespace)

@@ -202,6 +202,12 @@ fn plugin_snapshot() -> Snapshot {
             false,
             MetricState::Failed("deadline exceeded after 100 ms".into()),
         ),
+        published(
+            "lag",
+            "consumer_lag",
+            false,
+            MetricState::Unavailable("prometheus \"main\": connection refused".into()),
+        ),
     ];
     for metric in externals {
         snap.plugin_metrics
@@ -580,6 +586,18 @@ async fn failed_metrics_are_500_with_the_plugin_reason() {
         msg.ends_with("plugin broken failed: deadline exceeded after 100 ms"),
         "{msg}"
     );
+    // A metric the plugin itself reported failed (contract 0.2.0): 500 with its message.
+    let msg = fails(
+        &format!("{EXTERNAL}/namespaces/default/consumer_lag"),
+        StatusCode::INTERNAL_SERVER_ERROR,
+    )
+    .await;
+    assert!(
+        msg.ends_with(
+            "external metric consumer_lag is unavailable: plugin lag could not compute it: prometheus \"main\": connection refused"
+        ),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -703,6 +721,7 @@ async fn discovery_lists_published_and_built_in_metrics() {
     let want: BTreeMap<String, bool> = [
         ("broken", false),
         ("cluster_pods_served", false),
+        ("consumer_lag", false),
         ("queue_messages_ready", false),
         ("tenant_requests", true),
     ]

@@ -7,7 +7,7 @@ use crate::samples::Source;
 /// Metric-name patterns per source (exact names, or prefixes written `name*`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Wanted {
-    patterns: [Vec<String>; 6],
+    patterns: [Vec<String>; Source::ALL.len()],
 }
 
 impl Wanted {

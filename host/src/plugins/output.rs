@@ -113,8 +113,22 @@ pub struct Accepted {
     pub external: Vec<Vec<ExternalValue>>,
     /// Derived samples, under host series.
     pub derived: Batch,
+    /// Metrics of the plan the plugin could not compute: (metric name, its message).
+    pub failed: Vec<(Arc<str>, Arc<str>)>,
+    /// The plan the plugin asks for from the next cycle, not validated yet.
+    pub replan: Option<types::Plan>,
     /// Dropped values.
     pub drops: Drops,
+}
+
+impl Accepted {
+    /// Why the plugin could not compute metric `name` this cycle, if it said so.
+    pub fn failure(&self, name: &str) -> Option<&Arc<str>> {
+        self.failed
+            .iter()
+            .find(|(metric, _)| **metric == *name)
+            .map(|(_, message)| message)
+    }
 }
 
 impl Accepted {
@@ -137,7 +151,10 @@ pub fn validate(
     objects: Objects<'_>,
     max_output: usize,
 ) -> Result<Accepted, String> {
-    let total = output.custom.len() + output.external.len() + output.derived_ids.len();
+    let total = output.custom.len()
+        + output.external.len()
+        + output.resource.len()
+        + output.derived_ids.len();
     if total > max_output {
         return Err(format!(
             "returned {total} values, more than its limit of {max_output} (max_output)"
@@ -160,8 +177,23 @@ pub fn validate(
     let mut accepted = Accepted {
         custom: vec![Vec::new(); plan.metrics.len()],
         external: vec![Vec::new(); plan.metrics.len()],
+        replan: output.replan,
         ..Accepted::default()
     };
+    for f in output.failed {
+        match plan.metrics.iter().find(|m| *m.name == *f.metric) {
+            Some(m) => accepted.failed.push((m.name.clone(), f.message.into())),
+            None => accepted.drops.add(DropReason::UnknownMetric, || f.metric),
+        }
+    }
+    for v in output.resource {
+        accepted.drops.add(DropReason::UnknownMetric, || {
+            format!(
+                "resource metric {} (resource metrics are not enabled)",
+                v.metric
+            )
+        });
+    }
     let empty_labels = Arc::new(LabelSet::default());
     let labels = |l: Vec<types::Label>| {
         if l.is_empty() {

@@ -146,7 +146,7 @@ impl Plan {
                 }
                 types::MetricKind::Resource => {
                     return Err(format!(
-                        "metric {}: resource metrics (metrics.k8s.io) are served from plugins only with [metrics] resource_source = \"plugins\"",
+                        "metric {}: this gateway does not serve resource metrics (metrics.k8s.io) from plugins yet; they come from the kubelets",
                         spec.name
                     ));
                 }
@@ -249,6 +249,24 @@ mod tests {
             MetricTarget::Custom(ObjectResource::Nodes)
         );
         assert_eq!(p.derived, [Arc::<str>::from("d")]);
+
+        // Both Prometheus sources name a backend.
+        let mut series = plan(vec![]);
+        series.inputs = vec![
+            types::InputSpec {
+                source: types::Source::PrometheusSeries,
+                name: r#"{__name__=~"http_.*"}"#.into(),
+                backend: "main".into(),
+            },
+            types::InputSpec {
+                source: types::Source::Prometheus,
+                name: "sum(up)".into(),
+                backend: "main".into(),
+            },
+        ];
+        let p = Plan::validate(series).unwrap();
+        assert_eq!(p.inputs[0].source, Source::PrometheusSeries);
+        assert_eq!(p.inputs[0].backend, "main");
     }
 
     #[test]
@@ -288,6 +306,17 @@ mod tests {
         let mut p = plan(vec![]);
         p.inputs[0].backend = "thanos".into();
         assert!(Plan::validate(p).unwrap_err().contains("names a backend"));
+        let err = Plan::validate(plan(vec![spec(
+            "cpu",
+            types::MetricKind::Resource,
+            "pods",
+            true,
+        )]))
+        .unwrap_err();
+        assert!(
+            err.contains("metric cpu: this gateway does not serve resource metrics"),
+            "{err}"
+        );
         let mut p = plan(vec![]);
         p.derived.push("d".into());
         assert!(Plan::validate(p).unwrap_err().contains("listed twice"));

@@ -14,6 +14,7 @@ use super::instance::{Fault, Instance, Limits, Outcome};
 use super::output::{self, Accepted, Objects};
 use super::plan::{Metric, MetricKey, MetricTarget, Plan};
 use super::runtime::{LoadError, LoadedComponent, MAX_MEMORY_BYTES, PluginRuntime};
+use super::wit::types;
 use crate::config::{Config, PluginConfig};
 use crate::samples::{Batch, CycleSamples, Series, Source};
 use crate::sources::cluster::ClusterState;
@@ -28,6 +29,16 @@ pub struct PluginSet {
     plugins: Vec<Plugin>,
     /// Which plugin publishes each metric.
     owners: HashMap<MetricKey, Arc<str>>,
+    /// The cluster's API resources, handed to plugins.
+    api_resources: ApiResources,
+}
+
+/// The cluster's API resources as plugins get them, with a version bumped on every change.
+#[derive(Debug, Clone, Default)]
+struct ApiResources {
+    list: Vec<types::ApiResource>,
+    /// 0 until set; an instance sent version `v` gets the list again when it differs.
+    version: u64,
 }
 
 impl std::fmt::Debug for PluginSet {
@@ -56,7 +67,11 @@ struct Running {
     /// Module, config and limits: equal fingerprints mean the same running plugin.
     fingerprint: Fingerprint,
     /// Known once `configure` first succeeded; a new instance must return the same.
+    configured: Option<Plan>,
+    /// The plan in force: the configured one, or the last replan accepted.
     plan: Option<Plan>,
+    /// A replan accepted this cycle, in force from the next.
+    pending: Option<Plan>,
     live: Option<Live>,
     /// The previous instance was discarded after a fault.
     discarded: bool,
@@ -72,6 +87,8 @@ struct Running {
 struct Live {
     instance: Instance,
     input: InputState,
+    /// The version of the API resources it was sent; 0: none yet.
+    api_resources: u64,
 }
 
 /// One cycle's result, with the derived samples (for `plugin test`).
@@ -191,6 +208,7 @@ impl PluginSet {
             runtime: runtime.clone(),
             plugins: Vec::with_capacity(config.plugins.len()),
             owners: HashMap::new(),
+            api_resources: ApiResources::default(),
         };
         for pc in &config.plugins {
             set.add(pc, &config.base_dir);
@@ -247,7 +265,9 @@ impl PluginSet {
             max_output: checked.max_output,
             config_json: checked.config_json,
             fingerprint: checked.fingerprint,
+            configured: None,
             plan: None,
+            pending: None,
             live: None,
             discarded: false,
             snapshot: Vec::new(),
@@ -289,7 +309,15 @@ impl PluginSet {
             runtime: runtime.clone(),
             plugins: Vec::new(),
             owners: HashMap::new(),
+            api_resources: ApiResources::default(),
         }
+    }
+
+    /// Replaces the cluster's API resources: every instance gets the new list in its next cycle.
+    /// Call only when the list changed.
+    pub fn set_api_resources(&mut self, list: Vec<types::ApiResource>) {
+        self.api_resources.list = list;
+        self.api_resources.version += 1;
     }
 
     /// The fingerprint of every loaded plugin (plugins that failed to load have none).
@@ -336,11 +364,16 @@ impl PluginSet {
                 }
             }
         }
+        let api_resources = old
+            .as_ref()
+            .map(|o| o.api_resources.clone())
+            .unwrap_or_default();
         let mut previous: HashMap<Arc<str>, Plugin> = old
             .map(|o| o.plugins.into_iter().map(|p| (p.name.clone(), p)).collect())
             .unwrap_or_default();
         let mut set = PluginSet::empty(runtime);
         set.owners = owners;
+        set.api_resources = api_resources;
         for (name, fresh) in entries {
             let plugin = match fresh {
                 Some(fresh) => fresh.0,
@@ -419,6 +452,7 @@ impl PluginSet {
                 &plugin.name,
                 running,
                 &mut self.owners,
+                &self.api_resources,
                 &work,
                 objects,
                 now_ms,
@@ -450,14 +484,10 @@ impl PluginSet {
                             .as_mut()
                             .map(|a| std::mem::take(&mut a.custom[i]))
                             .unwrap_or_default();
+                        let state = metric_state(&failed, accepted.as_ref(), metric, values);
                         result.metrics.custom.insert(
                             (resource, metric.name.clone()),
-                            published(
-                                metric,
-                                &plugin.name,
-                                max_age_ms,
-                                metric_state(&failed, values),
-                            ),
+                            published(metric, &plugin.name, max_age_ms, state),
                         );
                     }
                     MetricTarget::External => {
@@ -465,14 +495,10 @@ impl PluginSet {
                             .as_mut()
                             .map(|a| std::mem::take(&mut a.external[i]))
                             .unwrap_or_default();
+                        let state = metric_state(&failed, accepted.as_ref(), metric, values);
                         result.metrics.external.insert(
                             metric.name.clone(),
-                            published(
-                                metric,
-                                &plugin.name,
-                                max_age_ms,
-                                metric_state(&failed, values),
-                            ),
+                            published(metric, &plugin.name, max_age_ms, state),
                         );
                     }
                 }
@@ -505,29 +531,52 @@ fn published<T>(
     }
 }
 
-fn metric_state<T>(failed: &Option<Arc<str>>, values: Vec<T>) -> MetricState<T> {
-    match failed {
-        Some(message) => MetricState::Failed(message.clone()),
+/// `metric`'s state: failed with its plugin, unavailable when the plugin said it could not
+/// compute it, its values otherwise.
+fn metric_state<T>(
+    failed: &Option<Arc<str>>,
+    accepted: Option<&Accepted>,
+    metric: &Metric,
+    values: Vec<T>,
+) -> MetricState<T> {
+    if let Some(message) = failed {
+        return MetricState::Failed(message.clone());
+    }
+    match accepted.and_then(|a| a.failure(&metric.name)) {
+        Some(message) => MetricState::Unavailable(message.clone()),
         None => MetricState::Values(values),
     }
 }
 
 /// Runs one plugin's cycle: (re)starts its instance when needed, builds its input, calls
 /// `process`, validates the output and takes a snapshot.
+#[allow(clippy::too_many_arguments)]
 fn run_one(
     name: &Arc<str>,
     r: &mut Running,
     owners: &mut HashMap<MetricKey, Arc<str>>,
+    api_resources: &ApiResources,
     samples: &CycleSamples,
     objects: Objects<'_>,
     now_ms: i64,
     interval_ms: u64,
 ) -> Result<Accepted, String> {
     start(name, r, owners)?;
+    if let Some(plan) = r.pending.take()
+        && let Some(live) = &mut r.live
+    {
+        // A replan: every series is announced again, under the new input indices.
+        live.input = InputState::default();
+        r.plan = Some(plan);
+    }
     let (Some(plan), Some(live)) = (&r.plan, &mut r.live) else {
         return Err("not configured".into());
     };
-    let input = live.input.build(&plan.inputs, samples, now_ms, interval_ms);
+    let mut input = live.input.build(&plan.inputs, samples, now_ms, interval_ms);
+    if live.api_resources != api_resources.version || live.api_resources == 0 {
+        input.api_resources = Some(api_resources.list.clone());
+        live.api_resources = api_resources.version.max(1);
+    }
     let started = Instant::now();
     let called = live.instance.call(|b, s| b.process(s, &input));
     let elapsed = started.elapsed();
@@ -563,6 +612,10 @@ fn run_one(
         Ok(state) => r.snapshot = state,
         Err(fault) => return Err(discard(name, r, "snapshot", fault)),
     }
+    let mut accepted = accepted;
+    if let Some(replan) = accepted.replan.take() {
+        accept_replan(name, r, owners, replan);
+    }
     r.telemetry.published(accepted.published());
     for (reason, count, example) in accepted.drops.iter() {
         r.telemetry.dropped(reason.as_str(), count);
@@ -575,6 +628,59 @@ fn run_one(
         );
     }
     Ok(accepted)
+}
+
+/// Validates a replan and, unless it is invalid or takes another plugin's metric, claims its
+/// metrics and puts it in force from the next cycle. A refused replan is counted and logged; the
+/// plan in force stays.
+fn accept_replan(
+    name: &Arc<str>,
+    r: &mut Running,
+    owners: &mut HashMap<MetricKey, Arc<str>>,
+    replan: types::Plan,
+) {
+    match Plan::validate(replan).and_then(|plan| claim(name, owners, &plan).map(|()| plan)) {
+        Ok(plan) => {
+            tracing::info!(
+                plugin = &**name,
+                inputs = plan.inputs.len(),
+                metrics = plan.metrics.len(),
+                "plugin replanned; the new plan is in force from the next cycle"
+            );
+            r.pending = Some(plan);
+        }
+        Err(message) => {
+            r.telemetry.replan_refused();
+            tracing::warn!(
+                plugin = &**name,
+                "plugin replan refused, keeping its plan: {message}"
+            );
+        }
+    }
+}
+
+/// Makes `name` the owner of `plan`'s metrics (and of no others), unless one is another
+/// plugin's.
+fn claim(
+    name: &Arc<str>,
+    owners: &mut HashMap<MetricKey, Arc<str>>,
+    plan: &Plan,
+) -> Result<(), String> {
+    for metric in &plan.metrics {
+        if let Some(other) = owners.get(&metric.key())
+            && other != name
+        {
+            return Err(format!(
+                "{} is already published by plugin {other}",
+                metric.key()
+            ));
+        }
+    }
+    owners.retain(|_, owner| owner != name);
+    for metric in &plan.metrics {
+        owners.insert(metric.key(), name.clone());
+    }
+    Ok(())
 }
 
 /// Discards the instance after a fault; the next cycle starts a new one.
@@ -622,28 +728,20 @@ fn start(
         }
     };
     let plan = Plan::validate(plan).map_err(|e| format!("invalid plan: {e}"))?;
-    match &r.plan {
+    match &r.configured {
         Some(old) if *old != plan => {
             return Err("a new instance returned a different plan for the same config".into());
         }
-        Some(_) => {}
-        None => {
-            for metric in &plan.metrics {
-                if let Some(other) = owners.get(&metric.key())
-                    && other != name
-                {
-                    return Err(format!(
-                        "{} is already published by plugin {other}",
-                        metric.key()
-                    ));
-                }
-            }
-            for metric in &plan.metrics {
-                owners.insert(metric.key(), name.clone());
-            }
+        // A new instance starts from its configured plan, even after a replan: it replans
+        // again if it wants to.
+        Some(_) if r.plan.as_ref() == Some(&plan) => {}
+        _ => {
+            claim(name, owners, &plan)?;
+            r.configured = Some(plan.clone());
             r.plan = Some(plan);
         }
     }
+    r.pending = None;
     if !r.snapshot.is_empty() {
         let started = Instant::now();
         let restored = instance.call(|b, s| b.restore(s, &r.snapshot));
@@ -669,6 +767,7 @@ fn start(
     r.live = Some(Live {
         instance,
         input: InputState::default(),
+        api_resources: 0,
     });
     Ok(())
 }
@@ -739,6 +838,15 @@ impl PluginTelemetry {
                 reason,
             })
             .inc_by(n);
+    }
+
+    fn replan_refused(&self) {
+        self.telemetry
+            .plugin_replans_refused
+            .get_or_create(&PluginLabels {
+                plugin: self.plugin.clone(),
+            })
+            .inc();
     }
 
     fn restart(&self) {

@@ -140,6 +140,7 @@ fn failed(state: &MetricState<crate::store::custom::ObjectValue>) -> &str {
     match state {
         MetricState::Failed(m) => m,
         MetricState::Values(v) => panic!("expected a failure, got {} values", v.len()),
+        MetricState::Unavailable(m) => panic!("expected a failure, got unavailable: {m}"),
     }
 }
 

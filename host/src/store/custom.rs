@@ -115,6 +115,9 @@ pub enum MetricState<T> {
     Values(Vec<T>),
     /// The publishing plugin failed this cycle; the message names it and the fault.
     Failed(Arc<str>),
+    /// The publishing plugin ran but reported it could not compute this metric this cycle
+    /// (typically because an input failed); the message is the plugin's.
+    Unavailable(Arc<str>),
 }
 
 /// One published metric.

@@ -6,7 +6,7 @@ wasmtime::component::bindgen!({
     world: "metrics-gateway:plugin/plugin@0.1.0",
 });
 
-use metrics_gateway::plugin::types as old;
+use self::metrics_gateway::plugin::types as old;
 
 use super::types as new;
 

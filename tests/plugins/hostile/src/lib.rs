@@ -42,7 +42,19 @@ pub enum Mode {
     Huge,
     /// Adds custom metric `hostile_bad` on the resource `unicorns`, which does not exist.
     BadPlan,
+    /// What `ok` publishes, but reports `hostile_ok` as failed (contract 0.2.0 `failed`).
+    FailMetric,
+    /// What `ok` publishes; the first cycle also replans: a new input before the phase input
+    /// (which moves to index 1) and external `hostile_replanned`, from then on the number of
+    /// series announced for input 1 in the cycle.
+    Replan,
+    /// What `ok` publishes; the first cycle also replans to take external `pending_pods`, the
+    /// pending-pods plugin's metric.
+    ReplanConflict,
 }
+
+/// The metric `replan-conflict` tries to take.
+const TAKEN: &str = "pending_pods";
 
 /// The misbehaving plugin.
 pub struct Hostile {
@@ -88,11 +100,7 @@ impl Plugin for Hostile {
         }
         let mut plan = Plan::new();
         plan.add_input(InputSpec::new(Source::Cluster, "kube_pod_status_phase"));
-        plan.add_metric(MetricSpec::custom("hostile_ok", "pods"))?;
-        plan.add_metric(MetricSpec::custom("hostile_node", "nodes"))?;
-        plan.add_metric(MetricSpec::external("hostile_external", false))?;
-        plan.add_metric(MetricSpec::external("hostile_cycles", false))?;
-        plan.add_derived("hostile_huge");
+        add_metrics(&mut plan)?;
         if mode == Mode::BadPlan {
             plan.add_metric(MetricSpec::custom("hostile_bad", "unicorns"))?;
         }
@@ -111,6 +119,34 @@ impl Plugin for Hostile {
         let t = input.timestamp_ms;
         match self.mode {
             Mode::Ok | Mode::BadPlan => Ok(self.ok(input, 1.0, 1.0)),
+            Mode::FailMetric => {
+                let mut out = self.ok(input, 1.0, 1.0);
+                out.custom.clear();
+                out.fail("hostile_ok", "hostile plugin: its input is unusable");
+                Ok(out)
+            }
+            Mode::Replan | Mode::ReplanConflict => {
+                let mut out = self.ok(input, 1.0, 1.0);
+                if self.calls == 1 {
+                    let mut plan = Plan::new();
+                    plan.add_input(InputSpec::new(Source::Cluster, "kube_node_info"));
+                    plan.add_input(InputSpec::new(Source::Cluster, "kube_pod_status_phase"));
+                    add_metrics(&mut plan)?;
+                    plan.add_metric(MetricSpec::external(
+                        if self.mode == Mode::Replan {
+                            "hostile_replanned"
+                        } else {
+                            TAKEN
+                        },
+                        self.mode == Mode::ReplanConflict,
+                    ))?;
+                    out.replan = Some(plan);
+                } else if self.mode == Mode::Replan {
+                    let moved = input.added.iter().filter(|s| s.input == 1).count();
+                    out.push_external("hostile_replanned", "", moved as f64, t);
+                }
+                Ok(out)
+            }
             Mode::Loop => {
                 let mut spins = 0u64;
                 loop {
@@ -176,6 +212,16 @@ impl Plugin for Hostile {
         self.cycles = u64::from_le_bytes(bytes);
         Ok(())
     }
+}
+
+/// The metrics every mode publishes.
+fn add_metrics(plan: &mut Plan) -> Result<(), String> {
+    plan.add_metric(MetricSpec::custom("hostile_ok", "pods"))?;
+    plan.add_metric(MetricSpec::custom("hostile_node", "nodes"))?;
+    plan.add_metric(MetricSpec::external("hostile_external", false))?;
+    plan.add_metric(MetricSpec::external("hostile_cycles", false))?;
+    plan.add_derived("hostile_huge");
+    Ok(())
 }
 
 export_plugin!(Hostile);
