@@ -68,6 +68,8 @@ fn empty_input() -> types::CycleInput {
         ids: vec![],
         timestamps_ms: vec![],
         values: vec![],
+        failures: vec![],
+        api_resources: None,
     }
 }
 
@@ -135,6 +137,7 @@ fn sdk_input(input: &types::CycleInput) -> metrics_gateway_sdk::CycleInput {
         ids: input.ids.clone(),
         timestamps_ms: input.timestamps_ms.clone(),
         values: input.values.clone(),
+        ..metrics_gateway_sdk::CycleInput::default()
     }
 }
 
