@@ -110,7 +110,7 @@ pub fn run(
     )?;
     out.write_all(text.as_bytes())?;
 
-    let mut caches: [SeriesCache; 6] = Default::default();
+    let mut caches: [SeriesCache; Source::ALL.len()] = Default::default();
     let mut previous: Option<i64> = None;
     for path in fixtures {
         let fixture = read_fixture(path, &mut caches, previous)?;
@@ -299,7 +299,7 @@ fn parse_source(s: &str) -> anyhow::Result<Source> {
 
 fn read_fixture(
     path: &Path,
-    caches: &mut [SeriesCache; 6],
+    caches: &mut [SeriesCache; Source::ALL.len()],
     previous: Option<i64>,
 ) -> anyhow::Result<Fixture> {
     let text = std::fs::read_to_string(path)
@@ -316,7 +316,7 @@ fn read_fixture(
         .or_else(|| previous.map(|p| p + interval_ms as i64))
         .or_else(|| rows.iter().filter_map(|r| r.timestamp_ms).max())
         .unwrap_or(0);
-    let mut batches: [Batch; 6] = Default::default();
+    let mut batches: [Batch; Source::ALL.len()] = Default::default();
     for row in rows {
         let mut labels: Vec<(&str, &str)> = row
             .labels
@@ -453,7 +453,7 @@ mod tests {
                 "labels": {"pod": "p"}, "value": 2, "timestamp_ms": 7}]}"#,
         )
         .unwrap();
-        let mut caches: [SeriesCache; 6] = Default::default();
+        let mut caches: [SeriesCache; Source::ALL.len()] = Default::default();
         let first = read_fixture(&a, &mut caches, None).unwrap();
         assert_eq!((first.timestamp_ms, first.interval_ms), (7, 1000));
         let second = read_fixture(&a, &mut caches, Some(7)).unwrap();

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::wit::types;
+use crate::config::{PrometheusConfig, prometheus_backend};
 use crate::samples::Source;
 use crate::store::custom::ObjectResource;
 
@@ -84,6 +85,35 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Checks that every Prometheus input names a configured backend (an empty name: the
+    /// default one, which must exist).
+    pub fn check_backends(&self, backends: &[PrometheusConfig]) -> Result<(), String> {
+        let queries = self
+            .inputs
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| matches!(i.source, Source::Prometheus | Source::PrometheusSeries));
+        for (i, input) in queries {
+            if prometheus_backend(backends, &input.backend).is_some() {
+                continue;
+            }
+            let configured: Vec<&str> =
+                backends.iter().map(|b| b.name.get_ref().as_str()).collect();
+            let which = if input.backend.is_empty() {
+                "the default prometheus backend (one named `default`, or the only one)".to_owned()
+            } else {
+                format!("prometheus backend {:?}", input.backend)
+            };
+            return Err(format!(
+                "input {i} ({} {:?}) reads {which}, which is not configured (configured: [{}])",
+                input.source.as_str(),
+                input.name,
+                configured.join(", ")
+            ));
+        }
+        Ok(())
+    }
+
     /// Validates what `configure` returned.
     pub fn validate(plan: types::Plan) -> Result<Plan, String> {
         let mut inputs = Vec::with_capacity(plan.inputs.len());
@@ -92,7 +122,8 @@ impl Plan {
             if input.name.is_empty() {
                 return Err(format!("input {i} ({}) has an empty name", source.as_str()));
             }
-            if source != Source::Prometheus && !input.backend.is_empty() {
+            let queries = matches!(source, Source::Prometheus | Source::PrometheusSeries);
+            if !queries && !input.backend.is_empty() {
                 return Err(format!(
                     "input {i} ({} {}) names a backend, which only prometheus inputs have",
                     source.as_str(),

@@ -18,18 +18,21 @@ pub enum Source {
     Cluster,
     /// PromQL instant queries.
     Prometheus,
+    /// Series discovery on a Prometheus backend (`/api/v1/series`).
+    PrometheusSeries,
     /// Plugins' derived series.
     Derived,
 }
 
 impl Source {
     /// Every source, in declaration order.
-    pub const ALL: [Source; 6] = [
+    pub const ALL: [Source; 7] = [
         Source::KubeletResource,
         Source::KubeletSummary,
         Source::KubeletCadvisor,
         Source::Cluster,
         Source::Prometheus,
+        Source::PrometheusSeries,
         Source::Derived,
     ];
 
@@ -41,6 +44,7 @@ impl Source {
             Source::KubeletCadvisor => "kubelet-cadvisor",
             Source::Cluster => "cluster",
             Source::Prometheus => "prometheus",
+            Source::PrometheusSeries => "prometheus-series",
             Source::Derived => "derived",
         }
     }
@@ -206,14 +210,58 @@ impl SeriesCache {
     }
 }
 
-/// Everything one cycle offers plugins: per source, the batches of every producer.
+/// A Prometheus input: an instant query ([`Source::Prometheus`]) or a series selector
+/// ([`Source::PrometheusSeries`]) on a named backend.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueryKey {
+    /// [`Source::Prometheus`] or [`Source::PrometheusSeries`].
+    pub source: Source,
+    /// The backend's configured name (the default one resolved).
+    pub backend: Arc<str>,
+    /// The PromQL query or series selector.
+    pub query: Arc<str>,
+}
+
+/// What one Prometheus input yielded this cycle.
+#[derive(Debug, Clone)]
+pub enum QueryResult {
+    /// An instant query's samples (Prometheus' own sample timestamps; a scalar result is one
+    /// series without name or labels).
+    Samples(Arc<Family>),
+    /// A series discovery's series (no samples).
+    Series(Arc<[Arc<Series>]>),
+    /// The input could not be read this cycle: why, naming the backend and the query.
+    Failed(Arc<str>),
+}
+
+/// Everything one cycle offers plugins: per source, the batches of every producer, and the
+/// results of Prometheus inputs by backend and query.
 #[derive(Debug, Default, Clone)]
 pub struct CycleSamples {
     /// Batches per source, indexed by [`Source::index`].
-    pub sources: [Vec<Arc<Batch>>; 6],
+    pub sources: [Vec<Arc<Batch>>; 7],
+    /// Results (or failures) of Prometheus inputs.
+    pub queries: HashMap<QueryKey, QueryResult>,
+    /// The backend an input with an empty backend name reads.
+    pub default_backend: Option<Arc<str>>,
 }
 
 impl CycleSamples {
+    /// The result of the Prometheus input (`source`, `backend`, `query`) of a plan, where an
+    /// empty `backend` means the default one; `None` when it was not run this cycle.
+    pub fn query(&self, source: Source, backend: &str, query: &str) -> Option<&QueryResult> {
+        let backend: Arc<str> = if backend.is_empty() {
+            self.default_backend.clone().unwrap_or_else(|| "".into())
+        } else {
+            backend.into()
+        };
+        self.queries.get(&QueryKey {
+            source,
+            backend,
+            query: query.into(),
+        })
+    }
+
     /// Adds a producer's batch.
     pub fn add(&mut self, source: Source, batch: Arc<Batch>) {
         self.sources[source.index()].push(batch);
