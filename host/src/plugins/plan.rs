@@ -315,4 +315,58 @@ mod tests {
         p.derived.push("d".into());
         assert!(Plan::validate(p).unwrap_err().contains("listed twice"));
     }
+
+    #[test]
+    fn prometheus_inputs_must_name_a_configured_backend() {
+        let backends = |text: &str| {
+            crate::config::parse(
+                std::path::Path::new("g.toml"),
+                &format!("[server]\nself_signed = true\n{text}"),
+            )
+            .unwrap()
+            .prometheus
+        };
+        let input = |source, backend: &str| Input {
+            source,
+            name: "up".into(),
+            backend: backend.into(),
+        };
+        let plan = |inputs| Plan {
+            inputs,
+            metrics: Vec::new(),
+            derived: Vec::new(),
+        };
+        let two = backends(
+            "[[prometheus]]\nname = \"a\"\nurl = \"http://a:9090\"\n\
+             [[prometheus]]\nname = \"b\"\nurl = \"http://b:9090\"\n",
+        );
+        let named = plan(vec![
+            input(Source::KubeletSummary, ""),
+            input(Source::Prometheus, "a"),
+            input(Source::PrometheusSeries, "b"),
+        ]);
+        named.check_backends(&two).unwrap();
+        let e = plan(vec![input(Source::Prometheus, "c")])
+            .check_backends(&two)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "input 0 (prometheus \"up\") reads prometheus backend \"c\", which is not \
+             configured (configured: [a, b])"
+        );
+        // Two backends, none named `default`: an input without a backend has none.
+        let e = plan(vec![input(Source::Prometheus, "")])
+            .check_backends(&two)
+            .unwrap_err();
+        assert!(e.contains("reads the default prometheus backend"), "{e}");
+        let one = backends("[[prometheus]]\nname = \"only\"\nurl = \"http://a:9090\"\n");
+        plan(vec![input(Source::Prometheus, "")])
+            .check_backends(&one)
+            .unwrap();
+        assert!(
+            plan(vec![input(Source::Prometheus, "")])
+                .check_backends(&[])
+                .is_err()
+        );
+    }
 }

@@ -356,4 +356,48 @@ mod tests {
         );
         assert_eq!(a.label("pod"), Some("p"));
     }
+
+    #[test]
+    fn query_results_are_found_by_backend_with_the_default_resolved() {
+        let key = |source, backend: &str, query: &str| QueryKey {
+            source,
+            backend: backend.into(),
+            query: query.into(),
+        };
+        let mut family = Family::default();
+        family.push(series("up", &[]), 5, 1.0);
+        let mut cycle = CycleSamples {
+            default_backend: Some("main".into()),
+            ..CycleSamples::default()
+        };
+        cycle.queries.insert(
+            key(Source::Prometheus, "main", "up"),
+            QueryResult::Samples(Arc::new(family)),
+        );
+        cycle.queries.insert(
+            key(Source::Prometheus, "other", "up"),
+            QueryResult::Failed("prometheus \"other\": query \"up\": down".into()),
+        );
+        for backend in ["", "main"] {
+            match cycle.query(Source::Prometheus, backend, "up") {
+                Some(QueryResult::Samples(f)) => assert_eq!(f.values, [1.0]),
+                other => panic!("{backend:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            cycle.query(Source::Prometheus, "other", "up"),
+            Some(QueryResult::Failed(m)) if m.contains("down")
+        ));
+        assert!(cycle.query(Source::PrometheusSeries, "", "up").is_none());
+        // Without a default backend, the failure recorded under the empty name is found.
+        cycle.default_backend = None;
+        cycle.queries.insert(
+            key(Source::Prometheus, "", "up"),
+            QueryResult::Failed("no default".into()),
+        );
+        assert!(matches!(
+            cycle.query(Source::Prometheus, "", "up"),
+            Some(QueryResult::Failed(_))
+        ));
+    }
 }

@@ -64,7 +64,7 @@ impl SeriesTable {
                 s.clone()
             }
             None => {
-                let s = Series::new(name, scratch.drain(..).collect());
+                let s = Series::new(name, std::mem::take(&mut scratch));
                 bucket.push((s.clone(), generation));
                 s
             }
