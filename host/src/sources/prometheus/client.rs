@@ -41,6 +41,9 @@ pub enum RequestError {
     /// Connecting or sending failed.
     #[error("{0}")]
     Unreachable(String),
+    /// The answer exceeded [`MAX_BODY_BYTES`].
+    #[error("answer larger than {0} bytes")]
+    TooLarge(usize),
     /// A non-2xx answer that is not a Prometheus error body.
     #[error("HTTP {status}: {body}")]
     Status {
@@ -62,12 +65,17 @@ impl RequestError {
             RequestError::Timeout(_) => "timeout",
             RequestError::Unreachable(_) => "unreachable",
             RequestError::Status { .. } => "http_error",
+            RequestError::TooLarge(_) => "too_large",
             RequestError::Response(ResponseError::Prometheus { .. }) => "prometheus_error",
             RequestError::Response(ResponseError::TooManySeries(_)) => "too_many_series",
             RequestError::Response(_) => "bad_result",
         }
     }
 }
+
+/// Largest answer read from a backend; a larger one fails its input (memory stays bounded
+/// whatever a query or selector matches).
+pub const MAX_BODY_BYTES: usize = 256 << 20;
 
 /// Requests to one backend.
 #[derive(Debug)]
@@ -174,9 +182,16 @@ impl BackendClient {
         if let Some((user, path)) = &self.basic_auth {
             request = request.basic_auth(user, Some(read_secret(path)?));
         }
-        let response = request.send().await.map_err(|e| self.transport(e))?;
+        let mut response = request.send().await.map_err(|e| self.transport(e))?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| self.transport(e))?;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(e))? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(RequestError::TooLarge(MAX_BODY_BYTES));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let body = Bytes::from(body);
         if status.is_success() {
             return Ok(body);
         }
