@@ -371,3 +371,41 @@ async fn a_stopped_backend_fails_only_its_queries_and_recovers() {
             .contains("metrics_gateway_prometheus_backend_up{backend=\"a\"} 1")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_backend_times_out_its_queries_only() {
+    let prom = Prometheus::start().unwrap();
+    // Accepts connections (the kernel does) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let (source, telemetry) = source(&[
+        ("ok", &prom.url(), ""),
+        ("slow", &silent_url, "max_concurrency = 1"),
+    ]);
+    // The second query to `slow` waits for its only slot: it fails within the same timeout.
+    let inputs = [
+        (Source::Prometheus, "slow", "queue_depth"),
+        (Source::Prometheus, "slow", "sum(queue_depth)"),
+        (Source::Prometheus, "ok", "sum(queue_depth)"),
+    ];
+    let got = samples(source.collect(inputs, END_MS).await);
+    for q in ["queue_depth", "sum(queue_depth)"] {
+        let e = failure(got.query(Source::Prometheus, "slow", q));
+        assert_eq!(
+            e,
+            format!("prometheus \"slow\": query {q:?}: no answer within 5 s")
+        );
+    }
+    assert_eq!(
+        rows(got.query(Source::Prometheus, "ok", "sum(queue_depth)"), "x")[0].3,
+        52.0
+    );
+    let metrics = telemetry.encode();
+    assert!(
+        metrics.contains(
+            "metrics_gateway_prometheus_queries_total{backend=\"slow\",outcome=\"timeout\"} 2"
+        ),
+        "{metrics}"
+    );
+    drop(silent);
+}

@@ -34,6 +34,7 @@ struct Backend {
     permits: Arc<Semaphore>,
     discovery_interval_ms: i64,
     max_series: usize,
+    timeout_secs: u32,
     /// When a failure was last logged, and the failures not logged since.
     warned: Mutex<(Option<Instant>, u64)>,
 }
@@ -87,6 +88,7 @@ impl PrometheusSource {
                 permits: Arc::new(Semaphore::new(cfg.max_concurrency.get() as usize)),
                 discovery_interval_ms: i64::from(cfg.discovery_interval_secs.get()) * 1000,
                 max_series: cfg.max_series.get() as usize,
+                timeout_secs: cfg.timeout_secs.get(),
                 warned: Mutex::new((None, 0)),
             };
             backends.insert(name, Arc::new(backend));
@@ -163,23 +165,18 @@ impl PrometheusSource {
                         _ => {
                             let telemetry = self.telemetry.clone();
                             tasks.spawn(async move {
-                                let _permit = backend
-                                    .permits
-                                    .clone()
-                                    .acquire_owned()
-                                    .await
-                                    .expect("never closed");
                                 let started = Instant::now();
                                 let window = backend.discovery_interval_ms.max(query::LOOKBACK_MS);
-                                let result = query::series(
-                                    &backend.client,
-                                    &key.query,
-                                    now_ms,
-                                    window,
-                                    backend.max_series,
-                                    &mut discovery.table,
-                                )
-                                .await;
+                                let result = backend
+                                    .bounded(query::series(
+                                        &backend.client,
+                                        &key.query,
+                                        now_ms,
+                                        window,
+                                        backend.max_series,
+                                        &mut discovery.table,
+                                    ))
+                                    .await;
                                 observe(&telemetry, &backend, started, &result);
                                 let result = match result {
                                     Ok(found) => {
@@ -197,15 +194,15 @@ impl PrometheusSource {
                     let mut table = state.queries.remove(&key).unwrap_or_default();
                     let telemetry = self.telemetry.clone();
                     tasks.spawn(async move {
-                        let _permit = backend
-                            .permits
-                            .clone()
-                            .acquire_owned()
-                            .await
-                            .expect("never closed");
                         let started = Instant::now();
-                        let result =
-                            query::instant(&backend.client, &key.query, now_ms, &mut table).await;
+                        let result = backend
+                            .bounded(query::instant(
+                                &backend.client,
+                                &key.query,
+                                now_ms,
+                                &mut table,
+                            ))
+                            .await;
                         observe(&telemetry, &backend, started, &result);
                         let result = result.map(|f| QueryResult::Samples(Arc::new(f)));
                         Slot::Query(key, table, backend, result)
@@ -287,6 +284,24 @@ enum Slot {
         Arc<Backend>,
         Result<QueryResult, RequestError>,
     ),
+}
+
+impl Backend {
+    /// Runs `request` when a slot of the backend is free, all within the backend's timeout: a
+    /// request still waiting for a slot then fails too, so a slow backend holds the cycle no
+    /// longer than its timeout.
+    async fn bounded<T>(
+        &self,
+        request: impl Future<Output = Result<T, RequestError>>,
+    ) -> Result<T, RequestError> {
+        let limit = Duration::from_secs(self.timeout_secs.into());
+        tokio::time::timeout(limit, async {
+            let _permit = self.permits.acquire().await.expect("never closed");
+            request.await
+        })
+        .await
+        .unwrap_or(Err(RequestError::Timeout(self.timeout_secs)))
+    }
 }
 
 impl RequestError {
