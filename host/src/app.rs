@@ -23,6 +23,7 @@ use crate::reload::watch::watch_config;
 use crate::reload::{Reloader, ReloaderParts};
 use crate::sources::cluster::{ClusterCache, ClusterWatch, kube_config};
 use crate::sources::kubelet::KubeletScraper;
+use crate::sources::prometheus::PrometheusSource;
 use crate::store::Store;
 use crate::telemetry::{PluginLabels, Telemetry};
 
@@ -97,14 +98,22 @@ impl Gateway {
         let store = Arc::new(Store::default());
         let scraper = KubeletScraper::new(&config.kubelet, default_roots)
             .context("setting up kubelet scraping")?;
-        let collector = Arc::new(Collector::new(
+        let collector = Collector::new(
             config.kubelet.clone(),
             scraper,
             cluster.clone(),
             store.clone(),
             telemetry.clone(),
             options.clock.clone(),
-        ));
+        );
+        let collector = Arc::new(if config.prometheus.is_empty() {
+            collector
+        } else {
+            let source =
+                PrometheusSource::new(&config.prometheus, &config.base_dir, telemetry.clone())
+                    .context("setting up the Prometheus backends")?;
+            collector.with_prometheus(Arc::new(source))
+        });
         let (runtime, plugin_errors, fingerprints) = if config.plugins.is_empty() {
             (None, Vec::new(), HashMap::new())
         } else {

@@ -108,6 +108,22 @@ pub struct AuthCacheLabels {
     pub result: &'static str,
 }
 
+/// `backend` label (a configured Prometheus backend name: bounded by the config).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    /// The backend's name.
+    pub backend: String,
+}
+
+/// `backend` and `outcome` labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendOutcomeLabels {
+    /// The backend's name.
+    pub backend: String,
+    /// `success`, or why not (see `sources::prometheus::client::RequestError::outcome`).
+    pub outcome: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -165,6 +181,14 @@ pub struct Telemetry {
     pub plugin_replans_refused: Family<PluginLabels, Counter>,
     /// Per-node fetches or decodes of plugin inputs that failed, by source.
     pub plugin_input_failures: Family<SourceLabels, Counter>,
+    /// Prometheus requests (queries and series discoveries) by backend and outcome.
+    pub prometheus_queries: Family<BackendOutcomeLabels, Counter>,
+    /// Duration of Prometheus requests by backend.
+    pub prometheus_query_duration: HistogramFamily<BackendLabels>,
+    /// 1 when a backend answered in the latest cycle that asked it anything, else 0.
+    pub prometheus_backend_up: Family<BackendLabels, Gauge>,
+    /// Series held from the latest series discoveries, by backend.
+    pub prometheus_discovered_series: Family<BackendLabels, Gauge>,
     /// Authentication outcomes by method and result.
     pub authn_requests: Family<AuthnLabels, Counter>,
     /// Authorization decisions.
@@ -295,6 +319,32 @@ impl Telemetry {
             "Kubelet endpoints read for plugins whose fetch or decode failed on a node, by source",
             plugin_input_failures.clone(),
         );
+        let prometheus_queries = Family::<BackendOutcomeLabels, Counter>::default();
+        let prometheus_query_duration: HistogramFamily<BackendLabels> =
+            Family::new_with_constructor(latency_histogram);
+        let prometheus_backend_up = Family::<BackendLabels, Gauge>::default();
+        let prometheus_discovered_series = Family::<BackendLabels, Gauge>::default();
+        registry.register(
+            "prometheus_queries",
+            "Requests to Prometheus backends (instant queries and series discoveries), by backend and outcome",
+            prometheus_queries.clone(),
+        );
+        registry.register_with_unit(
+            "prometheus_query_duration",
+            "Duration of one request to a Prometheus backend, by backend",
+            Unit::Seconds,
+            prometheus_query_duration.clone(),
+        );
+        registry.register(
+            "prometheus_backend_up",
+            "Whether the backend answered in the latest cycle that asked it anything (1) or not (0)",
+            prometheus_backend_up.clone(),
+        );
+        registry.register(
+            "prometheus_discovered_series",
+            "Series held from the latest series discoveries, by backend",
+            prometheus_discovered_series.clone(),
+        );
         registry.register_with_unit(
             "api_request_duration",
             "API request latency by route and status code",
@@ -386,6 +436,10 @@ impl Telemetry {
             plugin_restarts,
             plugin_replans_refused,
             plugin_input_failures,
+            prometheus_queries,
+            prometheus_query_duration,
+            prometheus_backend_up,
+            prometheus_discovered_series,
         }
     }
 

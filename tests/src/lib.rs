@@ -10,3 +10,4 @@ pub mod kubelet_sim;
 pub mod loadgen;
 pub mod metrics_types;
 pub mod pki;
+pub mod prometheus;

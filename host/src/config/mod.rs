@@ -194,6 +194,60 @@ mod tests {
     }
 
     #[test]
+    fn prometheus_backends_defaults_default_and_bad_values() {
+        let c = parse(
+            Path::new("g.toml"),
+            "[server]\nself_signed = true\n[[prometheus]]\nname = \"main\"\n\
+             url = \"https://prom.example:9090/prefix\"\nmethod = \"POST\"\n\
+             headers = { X-Scope-OrgID = \"team-a\" }\n",
+        )
+        .unwrap();
+        let b = &c.prometheus[0];
+        assert_eq!(b.method, QueryMethod::Post);
+        assert_eq!(b.timeout_secs.get(), 10);
+        assert_eq!(b.max_concurrency.get(), 8);
+        assert_eq!(b.discovery_interval_secs.get(), 600);
+        assert_eq!(b.max_series.get(), 100_000);
+        assert_eq!(b.headers.get_ref()["X-Scope-OrgID"], "team-a");
+        // The only backend is the default one.
+        assert_eq!(c.prometheus_backend("").unwrap().name.get_ref(), "main");
+        assert!(c.prometheus_backend("other").is_none());
+        let two = "[server]\nself_signed = true\n[[prometheus]]\nname = \"a\"\n\
+                   url = \"http://a:9090\"\n[[prometheus]]\nname = \"default\"\n\
+                   url = \"http://b:9090\"\n";
+        let c = parse(Path::new("g.toml"), two).unwrap();
+        assert_eq!(c.prometheus_backend("").unwrap().name.get_ref(), "default");
+        let base = "[server]\nself_signed = true\n[[prometheus]]\nname = \"a\"\n";
+        let e = err(&format!("{base}url = \"ftp://a\"\n"));
+        assert!(e.starts_with("gateway.toml:5:7:"), "{e}");
+        assert!(e.contains("not an http:// or https:// URL"), "{e}");
+        let e = err(&format!("{base}url = \"http://a\"\nmethod = \"PUT\"\n"));
+        assert!(e.starts_with("gateway.toml:6:10:"), "{e}");
+        let e = err(&format!(
+            "{base}url = \"http://a\"\nbasic_auth_username = \"u\"\n"
+        ));
+        assert!(e.starts_with("gateway.toml:6:23:"), "{e}");
+        assert!(e.contains("needs basic_auth_password_file"), "{e}");
+        let e = err(&format!(
+            "{base}url = \"http://a\"\nclient_key_file = \"k.pem\"\n"
+        ));
+        assert!(e.contains("client_key_file needs client_cert_file"), "{e}");
+        let e = err(&format!(
+            "{base}url = \"http://a\"\nheaders = {{ \"a b\" = \"x\" }}\n"
+        ));
+        assert!(e.starts_with("gateway.toml:6:11:"), "{e}");
+        let e = err(&format!("{base}url = \"http://a\"\nmax_series = 0\n"));
+        assert!(e.starts_with("gateway.toml:6:14:"), "{e}");
+        let e = err(&format!("{base}url = \"http://a\"\nurls = 1\n"));
+        assert!(e.contains("unknown field `urls`"), "{e}");
+        let e = err(&format!(
+            "{base}url = \"http://a\"\n[[prometheus]]\nname = \"a\"\nurl = \"http://b\"\n"
+        ));
+        assert!(e.starts_with("gateway.toml:7:8:"), "{e}");
+        assert!(e.contains("used twice"), "{e}");
+    }
+
+    #[test]
     fn example_config_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/gateway.toml");
         load(&path).unwrap();

@@ -33,6 +33,9 @@ pub struct Config {
     /// The plugin runtime.
     #[serde(default)]
     pub plugin_runtime: PluginRuntimeConfig,
+    /// Prometheus-compatible backends that plugins' queries run against, by name.
+    #[serde(default)]
+    pub prometheus: Vec<PrometheusConfig>,
     /// Plugins, run every cycle in this order (a plugin reads the derived series of those
     /// before it).
     #[serde(default)]
@@ -403,6 +406,85 @@ fn default_plugin_max_output() -> AtLeastOne {
     AtLeastOne::new(1_000_000)
 }
 
+/// One `[[prometheus]]` entry: a Prometheus-compatible backend (Prometheus, Thanos, Mimir,
+/// VictoriaMetrics) that plugins' instant queries and series discovery run against.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusConfig {
+    /// Unique name; plugin inputs name it (an empty name means the default backend: the one
+    /// named `default`, or the only one).
+    pub name: Spanned<String>,
+    /// Base URL, `http://` or `https://`, without `/api/v1` (a path prefix is kept).
+    pub url: Spanned<String>,
+    /// File holding a bearer token (re-read every cycle, so rotated tokens are picked up).
+    pub bearer_token_file: Option<PathBuf>,
+    /// Basic-auth user name; needs `basic_auth_password_file`.
+    pub basic_auth_username: Option<Spanned<String>>,
+    /// File holding the basic-auth password (re-read every cycle).
+    pub basic_auth_password_file: Option<Spanned<PathBuf>>,
+    /// CA bundle the backend's certificate is verified against (default: the system's roots).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS; needs `client_key_file`.
+    pub client_cert_file: Option<Spanned<PathBuf>>,
+    /// PEM private key of `client_cert_file`.
+    pub client_key_file: Option<Spanned<PathBuf>>,
+    /// Skip verification of the backend's certificate (insecure).
+    #[serde(default)]
+    pub insecure_skip_tls_verify: bool,
+    /// Extra HTTP headers sent with every request (e.g. `X-Scope-OrgID` for Mimir).
+    #[serde(default = "no_headers")]
+    pub headers: Spanned<std::collections::BTreeMap<String, String>>,
+    /// Timeout of one query or discovery request, seconds.
+    #[serde(default = "default_prometheus_timeout")]
+    pub timeout_secs: AtLeastOne,
+    /// HTTP method of queries: `GET` or `POST` (form-encoded: no URL length limit).
+    #[serde(default)]
+    pub method: QueryMethod,
+    /// Requests in flight at once to this backend.
+    #[serde(default = "default_prometheus_concurrency")]
+    pub max_concurrency: AtLeastOne,
+    /// Seconds between two runs of a series discovery (`prometheus-series` inputs); the last
+    /// result is reused in between.
+    #[serde(default = "default_discovery_interval")]
+    pub discovery_interval_secs: AtLeastOne,
+    /// Most series one discovery may return; beyond it the discovery fails (naming the backend,
+    /// the selector and this cap) rather than holding an unbounded list.
+    #[serde(default = "default_max_series")]
+    pub max_series: AtLeastOne,
+}
+
+/// `prometheus.method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum QueryMethod {
+    /// Parameters in the URL.
+    #[default]
+    #[serde(rename = "GET")]
+    Get,
+    /// Parameters in a form-encoded body.
+    #[serde(rename = "POST")]
+    Post,
+}
+
+fn no_headers() -> Spanned<std::collections::BTreeMap<String, String>> {
+    Spanned::new(0..0, Default::default())
+}
+
+fn default_prometheus_timeout() -> AtLeastOne {
+    AtLeastOne::new(10)
+}
+
+fn default_prometheus_concurrency() -> AtLeastOne {
+    AtLeastOne::new(8)
+}
+
+fn default_discovery_interval() -> AtLeastOne {
+    AtLeastOne::new(600)
+}
+
+fn default_max_series() -> AtLeastOne {
+    AtLeastOne::new(100_000)
+}
+
 /// A positive whole number (rejected at its position in the file when 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "i64")]
@@ -475,6 +557,7 @@ impl Config {
         }
         crate::api::tls::validate_cipher_suites(s)?;
         self.validate_auth()?;
+        self.validate_prometheus()?;
         let mut names = std::collections::HashSet::new();
         for p in &self.plugins {
             let name = p.name.get_ref();
@@ -549,6 +632,88 @@ impl Config {
         Ok(())
     }
 
+    fn validate_prometheus(&self) -> Result<(), (Range<usize>, String)> {
+        let mut names = std::collections::HashSet::new();
+        for b in &self.prometheus {
+            let name = b.name.get_ref();
+            if name.is_empty() || name.len() > 63 || name.chars().any(char::is_whitespace) {
+                return Err((
+                    b.name.span(),
+                    format!("prometheus name {name:?} must be 1-63 characters without spaces"),
+                ));
+            }
+            if !names.insert(name.as_str()) {
+                return Err((
+                    b.name.span(),
+                    format!("prometheus name {name:?} is used twice"),
+                ));
+            }
+            let url = b.url.get_ref();
+            let scheme_ok = reqwest::Url::parse(url)
+                .map(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .unwrap_or(false);
+            if !scheme_ok {
+                return Err((
+                    b.url.span(),
+                    format!("prometheus {name:?}: url {url:?} is not an http:// or https:// URL"),
+                ));
+            }
+            match (&b.basic_auth_username, &b.basic_auth_password_file) {
+                (Some(u), None) => {
+                    return Err((
+                        u.span(),
+                        format!(
+                            "prometheus {name:?}: basic_auth_username needs basic_auth_password_file"
+                        ),
+                    ));
+                }
+                (None, Some(p)) => {
+                    return Err((
+                        p.span(),
+                        format!(
+                            "prometheus {name:?}: basic_auth_password_file needs basic_auth_username"
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            match (&b.client_cert_file, &b.client_key_file) {
+                (Some(c), None) => {
+                    return Err((
+                        c.span(),
+                        format!("prometheus {name:?}: client_cert_file needs client_key_file"),
+                    ));
+                }
+                (None, Some(k)) => {
+                    return Err((
+                        k.span(),
+                        format!("prometheus {name:?}: client_key_file needs client_cert_file"),
+                    ));
+                }
+                _ => {}
+            }
+            for (header, value) in b.headers.get_ref() {
+                if http::HeaderName::from_bytes(header.as_bytes()).is_err()
+                    || http::HeaderValue::from_str(value).is_err()
+                {
+                    return Err((
+                        b.headers.span(),
+                        format!(
+                            "prometheus {name:?}: header {header:?} is not a valid HTTP header"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The backend a plugin input names: `name`, or the default one when `name` is empty (the
+    /// backend named `default`, else the only one).
+    pub fn prometheus_backend(&self, name: &str) -> Option<&PrometheusConfig> {
+        prometheus_backend(&self.prometheus, name)
+    }
+
     /// `path` resolved against the config file's directory.
     pub fn resolve(&self, path: &std::path::Path) -> PathBuf {
         self.base_dir.join(path)
@@ -561,4 +726,22 @@ impl Config {
             .map(AtLeastOne::get)
             .unwrap_or(self.kubelet.interval_secs.get() * 3)
     }
+}
+
+/// The backend of `backends` that an input naming `name` reads: `name`, or the default one when
+/// `name` is empty (the backend named `default`, else the only one).
+pub fn prometheus_backend<'a>(
+    backends: &'a [PrometheusConfig],
+    name: &str,
+) -> Option<&'a PrometheusConfig> {
+    if name.is_empty() {
+        return backends
+            .iter()
+            .find(|b| b.name.get_ref() == "default")
+            .or(match backends {
+                [only] => Some(only),
+                _ => None,
+            });
+    }
+    backends.iter().find(|b| b.name.get_ref() == name)
 }

@@ -25,6 +25,7 @@ use crate::sources::kubelet::samples::NodeSamples;
 use crate::sources::kubelet::{
     CADVISOR_PATH, Connection, KubeletScraper, SUMMARY_PATH, ScrapeError,
 };
+use crate::sources::prometheus::PrometheusSource;
 use crate::store::{Snapshot, Store};
 use crate::telemetry::{KindLabels, OutcomeLabels, ReasonLabels, SourceLabels, Telemetry};
 use wanted::Wanted;
@@ -94,6 +95,8 @@ pub struct Collector {
     cycle_lock: tokio::sync::Mutex<()>,
     /// Wakes [`Collector::run`] for a cycle now (after a reload).
     cycle_now: tokio::sync::Notify,
+    /// The Prometheus backends plugins' queries run against.
+    prometheus: Option<Arc<PrometheusSource>>,
 }
 
 /// The plugin part of a cycle.
@@ -127,7 +130,14 @@ impl Collector {
             retired: Mutex::default(),
             cycle_lock: tokio::sync::Mutex::new(()),
             cycle_now: tokio::sync::Notify::new(),
+            prometheus: None,
         }
+    }
+
+    /// Runs plugins' Prometheus inputs against `source`'s backends.
+    pub fn with_prometheus(mut self, source: Arc<PrometheusSource>) -> Collector {
+        self.prometheus = Some(source);
+        self
     }
 
     /// Runs `plugins` from the next cycle on (replacing any set before).
@@ -206,6 +216,16 @@ impl Collector {
                 .map(|s| Wanted::of(&s.set))
                 .unwrap_or_default(),
         );
+        // Prometheus inputs run beside the kubelet scrapes, on their own task.
+        let queries = match &self.prometheus {
+            Some(source) if wanted.queries().next().is_some() => {
+                let (source, wanted) = (source.clone(), wanted.clone());
+                Some(tokio::spawn(async move {
+                    source.collect(wanted.queries(), now).await
+                }))
+            }
+            _ => None,
+        };
         let token: Option<Arc<str>> = self.scraper.read_token().map(Arc::from);
         let semaphore = Arc::new(Semaphore::new(self.config.concurrency.get() as usize));
         let timeout_secs = self.config.timeout_secs.get_ref().get();
@@ -279,6 +299,10 @@ impl Collector {
             }
             slots.insert(node.name.clone(), slot);
         }
+        let queries = match queries {
+            Some(task) => task.await.ok(),
+            None => None,
+        };
         // The join is CPU-heavy (every pod of the cluster): it runs on a blocking thread so the
         // async workers keep answering API requests meanwhile.
         let (cluster, telemetry) = (self.cluster.clone(), self.telemetry.clone());
@@ -298,6 +322,10 @@ impl Collector {
                 snapshot::build(cycle, &state, slots.iter().map(|(n, s)| (n, &s.series)));
             if let Some(stage) = stage.as_mut() {
                 let mut samples = CycleSamples::default();
+                if let Some(collected) = queries {
+                    samples.queries = collected.results;
+                    samples.default_backend = collected.default_backend;
+                }
                 for (source, batch) in slots.values().flat_map(|s| &s.batches) {
                     samples.add(*source, batch.clone());
                 }

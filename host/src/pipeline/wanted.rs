@@ -4,20 +4,51 @@
 use crate::plugins::PluginSet;
 use crate::samples::Source;
 
+fn is_query(source: Source) -> bool {
+    matches!(source, Source::Prometheus | Source::PrometheusSeries)
+}
+
 /// Metric-name patterns per source (exact names, or prefixes written `name*`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Wanted {
     patterns: [Vec<String>; Source::ALL.len()],
+    /// Prometheus inputs: (source, backend as the plan names it, query), deduplicated.
+    queries: Vec<(Source, String, String)>,
 }
 
 impl Wanted {
     /// What the configured plugins of `set` read.
     pub fn of(set: &PluginSet) -> Wanted {
-        Wanted::from_inputs(
-            set.plans()
-                .flat_map(|(_, plan)| &plan.inputs)
+        let inputs: Vec<_> = set.plans().flat_map(|(_, plan)| &plan.inputs).collect();
+        let mut wanted = Wanted::from_inputs(
+            inputs
+                .iter()
+                .filter(|i| !is_query(i.source))
                 .map(|input| (input.source, input.name.as_str())),
-        )
+        );
+        for input in inputs.into_iter().filter(|i| is_query(i.source)) {
+            wanted.add_query(input.source, &input.backend, &input.name);
+        }
+        wanted
+    }
+
+    /// Adds a Prometheus input (once: plugins asking for the same query share one request).
+    pub fn add_query(&mut self, source: Source, backend: &str, query: &str) {
+        let known = self
+            .queries
+            .iter()
+            .any(|(s, b, q)| *s == source && b == backend && q == query);
+        if !known {
+            self.queries
+                .push((source, backend.to_owned(), query.to_owned()));
+        }
+    }
+
+    /// The Prometheus inputs: (source, backend as named, empty for the default; query).
+    pub fn queries(&self) -> impl Iterator<Item = (Source, &str, &str)> {
+        self.queries
+            .iter()
+            .map(|(s, b, q)| (*s, b.as_str(), q.as_str()))
     }
 
     /// From (source, pattern) pairs.
@@ -67,5 +98,24 @@ mod tests {
         assert!(!wanted.matches(Source::Cluster, "kube_pod_status_phase_x"));
         assert!(!wanted.matches(Source::KubeletResource, "kube_pod_status_phase"));
         assert_eq!(wanted.patterns[Source::Cluster.index()].len(), 1);
+    }
+
+    #[test]
+    fn queries_are_deduplicated_by_source_backend_and_query() {
+        let mut wanted = Wanted::default();
+        wanted.add_query(Source::Prometheus, "", "up");
+        wanted.add_query(Source::Prometheus, "", "up");
+        wanted.add_query(Source::Prometheus, "b", "up");
+        wanted.add_query(Source::PrometheusSeries, "", "up");
+        let got: Vec<_> = wanted.queries().collect();
+        assert_eq!(
+            got,
+            [
+                (Source::Prometheus, "", "up"),
+                (Source::Prometheus, "b", "up"),
+                (Source::PrometheusSeries, "", "up")
+            ]
+        );
+        assert!(!wanted.wants(Source::Prometheus));
     }
 }

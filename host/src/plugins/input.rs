@@ -4,10 +4,11 @@
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use super::plan::Input;
 use super::wit::types;
-use crate::samples::{CycleSamples, Family, Series, Source};
+use crate::samples::{CycleSamples, Family, QueryResult, Series, Source};
 
 /// Hashes series ids (sequential counters) by one multiplication: far cheaper than SipHash on
 /// the per-sample path, and ids are not attacker-chosen.
@@ -44,8 +45,9 @@ impl InputState {
     /// This cycle's input for `inputs`: every sample of every matching family, once (a family
     /// matched by two inputs is sent for the first), new series in `added` and vanished ones in
     /// `removed`. An input that failed this cycle ([`CycleSamples::failure`]) is reported in
-    /// `failures`, and its series are neither sent nor removed. Prometheus inputs get no samples
-    /// yet. `api-resources` is left `none` for the caller to fill.
+    /// `failures`, and its series are neither sent nor removed. A Prometheus query's result is
+    /// sent as any family; a series discovery's series are announced and carry no samples.
+    /// `api-resources` is left `none` for the caller to fill.
     pub fn build(
         &mut self,
         inputs: &[Input],
@@ -60,6 +62,7 @@ impl InputState {
         let dedup = inputs.len() > 1;
         let mut seen: HashSet<*const Family> = HashSet::new();
         let mut failures = Vec::new();
+        let mut discovered: Vec<(u32, &[Arc<Series>])> = Vec::new();
         for (i, input) in inputs.iter().enumerate() {
             if let Some(message) = samples.failure(input.source, &input.backend, &input.name) {
                 failures.push(types::InputFailure {
@@ -69,6 +72,15 @@ impl InputState {
                 continue;
             }
             if matches!(input.source, Source::Prometheus | Source::PrometheusSeries) {
+                match samples.query(input.source, &input.backend, &input.name) {
+                    Some(QueryResult::Samples(family)) => {
+                        if !dedup || seen.insert(Arc::as_ptr(family)) {
+                            families.push((i as u32, family));
+                        }
+                    }
+                    Some(QueryResult::Series(series)) => discovered.push((i as u32, series)),
+                    Some(QueryResult::Failed(_)) | None => {}
+                }
                 continue;
             }
             for family in samples.matching(input.source, &input.name) {
@@ -102,6 +114,17 @@ impl InputState {
             }
             input.timestamps_ms.extend_from_slice(&family.timestamps_ms);
             input.values.extend_from_slice(&family.values);
+        }
+        for (index, series) in discovered {
+            for series in series {
+                match self.sent.entry(series.id) {
+                    Entry::Occupied(mut seen) => seen.get_mut().0 = cycle,
+                    Entry::Vacant(new) => {
+                        new.insert((cycle, index));
+                        input.added.push(announce(series, index));
+                    }
+                }
+            }
         }
         let failed = |index: u32| input.failures.iter().any(|f| f.input == index);
         let mut removed = Vec::new();

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::wit::types;
+use crate::config::{PrometheusConfig, prometheus_backend};
 use crate::samples::Source;
 use crate::store::custom::ObjectResource;
 
@@ -84,6 +85,35 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Checks that every Prometheus input names a configured backend (an empty name: the
+    /// default one, which must exist).
+    pub fn check_backends(&self, backends: &[PrometheusConfig]) -> Result<(), String> {
+        let queries = self
+            .inputs
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| matches!(i.source, Source::Prometheus | Source::PrometheusSeries));
+        for (i, input) in queries {
+            if prometheus_backend(backends, &input.backend).is_some() {
+                continue;
+            }
+            let configured: Vec<&str> =
+                backends.iter().map(|b| b.name.get_ref().as_str()).collect();
+            let which = if input.backend.is_empty() {
+                "the default prometheus backend (one named `default`, or the only one)".to_owned()
+            } else {
+                format!("prometheus backend {:?}", input.backend)
+            };
+            return Err(format!(
+                "input {i} ({} {:?}) reads {which}, which is not configured (configured: [{}])",
+                input.source.as_str(),
+                input.name,
+                configured.join(", ")
+            ));
+        }
+        Ok(())
+    }
+
     /// Validates what `configure` returned.
     pub fn validate(plan: types::Plan) -> Result<Plan, String> {
         let mut inputs = Vec::with_capacity(plan.inputs.len());
@@ -320,5 +350,59 @@ mod tests {
         let mut p = plan(vec![]);
         p.derived.push("d".into());
         assert!(Plan::validate(p).unwrap_err().contains("listed twice"));
+    }
+
+    #[test]
+    fn prometheus_inputs_must_name_a_configured_backend() {
+        let backends = |text: &str| {
+            crate::config::parse(
+                std::path::Path::new("g.toml"),
+                &format!("[server]\nself_signed = true\n{text}"),
+            )
+            .unwrap()
+            .prometheus
+        };
+        let input = |source, backend: &str| Input {
+            source,
+            name: "up".into(),
+            backend: backend.into(),
+        };
+        let plan = |inputs| Plan {
+            inputs,
+            metrics: Vec::new(),
+            derived: Vec::new(),
+        };
+        let two = backends(
+            "[[prometheus]]\nname = \"a\"\nurl = \"http://a:9090\"\n\
+             [[prometheus]]\nname = \"b\"\nurl = \"http://b:9090\"\n",
+        );
+        let named = plan(vec![
+            input(Source::KubeletSummary, ""),
+            input(Source::Prometheus, "a"),
+            input(Source::PrometheusSeries, "b"),
+        ]);
+        named.check_backends(&two).unwrap();
+        let e = plan(vec![input(Source::Prometheus, "c")])
+            .check_backends(&two)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "input 0 (prometheus \"up\") reads prometheus backend \"c\", which is not \
+             configured (configured: [a, b])"
+        );
+        // Two backends, none named `default`: an input without a backend has none.
+        let e = plan(vec![input(Source::Prometheus, "")])
+            .check_backends(&two)
+            .unwrap_err();
+        assert!(e.contains("reads the default prometheus backend"), "{e}");
+        let one = backends("[[prometheus]]\nname = \"only\"\nurl = \"http://a:9090\"\n");
+        plan(vec![input(Source::Prometheus, "")])
+            .check_backends(&one)
+            .unwrap();
+        assert!(
+            plan(vec![input(Source::Prometheus, "")])
+                .check_backends(&[])
+                .is_err()
+        );
     }
 }

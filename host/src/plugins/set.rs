@@ -15,7 +15,7 @@ use super::output::{self, Accepted, Objects};
 use super::plan::{Metric, MetricKey, MetricTarget, Plan};
 use super::runtime::{LoadError, LoadedComponent, MAX_MEMORY_BYTES, PluginRuntime};
 use super::wit::types;
-use crate::config::{Config, PluginConfig};
+use crate::config::{Config, PluginConfig, PrometheusConfig};
 use crate::samples::{Batch, CycleSamples, Series, Source};
 use crate::sources::cluster::ClusterState;
 use crate::store::custom::{MetricState, PluginMetrics, PublishedMetric};
@@ -66,6 +66,8 @@ struct Running {
     config_json: String,
     /// Module, config and limits: equal fingerprints mean the same running plugin.
     fingerprint: Fingerprint,
+    /// The Prometheus backends its plan may name.
+    backends: Arc<[PrometheusConfig]>,
     /// Known once `configure` first succeeded; a new instance must return the same.
     configured: Option<Plan>,
     /// The plan in force: the configured one, or the last replan accepted.
@@ -121,6 +123,7 @@ pub struct Checked {
     limits: Limits,
     max_output: usize,
     fingerprint: Fingerprint,
+    backends: Arc<[PrometheusConfig]>,
 }
 
 impl Checked {
@@ -140,8 +143,12 @@ impl std::fmt::Debug for FreshPlugin {
 }
 
 /// Reads `pc`'s module (relative to `base_dir`), checks its sha256 and limits, and computes its
-/// fingerprint.
-pub fn check(pc: &PluginConfig, base_dir: &Path) -> Result<Checked, PluginError> {
+/// fingerprint; its plan will be checked against the Prometheus `backends`.
+pub fn check(
+    pc: &PluginConfig,
+    base_dir: &Path,
+    backends: &[PrometheusConfig],
+) -> Result<Checked, PluginError> {
     let name: Arc<str> = pc.name.get_ref().as_str().into();
     let file = base_dir.join(pc.file.get_ref());
     let bytes = std::fs::read(&file).map_err(|source| PluginError::Read {
@@ -195,6 +202,7 @@ pub fn check(pc: &PluginConfig, base_dir: &Path) -> Result<Checked, PluginError>
         limits,
         max_output,
         fingerprint: Fingerprint(hasher.finalize().into()),
+        backends: backends.into(),
     })
 }
 
@@ -211,12 +219,12 @@ impl PluginSet {
             api_resources: ApiResources::default(),
         };
         for pc in &config.plugins {
-            set.add(pc, &config.base_dir);
+            set.add(pc, &config.base_dir, &config.prometheus);
         }
         set
     }
 
-    fn add(&mut self, pc: &PluginConfig, base_dir: &Path) {
+    fn add(&mut self, pc: &PluginConfig, base_dir: &Path, backends: &[PrometheusConfig]) {
         let name: Arc<str> = pc.name.get_ref().as_str().into();
         let file = base_dir.join(pc.file.get_ref());
         let state = if self.plugins.iter().any(|p| p.name == name) {
@@ -225,7 +233,7 @@ impl PluginSet {
                 message: "another plugin has the same name".into(),
             })
         } else {
-            check(pc, base_dir).and_then(|checked| self.prepare(checked))
+            check(pc, base_dir, backends).and_then(|checked| self.prepare(checked))
         };
         let state = state.map_err(|e| {
             tracing::error!(plugin = &*name, "{e}");
@@ -266,6 +274,7 @@ impl PluginSet {
             config_json: checked.config_json,
             fingerprint: checked.fingerprint,
             configured: None,
+            backends: checked.backends,
             plan: None,
             pending: None,
             live: None,
@@ -727,7 +736,9 @@ fn start(
             plan
         }
     };
-    let plan = Plan::validate(plan).map_err(|e| format!("invalid plan: {e}"))?;
+    let plan = Plan::validate(plan)
+        .and_then(|p| p.check_backends(&r.backends).map(|()| p))
+        .map_err(|e| format!("invalid plan: {e}"))?;
     match &r.configured {
         Some(old) if *old != plan => {
             return Err("a new instance returned a different plan for the same config".into());

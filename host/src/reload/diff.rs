@@ -77,6 +77,7 @@ impl SettingChanges {
             ("authentication", old.authentication != new.authentication),
             ("authorization", old.authorization != new.authorization),
             ("plugin_runtime", old.plugin_runtime != new.plugin_runtime),
+            ("prometheus", old.prometheus != new.prometheus),
         ];
         changes.needs_restart = restart
             .into_iter()
@@ -121,10 +122,11 @@ mod tests {
         assert_eq!(SettingChanges::of(&old, &same), SettingChanges::default());
         let new = parse(
             "[server]\nself_signed = true\nlisten_addr = \"127.0.0.1:1\"\n\
-             [metrics]\nmax_sample_age_secs = 5\n[kubelet]\nconcurrency = 3\n",
+             [metrics]\nmax_sample_age_secs = 5\n[kubelet]\nconcurrency = 3\n\
+             [[prometheus]]\nname = \"p\"\nurl = \"http://p:9090\"\n",
         );
         let changes = SettingChanges::of(&old, &new);
         assert_eq!(changes.applied, ["metrics"]);
-        assert_eq!(changes.needs_restart, ["server", "kubelet"]);
+        assert_eq!(changes.needs_restart, ["server", "kubelet", "prometheus"]);
     }
 }

@@ -153,8 +153,8 @@ pub fn prepare(
     let mut started: Option<Arc<PluginRuntime>> = None;
     for pc in &candidate.config.plugins {
         let name = pc.name.get_ref();
-        let checked =
-            set::check(pc, &candidate.config.base_dir).map_err(|e| candidate.locate(name, e))?;
+        let checked = set::check(pc, &candidate.config.base_dir, &candidate.config.prometheus)
+            .map_err(|e| candidate.locate(name, e))?;
         let fingerprint = checked.fingerprint();
         candidate.fingerprints.push((name.clone(), fingerprint));
         let fresh = if running.get(name) == Some(&fingerprint) {

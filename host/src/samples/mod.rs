@@ -210,46 +210,89 @@ impl SeriesCache {
     }
 }
 
-/// Everything one cycle offers plugins: per source, the batches of every producer.
+/// A Prometheus input: an instant query ([`Source::Prometheus`]) or a series selector
+/// ([`Source::PrometheusSeries`]) on a named backend.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueryKey {
+    /// [`Source::Prometheus`] or [`Source::PrometheusSeries`].
+    pub source: Source,
+    /// The backend's configured name (the default one resolved).
+    pub backend: Arc<str>,
+    /// The PromQL query or series selector.
+    pub query: Arc<str>,
+}
+
+/// What one Prometheus input yielded this cycle.
+#[derive(Debug, Clone)]
+pub enum QueryResult {
+    /// An instant query's samples (Prometheus' own sample timestamps; a scalar result is one
+    /// series without name or labels).
+    Samples(Arc<Family>),
+    /// A series discovery's series (no samples).
+    Series(Arc<[Arc<Series>]>),
+    /// The input could not be read this cycle: why, naming the backend and the query.
+    Failed(Arc<str>),
+}
+
+/// Everything one cycle offers plugins: per source, the batches of every producer, and the
+/// results of Prometheus inputs by backend and query.
 #[derive(Debug, Default, Clone)]
 pub struct CycleSamples {
     /// Batches per source, indexed by [`Source::index`].
     pub sources: [Vec<Arc<Batch>>; Source::ALL.len()],
-    /// Inputs that could not be read this cycle: (source, backend, name) → why.
-    pub failures: HashMap<InputKey, Arc<str>>,
+    /// Results (or failures) of Prometheus inputs.
+    pub queries: HashMap<QueryKey, QueryResult>,
+    /// The backend an input with an empty backend name reads.
+    pub default_backend: Option<Arc<str>>,
 }
 
-/// An input as plans name it: source, backend (empty unless Prometheus) and name or query.
-pub type InputKey = (Source, Arc<str>, Arc<str>);
-
 impl CycleSamples {
+    /// The result of the Prometheus input (`source`, `backend`, `query`) of a plan, where an
+    /// empty `backend` means the default one; `None` when it was not run this cycle.
+    pub fn query(&self, source: Source, backend: &str, query: &str) -> Option<&QueryResult> {
+        let backend: Arc<str> = if backend.is_empty() {
+            self.default_backend.clone().unwrap_or_else(|| "".into())
+        } else {
+            backend.into()
+        };
+        self.queries.get(&QueryKey {
+            source,
+            backend,
+            query: query.into(),
+        })
+    }
+
     /// Adds a producer's batch.
     pub fn add(&mut self, source: Source, batch: Arc<Batch>) {
         self.sources[source.index()].push(batch);
     }
 
-    /// Records that the input `name` of `source` on `backend` (empty unless Prometheus) could
-    /// not be read this cycle, and why (with the backend and query). Plugins reading it get the
-    /// failure instead of its series.
+    /// Records that the Prometheus input (`source`, `backend`, `query`) could not be read this
+    /// cycle.
     pub fn fail(
         &mut self,
         source: Source,
         backend: &str,
-        name: &str,
+        query: &str,
         message: impl Into<Arc<str>>,
     ) {
-        self.failures
-            .insert((source, backend.into(), name.into()), message.into());
+        self.queries.insert(
+            QueryKey {
+                source,
+                backend: backend.into(),
+                query: query.into(),
+            },
+            QueryResult::Failed(message.into()),
+        );
     }
 
-    /// Why the input `name` of `source` on `backend` could not be read this cycle, if it failed.
-    pub fn failure(&self, source: Source, backend: &str, name: &str) -> Option<&str> {
-        if self.failures.is_empty() {
-            return None;
+    /// Why the Prometheus input (`source`, `backend`, `query`) could not be read this cycle, if
+    /// it failed.
+    pub fn failure(&self, source: Source, backend: &str, query: &str) -> Option<&str> {
+        match self.query(source, backend, query)? {
+            QueryResult::Failed(message) => Some(message),
+            _ => None,
         }
-        self.failures
-            .get(&(source, Arc::from(backend), Arc::from(name)))
-            .map(|m| &**m)
     }
 
     /// The families of `source` whose metric name matches `pattern` (exact, or a prefix ending
@@ -340,5 +383,49 @@ mod tests {
             b.id
         );
         assert_eq!(a.label("pod"), Some("p"));
+    }
+
+    #[test]
+    fn query_results_are_found_by_backend_with_the_default_resolved() {
+        let key = |source, backend: &str, query: &str| QueryKey {
+            source,
+            backend: backend.into(),
+            query: query.into(),
+        };
+        let mut family = Family::default();
+        family.push(series("up", &[]), 5, 1.0);
+        let mut cycle = CycleSamples {
+            default_backend: Some("main".into()),
+            ..CycleSamples::default()
+        };
+        cycle.queries.insert(
+            key(Source::Prometheus, "main", "up"),
+            QueryResult::Samples(Arc::new(family)),
+        );
+        cycle.queries.insert(
+            key(Source::Prometheus, "other", "up"),
+            QueryResult::Failed("prometheus \"other\": query \"up\": down".into()),
+        );
+        for backend in ["", "main"] {
+            match cycle.query(Source::Prometheus, backend, "up") {
+                Some(QueryResult::Samples(f)) => assert_eq!(f.values, [1.0]),
+                other => panic!("{backend:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            cycle.query(Source::Prometheus, "other", "up"),
+            Some(QueryResult::Failed(m)) if m.contains("down")
+        ));
+        assert!(cycle.query(Source::PrometheusSeries, "", "up").is_none());
+        // Without a default backend, the failure recorded under the empty name is found.
+        cycle.default_backend = None;
+        cycle.queries.insert(
+            key(Source::Prometheus, "", "up"),
+            QueryResult::Failed("no default".into()),
+        );
+        assert!(matches!(
+            cycle.query(Source::Prometheus, "", "up"),
+            Some(QueryResult::Failed(_))
+        ));
     }
 }

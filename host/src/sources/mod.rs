@@ -1,4 +1,6 @@
-//! Where data comes from: the Kubernetes API (cluster state) and kubelets.
+//! Where data comes from: the Kubernetes API (cluster state), kubelets and Prometheus-compatible
+//! backends.
 
 pub mod cluster;
 pub mod kubelet;
+pub mod prometheus;

@@ -275,10 +275,10 @@ where
 
 /// Accepts any certificate: `kubelet.insecure_skip_tls_verify = true`.
 #[derive(Debug)]
-struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+pub(crate) struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
 
 impl AcceptAnyCert {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         AcceptAnyCert(Arc::new(rustls::crypto::ring::default_provider()))
     }
 }

@@ -1,0 +1,362 @@
+//! Prometheus-compatible backends as a source: each cycle, the instant queries and series
+//! discoveries that plugins' plans name, deduplicated by (backend, query), run concurrently with
+//! the kubelet scrapes (bounded per backend, a timeout per request, `time=` the cycle's time).
+//! A failing backend fails only its own inputs: each failure is recorded for the cycle's plugins,
+//! logged (rate-limited per backend) and counted; the next cycle tries again.
+
+pub mod client;
+pub mod query;
+pub mod response;
+pub mod series;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::config::{PrometheusConfig, prometheus_backend};
+use crate::samples::{QueryKey, QueryResult, Series, Source};
+use crate::telemetry::{BackendLabels, BackendOutcomeLabels, Telemetry};
+use client::{BackendClient, RequestError, SetupError};
+use series::SeriesTable;
+
+/// At most one failure log line per backend in this interval (the rest are counted in it).
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// One configured backend.
+#[derive(Debug)]
+struct Backend {
+    name: Arc<str>,
+    client: BackendClient,
+    permits: Arc<Semaphore>,
+    discovery_interval_ms: i64,
+    max_series: usize,
+    timeout_secs: u32,
+    /// When a failure was last logged, and the failures not logged since.
+    warned: Mutex<(Option<Instant>, u64)>,
+}
+
+/// A series discovery's state between its runs.
+#[derive(Debug, Default)]
+struct Discovery {
+    table: SeriesTable,
+    /// The last successful run: when (cycle time, ms) and what it found.
+    last: Option<(i64, Arc<[Arc<Series>]>)>,
+}
+
+/// What each input keeps across cycles.
+#[derive(Debug, Default)]
+struct State {
+    queries: HashMap<QueryKey, SeriesTable>,
+    discoveries: HashMap<QueryKey, Discovery>,
+}
+
+/// One cycle's results.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Result or failure of every input asked for.
+    pub results: HashMap<QueryKey, QueryResult>,
+    /// The backend inputs with an empty backend name read.
+    pub default_backend: Option<Arc<str>>,
+}
+
+/// The configured backends and the state of their inputs.
+#[derive(Debug)]
+pub struct PrometheusSource {
+    backends: HashMap<Arc<str>, Arc<Backend>>,
+    default: Option<Arc<str>>,
+    telemetry: Telemetry,
+    state: Mutex<State>,
+}
+
+impl PrometheusSource {
+    /// The backends of `configs` (relative paths against `base_dir`).
+    pub fn new(
+        configs: &[PrometheusConfig],
+        base_dir: &Path,
+        telemetry: Telemetry,
+    ) -> Result<PrometheusSource, SetupError> {
+        let mut backends = HashMap::new();
+        for cfg in configs {
+            let name: Arc<str> = cfg.name.get_ref().as_str().into();
+            let backend = Backend {
+                name: name.clone(),
+                client: BackendClient::new(cfg, base_dir)?,
+                permits: Arc::new(Semaphore::new(cfg.max_concurrency.get() as usize)),
+                discovery_interval_ms: i64::from(cfg.discovery_interval_secs.get()) * 1000,
+                max_series: cfg.max_series.get() as usize,
+                timeout_secs: cfg.timeout_secs.get(),
+                warned: Mutex::new((None, 0)),
+            };
+            backends.insert(name, Arc::new(backend));
+        }
+        Ok(PrometheusSource {
+            backends,
+            default: prometheus_backend(configs, "").map(|b| b.name.get_ref().as_str().into()),
+            telemetry,
+            state: Mutex::default(),
+        })
+    }
+
+    /// Runs the Prometheus inputs `inputs` — (source, backend as a plan names it, query or
+    /// selector) — for the cycle at `now_ms`. Inputs not asked for are forgotten.
+    pub async fn collect<'a>(
+        &self,
+        inputs: impl IntoIterator<Item = (Source, &'a str, &'a str)>,
+        now_ms: i64,
+    ) -> Collected {
+        let mut collected = Collected {
+            results: HashMap::new(),
+            default_backend: self.default.clone(),
+        };
+        let mut state = std::mem::take(&mut *self.state.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut next = State::default();
+        let mut tasks = JoinSet::new();
+        let mut seen = std::collections::HashSet::new();
+        for (source, backend, query) in inputs {
+            let resolved = if backend.is_empty() {
+                self.default.clone()
+            } else {
+                self.backends.get(backend).map(|b| b.name.clone())
+            };
+            let Some(backend) = resolved.and_then(|name| self.backends.get(&name).cloned()) else {
+                let key = QueryKey {
+                    source,
+                    backend: backend.into(),
+                    query: query.into(),
+                };
+                let message = if backend.is_empty() {
+                    format!(
+                        "query {query:?}: no default prometheus backend (name one `default`, or configure only one)"
+                    )
+                } else {
+                    format!(
+                        "query {query:?}: no prometheus backend named {backend:?} is configured"
+                    )
+                };
+                collected
+                    .results
+                    .insert(key, QueryResult::Failed(message.into()));
+                continue;
+            };
+            let key = QueryKey {
+                source,
+                backend: backend.name.clone(),
+                query: query.into(),
+            };
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            match source {
+                Source::PrometheusSeries => {
+                    let mut discovery = state.discoveries.remove(&key).unwrap_or_default();
+                    match &discovery.last {
+                        Some((when, found))
+                            if now_ms - when < backend.discovery_interval_ms && now_ms >= *when =>
+                        {
+                            collected
+                                .results
+                                .insert(key.clone(), QueryResult::Series(found.clone()));
+                            next.discoveries.insert(key, discovery);
+                        }
+                        _ => {
+                            let telemetry = self.telemetry.clone();
+                            tasks.spawn(async move {
+                                let started = Instant::now();
+                                let window = backend.discovery_interval_ms.max(query::LOOKBACK_MS);
+                                let result = backend
+                                    .bounded(query::series(
+                                        &backend.client,
+                                        &key.query,
+                                        now_ms,
+                                        window,
+                                        backend.max_series,
+                                        &mut discovery.table,
+                                    ))
+                                    .await;
+                                observe(&telemetry, &backend, started, &result);
+                                let result = match result {
+                                    Ok(found) => {
+                                        discovery.last = Some((now_ms, found.clone()));
+                                        Ok(QueryResult::Series(found))
+                                    }
+                                    Err(e) => Err(e),
+                                };
+                                Slot::Discovery(key, discovery, backend, result)
+                            });
+                        }
+                    }
+                }
+                _ => {
+                    let mut table = state.queries.remove(&key).unwrap_or_default();
+                    let telemetry = self.telemetry.clone();
+                    tasks.spawn(async move {
+                        let started = Instant::now();
+                        let result = backend
+                            .bounded(query::instant(
+                                &backend.client,
+                                &key.query,
+                                now_ms,
+                                &mut table,
+                            ))
+                            .await;
+                        observe(&telemetry, &backend, started, &result);
+                        let result = result.map(|f| QueryResult::Samples(Arc::new(f)));
+                        Slot::Query(key, table, backend, result)
+                    });
+                }
+            }
+        }
+        let mut answered: HashMap<Arc<str>, bool> = HashMap::new();
+        while let Some(joined) = tasks.join_next().await {
+            let Ok(slot) = joined else { continue };
+            let (key, backend, result) = match slot {
+                Slot::Query(key, table, backend, result) => {
+                    next.queries.insert(key.clone(), table);
+                    (key, backend, result)
+                }
+                Slot::Discovery(key, discovery, backend, result) => {
+                    next.discoveries.insert(key.clone(), discovery);
+                    (key, backend, result)
+                }
+            };
+            let up = answered.entry(backend.name.clone()).or_default();
+            *up |= result
+                .as_ref()
+                .map_or_else(RequestError::backend_answered, |_| true);
+            let result = result.unwrap_or_else(|error| {
+                let message = format!(
+                    "prometheus {:?}: {} {:?}: {error}",
+                    &*backend.name,
+                    if key.source == Source::PrometheusSeries {
+                        "series"
+                    } else {
+                        "query"
+                    },
+                    &*key.query
+                );
+                warn_failure(&backend, &key, &error);
+                QueryResult::Failed(message.into())
+            });
+            collected.results.insert(key, result);
+        }
+        for (name, up) in answered {
+            self.telemetry
+                .prometheus_backend_up
+                .get_or_create(&BackendLabels {
+                    backend: name.to_string(),
+                })
+                .set(i64::from(up));
+        }
+        for name in self.backends.keys() {
+            let held: usize = next
+                .discoveries
+                .iter()
+                .filter(|(k, _)| k.backend == *name)
+                .map(|(_, d)| d.last.as_ref().map_or(0, |(_, s)| s.len()))
+                .sum();
+            self.telemetry
+                .prometheus_discovered_series
+                .get_or_create(&BackendLabels {
+                    backend: name.to_string(),
+                })
+                .set(held as i64);
+        }
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = next;
+        collected
+    }
+}
+
+/// A finished request with the state it carried.
+enum Slot {
+    Query(
+        QueryKey,
+        SeriesTable,
+        Arc<Backend>,
+        Result<QueryResult, RequestError>,
+    ),
+    Discovery(
+        QueryKey,
+        Discovery,
+        Arc<Backend>,
+        Result<QueryResult, RequestError>,
+    ),
+}
+
+impl Backend {
+    /// Runs `request` when a slot of the backend is free, all within the backend's timeout: a
+    /// request still waiting for a slot then fails too, so a slow backend holds the cycle no
+    /// longer than its timeout.
+    async fn bounded<T>(
+        &self,
+        request: impl Future<Output = Result<T, RequestError>>,
+    ) -> Result<T, RequestError> {
+        let limit = Duration::from_secs(self.timeout_secs.into());
+        tokio::time::timeout(limit, async {
+            let _permit = self.permits.acquire().await.expect("never closed");
+            request.await
+        })
+        .await
+        .unwrap_or(Err(RequestError::Timeout(self.timeout_secs)))
+    }
+}
+
+impl RequestError {
+    /// The backend answered (it is up), even if the answer was an error.
+    fn backend_answered(&self) -> bool {
+        matches!(self, RequestError::Response(_))
+    }
+}
+
+fn observe<T>(
+    telemetry: &Telemetry,
+    backend: &Backend,
+    started: Instant,
+    result: &Result<T, RequestError>,
+) {
+    let backend_name = backend.name.to_string();
+    telemetry
+        .prometheus_query_duration
+        .get_or_create(&BackendLabels {
+            backend: backend_name.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    let outcome = match result {
+        Ok(_) => "success",
+        Err(e) => e.outcome(),
+    };
+    telemetry
+        .prometheus_queries
+        .get_or_create(&BackendOutcomeLabels {
+            backend: backend_name,
+            outcome,
+        })
+        .inc();
+}
+
+/// Logs a failed input, at most once per backend per [`WARN_EVERY`].
+fn warn_failure(backend: &Backend, key: &QueryKey, error: &RequestError) {
+    let mut warned = backend.warned.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    if warned
+        .0
+        .is_some_and(|at| now.duration_since(at) < WARN_EVERY)
+    {
+        warned.1 += 1;
+        return;
+    }
+    let suppressed = std::mem::take(&mut warned.1);
+    warned.0 = Some(now);
+    tracing::warn!(
+        backend = &*backend.name,
+        query = &*key.query,
+        source = key.source.as_str(),
+        outcome = error.outcome(),
+        suppressed,
+        %error,
+        "prometheus input failed; the metrics that depend on it fail this cycle"
+    );
+}

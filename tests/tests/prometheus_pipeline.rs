@@ -1,0 +1,80 @@
+//! The Prometheus source inside the gateway's cycle, against a real Prometheus: the queries that
+//! plugins' plans name run every cycle, once however many plugins read them, and a plan naming a
+//! backend that is not configured is refused.
+
+mod common;
+
+use metrics_gateway::demo::RigPlugin;
+use metrics_gateway_testkit::cluster::{ClusterSpec, SimClock};
+use metrics_gateway_testkit::prometheus::{END_MS, Prometheus};
+
+const QUERY: &str = "sum by (namespace, queue) (queue_depth)";
+
+fn rate_reading(metric: &str) -> RigPlugin {
+    RigPlugin::new(
+        metric,
+        common::plugin_wasm("rate"),
+        &format!(
+            "[[rules]]\nsource = \"prometheus\"\nseries = \"{QUERY}\"\nmetric = \"{metric}\"\n\
+             target = \"external\"\nnamespaced = true\n"
+        ),
+    )
+}
+
+fn spec() -> ClusterSpec {
+    ClusterSpec {
+        nodes: 1,
+        pods_per_node: 1,
+        ..ClusterSpec::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_sharing_a_query_cause_one_request_per_cycle() {
+    let prom = Prometheus::start().unwrap();
+    let url = prom.url();
+    let (rig, _) = common::rig_with(spec(), |o| {
+        // The cycle's time is the data's end, so the queries see it.
+        o.clock = SimClock::manual(END_MS);
+        o.plugins = vec![rate_reading("queue_rate_a"), rate_reading("queue_rate_b")];
+        o.extra_config = format!("[[prometheus]]\nname = \"main\"\nurl = \"{url}\"\n");
+    })
+    .await;
+    assert!(
+        rig.gateway.plugin_errors.is_empty(),
+        "{:?}",
+        rig.gateway.plugin_errors
+    );
+    let before = prom.requests_to("/api/v1/query").unwrap();
+    rig.gateway.collector.run_cycle().await;
+    rig.gateway.collector.run_cycle().await;
+    let after = prom.requests_to("/api/v1/query").unwrap();
+    assert_eq!(
+        after - before,
+        2.0,
+        "one request per cycle for both plugins"
+    );
+    let metrics = common::self_metrics(&rig);
+    for line in [
+        "metrics_gateway_prometheus_queries_total{backend=\"main\",outcome=\"success\"} 2",
+        "metrics_gateway_prometheus_backend_up{backend=\"main\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_reading_an_unconfigured_backend_is_refused() {
+    let (rig, _) = common::rig_with(spec(), |o| {
+        o.plugins = vec![rate_reading("queue_rate_a")];
+    })
+    .await;
+    let errors = format!("{:?}", rig.gateway.plugin_errors);
+    assert!(
+        errors.contains(
+            "invalid plan: input 0 (prometheus \\\"sum by (namespace, queue) (queue_depth)\\\") \
+             reads the default prometheus backend"
+        ),
+        "{errors}"
+    );
+}
