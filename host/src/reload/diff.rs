@@ -77,6 +77,10 @@ impl SettingChanges {
             ("authentication", old.authentication != new.authentication),
             ("authorization", old.authorization != new.authorization),
             ("plugin_runtime", old.plugin_runtime != new.plugin_runtime),
+            (
+                "custom_resources",
+                old.custom_resources != new.custom_resources,
+            ),
         ];
         changes.needs_restart = restart
             .into_iter()
