@@ -5,6 +5,7 @@
 //! path; every replica does this. The replica holding the Lease ([`crate::leader`]) writes
 //! each object's status and Events ([`status`]).
 
+pub mod check;
 pub mod module;
 pub mod source;
 pub mod spec;
