@@ -420,7 +420,10 @@ fn metricsplugin_crd_is_the_resource_the_gateway_watches_with_its_types_schema()
     let crd_json = &base().crd;
     let crd: CustomResourceDefinition = serde_json::from_value(crd_json.clone())
         .unwrap_or_else(|e| panic!("the CRD does not decode as its API type: {e}"));
-    assert_eq!(crd.metadata.name.as_deref(), Some(format!("{PLURAL}.{GROUP}").as_str()));
+    assert_eq!(
+        crd.metadata.name.as_deref(),
+        Some(format!("{PLURAL}.{GROUP}").as_str())
+    );
     assert_eq!(crd.spec.group, GROUP);
     assert_eq!(crd.spec.scope, "Cluster");
     assert_eq!(crd.spec.names.kind, KIND);
@@ -430,7 +433,13 @@ fn metricsplugin_crd_is_the_resource_the_gateway_watches_with_its_types_schema()
     };
     assert_eq!(version.name, VERSION);
     assert!(version.served && version.storage);
-    assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
+    assert!(
+        version
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some()
+    );
     let columns: Vec<&str> = version
         .additional_printer_columns
         .iter()

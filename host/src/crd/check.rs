@@ -34,8 +34,7 @@ pub fn check_files(
 ) -> Result<Vec<ResourceCheck>, String> {
     let mut checks = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| format!("{}: {e}", file.display()))?;
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
         let documents: Vec<Value> = serde_saphyr::from_multiple(&text)
             .map_err(|e| format!("{}: not YAML: {e}", file.display()))?;
         for (index, document) in documents.iter().enumerate() {
@@ -78,7 +77,9 @@ fn check_document(
         });
     }
     let Some(path) = modules.get(name) else {
-        return Ok("spec valid; module not checked (give --module NAME=PATH to compile and configure it)");
+        return Ok(
+            "spec valid; module not checked (give --module NAME=PATH to compile and configure it)",
+        );
     };
     let bytes = std::fs::read(path).map_err(|source| {
         Refusal::of(&PluginError::Read {
@@ -87,7 +88,8 @@ fn check_document(
             source,
         })
     })?;
-    let checked = set::check_entry(entry(name, &spec, &module, bytes)).map_err(|e| Refusal::of(&e))?;
+    let checked =
+        set::check_entry(entry(name, &spec, &module, bytes)).map_err(|e| Refusal::of(&e))?;
     let rt = runtime().map_err(|e| Refusal::of(&e))?;
     PluginSet::start_fresh(&rt, checked).map_err(|e| Refusal::of(&e))?;
     Ok("spec valid; module verified, compiled and configured")
@@ -158,14 +160,26 @@ spec:
         let checks = run(yaml, &modules);
         assert_eq!(checks.len(), 4);
         assert!(checks[0].location.ends_with("#1 (ok)"));
-        assert!(checks[0].result.as_ref().unwrap().contains("module not checked"));
+        assert!(
+            checks[0]
+                .result
+                .as_ref()
+                .unwrap()
+                .contains("module not checked")
+        );
         let refusal = |i: usize| checks[i].result.as_ref().unwrap_err();
         assert_eq!(refusal(1).reason, "InvalidSpec");
-        assert!(refusal(1).message.contains("timeoutMS"), "{}", refusal(1).message);
+        assert!(
+            refusal(1).message.contains("timeoutMS"),
+            "{}",
+            refusal(1).message
+        );
         assert_eq!(refusal(2).reason, "NameConflict");
         assert_eq!(refusal(3).reason, "CompileFailed");
         assert!(
-            refusal(3).message.starts_with("plugin junk: secret plugins/modules key junk.wasm:"),
+            refusal(3)
+                .message
+                .starts_with("plugin junk: secret plugins/modules key junk.wasm:"),
             "{}",
             refusal(3).message
         );
