@@ -92,7 +92,9 @@ async fn resolve(object: &DynamicObject, fetcher: &ModuleFetcher) -> ResourcePlu
 
 /// What identifies a resolved plugin for change detection: generation and module digest, or
 /// the refusal.
-fn signature(p: &ResourcePlugin) -> (i64, Result<[u8; 32], String>) {
+type Signature = (i64, Result<[u8; 32], String>);
+
+fn signature(p: &ResourcePlugin) -> Signature {
     let digest = p
         .entry
         .as_ref()
@@ -126,7 +128,7 @@ pub fn spawn(
         let mut buffer: BTreeMap<String, DynamicObject> = BTreeMap::new();
         let mut synced = false;
         let mut resolved: HashMap<String, (SpecView, ResourcePlugin)> = HashMap::new();
-        let mut applied: Option<Vec<(String, (i64, Result<[u8; 32], String>))>> = None;
+        let mut applied: Option<Vec<(String, Signature)>> = None;
         let mut retry = tokio::time::interval(RETRY_FAILED);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
