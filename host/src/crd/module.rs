@@ -193,6 +193,56 @@ fn roots(ca_bundle: Option<&str>) -> Result<rustls::RootCertStore, String> {
 mod tests {
     use super::*;
 
+    use metrics_gateway_testkit::pki::{TestCa, install_crypto_provider};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An HTTPS server on 127.0.0.1 answering every request with `body`; returns its URL and CA.
+    async fn serve(body: &'static [u8]) -> (String, String) {
+        install_crypto_provider();
+        let ca = TestCa::new("module-server-ca").unwrap();
+        let cert = ca.server_cert("modules", &["127.0.0.1".into()]).unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(cert.server_config().unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    continue;
+                };
+                let mut request = [0u8; 1024];
+                let _ = tls.read(&mut request).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = tls.write_all(head.as_bytes()).await;
+                let _ = tls.write_all(body).await;
+                let _ = tls.shutdown().await;
+            }
+        });
+        (format!("https://{addr}/plugins/p.wasm"), ca.cert_pem())
+    }
+
+    #[tokio::test]
+    async fn https_modules_are_verified_with_the_ca_bundle_and_size_capped() {
+        let (url, ca) = serve(b"module bytes").await;
+        let source = HttpsSource {
+            url: url.clone(),
+            ca_bundle: Some(ca),
+        };
+        assert_eq!(fetch_https(&source, 1024).await.unwrap(), b"module bytes");
+        let capped = fetch_https(&source, 4).await.unwrap_err();
+        assert!(capped.contains("at most 4 bytes"), "{capped}");
+        // Another CA does not verify the server.
+        let other = TestCa::new("other-ca").unwrap().cert_pem();
+        let untrusted = HttpsSource {
+            url,
+            ca_bundle: Some(other),
+        };
+        let refused = fetch_https(&untrusted, 1024).await.unwrap_err();
+        assert!(refused.contains(": TLS: "), "{refused}");
+    }
+
     #[test]
     fn a_ca_bundle_without_certificates_is_refused() {
         assert_eq!(
