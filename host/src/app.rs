@@ -16,6 +16,7 @@ use crate::api::tls::{RELOAD_INTERVAL, ServingTls};
 use crate::api::{ApiState, router};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::crd::ResourceWatch;
 use crate::pipeline::Collector;
 use crate::plugins::{PluginRuntime, PluginSet};
 use crate::reload::trigger::ReloadHandle;
@@ -68,6 +69,8 @@ pub struct Gateway {
     pub plugin_errors: Vec<(String, String)>,
     /// Reload requests, when started from a config file.
     pub reload: Option<ReloadHandle>,
+    /// `MetricsPlugin` watch, leader election and status, when `custom_resources.enabled`.
+    pub resources: Option<ResourceWatch>,
     server: RunningServer,
     watch: ClusterWatch,
     /// Background tasks of the API (CA bundle watch, certificate reload), aborted on shutdown.
@@ -142,6 +145,7 @@ impl Gateway {
             i64::from(config.max_sample_age_secs()) * 1000,
         ));
         let mut api_tasks = Vec::new();
+        let mut resources = None;
         let reload = match &options.config_path {
             Some(path) => {
                 let reloader = Arc::new(Reloader::new(ReloaderParts {
@@ -155,11 +159,23 @@ impl Gateway {
                     max_sample_age_ms: max_sample_age_ms.clone(),
                     cycle_after: options.collect_on_interval,
                 }));
-                let (handle, task) = ReloadHandle::spawn(reloader);
+                let (handle, task) = ReloadHandle::spawn(reloader.clone());
                 api_tasks.push(task);
                 api_tasks.push(watch_config(path, handle.clone())?);
+                if config.custom_resources.enabled {
+                    resources = Some(crate::crd::start(
+                        client.clone(),
+                        &config.custom_resources,
+                        reloader,
+                        handle.clone(),
+                    ));
+                }
                 Some(handle)
             }
+            None if config.custom_resources.enabled => anyhow::bail!(
+                "custom_resources.enabled needs the gateway started from a config file \
+                 (MetricsPlugins are applied through its reload path)"
+            ),
             None => None,
         };
         let watch = ClusterWatch::start(client.clone(), cluster.clone(), telemetry.clone());
@@ -236,6 +252,7 @@ impl Gateway {
             telemetry,
             plugin_errors,
             reload,
+            resources,
             server,
             watch,
             api_tasks,
@@ -248,6 +265,9 @@ impl Gateway {
         drop(self.collection);
         self.watch.abort();
         for task in &self.api_tasks {
+            task.abort();
+        }
+        for task in self.resources.iter().flat_map(|r| &r.tasks) {
             task.abort();
         }
         self.server.shutdown().await;

@@ -35,6 +35,13 @@ pub enum Command {
     CheckConfig {
         /// The file to check.
         file: PathBuf,
+        /// `MetricsPlugin` YAML files (one or many documents each) to check with it.
+        #[arg(long = "resource")]
+        resources: Vec<PathBuf>,
+        /// A local component for a resource's module, as NAME=PATH (the resource's name): its
+        /// sha256, compilation and configure are checked too.
+        #[arg(long = "module", value_parser = crate::crd::check::parse_module_arg)]
+        modules: Vec<(String, PathBuf)>,
     },
     /// Run a simulated cluster (kubelets + API server + aggregator) with the gateway behind it.
     Demo(crate::demo::DemoArgs),

@@ -33,7 +33,11 @@ fn main() -> ExitCode {
     init_logging(&cli.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
-        Command::CheckConfig { file } => check_config(&file),
+        Command::CheckConfig {
+            file,
+            resources,
+            modules,
+        } => check_config(&file, &resources, modules.into_iter().collect()),
         Command::Serve { config: path } => {
             let config = match config::load(&path) {
                 Ok(c) => c,
@@ -72,23 +76,68 @@ fn main() -> ExitCode {
 
 /// Validates a config, and loads and configures every plugin it names, through the same path
 /// as a reload; exit code 2 and the error's location when it is invalid.
-fn check_config(file: &std::path::Path) -> ExitCode {
+fn check_config(
+    file: &std::path::Path,
+    resources: &[std::path::PathBuf],
+    modules: std::collections::BTreeMap<String, std::path::PathBuf>,
+) -> ExitCode {
     let telemetry = metrics_gateway::telemetry::Telemetry::new();
     let runtime =
         |c: &metrics_gateway::config::Config| PluginRuntime::new(&c.plugin_runtime, &telemetry);
-    match reload::prepare(file, runtime, &HashMap::new()) {
-        Ok(_) => {
+    let candidate = match reload::prepare(file, runtime, &HashMap::new()) {
+        Ok(candidate) => {
             println!("{}: OK", file.display());
-            ExitCode::SUCCESS
+            candidate
         }
         Err(e @ reload::ReloadError::Runtime(_)) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(2)
+            return ExitCode::from(2);
         }
+    };
+    if resources.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    let config = candidate.config;
+    let file_plugins: Vec<String> = config
+        .plugins
+        .iter()
+        .map(|p| p.name.get_ref().clone())
+        .collect();
+    let mut runtime = || PluginRuntime::new(&config.plugin_runtime, &telemetry);
+    let checks = match metrics_gateway::crd::check::check_files(
+        resources,
+        &file_plugins,
+        &modules,
+        &mut runtime,
+        &config.prometheus,
+    ) {
+        Ok(checks) => checks,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut refused = false;
+    for check in checks {
+        match check.result {
+            Ok(note) => println!("{}: OK: {note}", check.location),
+            Err(refusal) => {
+                refused = true;
+                eprintln!(
+                    "error: {}: {}: {}",
+                    check.location, refusal.reason, refusal.message
+                );
+            }
+        }
+    }
+    if refused {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

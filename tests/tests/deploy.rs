@@ -67,6 +67,8 @@ struct Manifests {
     service: Service,
     api_services: Vec<APIService>,
     config_map: ConfigMap,
+    /// The `MetricsPlugin` CustomResourceDefinition, as kubectl printed it.
+    crd: Value,
 }
 
 fn base_yaml() -> &'static str {
@@ -212,6 +214,7 @@ impl Manifests {
             "Service",
             "APIService",
             "ConfigMap",
+            "CustomResourceDefinition",
         ];
         for o in &objects {
             assert!(
@@ -234,6 +237,7 @@ impl Manifests {
             service: typed(one("Service")),
             api_services: of_kind("APIService").into_iter().map(typed).collect(),
             config_map: typed(one("ConfigMap")),
+            crd: one("CustomResourceDefinition").clone(),
             objects: objects.clone(),
         }
     }
@@ -388,6 +392,127 @@ fn every_object_passes_a_client_dry_run_and_round_trips_through_its_api_type() {
     assert_eq!(m.objects.len(), documents(base_yaml()).len());
     assert_eq!(m.namespace.metadata.name.as_deref(), Some(BASE_NAMESPACE));
     assert_eq!(m.api_services.len(), 4);
+}
+
+/// The property names of a schema object.
+fn property_names(schema: &Value) -> BTreeSet<String> {
+    schema["properties"]
+        .as_object()
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The field names of a serialized object.
+fn field_names(value: &Value) -> BTreeSet<String> {
+    value
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn metricsplugin_crd_is_the_resource_the_gateway_watches_with_its_types_schema() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use metrics_gateway::crd::spec::{
+        Condition, GROUP, HttpsSource, KIND, KeyRef, MetricsPluginSpec, MetricsPluginStatus,
+        ModuleSource, PLURAL, VERSION,
+    };
+    let crd_json = &base().crd;
+    let crd: CustomResourceDefinition = serde_json::from_value(crd_json.clone())
+        .unwrap_or_else(|e| panic!("the CRD does not decode as its API type: {e}"));
+    assert_eq!(
+        crd.metadata.name.as_deref(),
+        Some(format!("{PLURAL}.{GROUP}").as_str())
+    );
+    assert_eq!(crd.spec.group, GROUP);
+    assert_eq!(crd.spec.scope, "Cluster");
+    assert_eq!(crd.spec.names.kind, KIND);
+    assert_eq!(crd.spec.names.plural, PLURAL);
+    let [version] = crd.spec.versions.as_slice() else {
+        panic!("one version")
+    };
+    assert_eq!(version.name, VERSION);
+    assert!(version.served && version.storage);
+    assert!(
+        version
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some()
+    );
+    let columns: Vec<&str> = version
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(columns, ["Ready", "Reason", "Metrics", "Age"]);
+
+    // Every field of the Rust types is in the schema and every schema property is a field.
+    let schema = &crd_json["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
+    let key = KeyRef {
+        namespace: "n".into(),
+        name: "m".into(),
+        key: "k".into(),
+    };
+    let full = MetricsPluginSpec {
+        module: ModuleSource {
+            config_map: Some(key.clone()),
+            secret: Some(key),
+            https: Some(HttpsSource {
+                url: "https://x".into(),
+                ca_bundle: Some("pem".into()),
+            }),
+            sha256: Some("0".repeat(64)),
+        },
+        order: 1,
+        timeout_ms: 1,
+        memory_mib: 1,
+        max_output: 1,
+        config: BTreeMap::new(),
+    };
+    let spec = serde_json::to_value(&full).unwrap();
+    let pairs = [
+        (&schema["spec"], &spec),
+        (&schema["spec"]["properties"]["module"], &spec["module"]),
+        (
+            &schema["spec"]["properties"]["module"]["properties"]["configMap"],
+            &spec["module"]["configMap"],
+        ),
+        (
+            &schema["spec"]["properties"]["module"]["properties"]["https"],
+            &spec["module"]["https"],
+        ),
+    ];
+    for (schema, value) in pairs {
+        assert_eq!(property_names(schema), field_names(value), "{value}");
+    }
+    let status = serde_json::to_value(MetricsPluginStatus {
+        observed_generation: Some(1),
+        conditions: vec![Condition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            observed_generation: 1,
+            last_transition_time: "t".into(),
+            reason: "r".into(),
+            message: "m".into(),
+        }],
+        metrics: vec![],
+    })
+    .unwrap();
+    assert_eq!(property_names(&schema["status"]), field_names(&status));
+    assert_eq!(
+        property_names(&schema["status"]["properties"]["conditions"]["items"]),
+        field_names(&status["conditions"][0])
+    );
+    // The schema's defaults are the gateway's.
+    let defaulted: MetricsPluginSpec =
+        serde_json::from_value(serde_json::json!({"module": spec["module"].clone()})).unwrap();
+    let props = &schema["spec"]["properties"];
+    assert_eq!(props["timeoutMs"]["default"], defaulted.timeout_ms);
+    assert_eq!(props["memoryMib"]["default"], defaulted.memory_mib);
+    assert_eq!(props["maxOutput"]["default"], defaulted.max_output);
+    assert_eq!(props["order"]["default"], defaulted.order);
 }
 
 #[test]

@@ -40,6 +40,9 @@ pub struct Config {
     /// before it).
     #[serde(default)]
     pub plugins: Vec<PluginConfig>,
+    /// `MetricsPlugin` custom resources: watch, leader election, module fetching.
+    #[serde(default)]
+    pub custom_resources: CustomResourcesConfig,
     /// The directory relative paths are resolved against (the config file's).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -394,16 +397,100 @@ pub struct PluginConfig {
     pub config: toml::Table,
 }
 
+/// `[custom_resources]`: plugins from `MetricsPlugin` objects, applied by every replica; the
+/// leader (a `coordination.k8s.io/v1` Lease) writes their status and Events.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomResourcesConfig {
+    /// Watch `MetricsPlugin` objects and run their plugins after the file's.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Namespace of the leader-election Lease.
+    #[serde(default = "default_lease_namespace")]
+    pub lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[serde(default = "default_lease_name")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease (default: `$POD_NAME`, else the host name).
+    pub identity: Option<String>,
+    /// How long a Lease not renewed stays held, ms (others wait this long before taking over).
+    #[serde(default = "default_lease_duration_ms")]
+    pub lease_duration_ms: AtLeastOne,
+    /// The leader gives up when it could not renew for this long, ms (less than the duration).
+    #[serde(default = "default_renew_deadline_ms")]
+    pub renew_deadline_ms: AtLeastOne,
+    /// Time between attempts to acquire or renew, ms.
+    #[serde(default = "default_retry_period_ms")]
+    pub retry_period_ms: AtLeastOne,
+    /// Largest module accepted from a ConfigMap, a Secret or a URL, bytes.
+    #[serde(default = "default_max_module_bytes")]
+    pub max_module_bytes: AtLeastOne,
+    /// Deadline of fetching one module from a URL, ms.
+    #[serde(default = "default_fetch_timeout_ms")]
+    pub fetch_timeout_ms: AtLeastOne,
+}
+
+impl Default for CustomResourcesConfig {
+    fn default() -> Self {
+        CustomResourcesConfig {
+            enabled: false,
+            lease_namespace: default_lease_namespace(),
+            lease_name: default_lease_name(),
+            identity: None,
+            lease_duration_ms: default_lease_duration_ms(),
+            renew_deadline_ms: default_renew_deadline_ms(),
+            retry_period_ms: default_retry_period_ms(),
+            max_module_bytes: default_max_module_bytes(),
+            fetch_timeout_ms: default_fetch_timeout_ms(),
+        }
+    }
+}
+
+fn default_lease_namespace() -> String {
+    "metrics-gateway".into()
+}
+
+fn default_lease_name() -> String {
+    "metrics-gateway-leader".into()
+}
+
+fn default_lease_duration_ms() -> AtLeastOne {
+    AtLeastOne::new(15_000)
+}
+
+fn default_renew_deadline_ms() -> AtLeastOne {
+    AtLeastOne::new(10_000)
+}
+
+fn default_retry_period_ms() -> AtLeastOne {
+    AtLeastOne::new(2_000)
+}
+
+fn default_max_module_bytes() -> AtLeastOne {
+    AtLeastOne::new(32 << 20)
+}
+
+fn default_fetch_timeout_ms() -> AtLeastOne {
+    AtLeastOne::new(30_000)
+}
+
+/// `timeout_ms` of a plugin that does not set it.
+pub const DEFAULT_PLUGIN_TIMEOUT_MS: u32 = 1000;
+/// `memory_mib` of a plugin that does not set it.
+pub const DEFAULT_PLUGIN_MEMORY_MIB: u32 = 256;
+/// `max_output` of a plugin that does not set it.
+pub const DEFAULT_PLUGIN_MAX_OUTPUT: u32 = 1_000_000;
+
 fn default_plugin_timeout_ms() -> AtLeastOne {
-    AtLeastOne::new(1000)
+    AtLeastOne::new(DEFAULT_PLUGIN_TIMEOUT_MS)
 }
 
 fn default_plugin_memory_mib() -> AtLeastOne {
-    AtLeastOne::new(256)
+    AtLeastOne::new(DEFAULT_PLUGIN_MEMORY_MIB)
 }
 
 fn default_plugin_max_output() -> AtLeastOne {
-    AtLeastOne::new(1_000_000)
+    AtLeastOne::new(DEFAULT_PLUGIN_MAX_OUTPUT)
 }
 
 /// One `[[prometheus]]` entry: a Prometheus-compatible backend (Prometheus, Thanos, Mimir,
@@ -556,6 +643,18 @@ impl Config {
             (None, None) => {}
         }
         crate::api::tls::validate_cipher_suites(s)?;
+        let cr = &self.custom_resources;
+        if cr.renew_deadline_ms.get() >= cr.lease_duration_ms.get() {
+            return Err((
+                0..0,
+                format!(
+                    "custom_resources.renew_deadline_ms ({}) must be less than \
+                     custom_resources.lease_duration_ms ({})",
+                    cr.renew_deadline_ms.get(),
+                    cr.lease_duration_ms.get()
+                ),
+            ));
+        }
         self.validate_auth()?;
         self.validate_prometheus()?;
         let mut names = std::collections::HashSet::new();

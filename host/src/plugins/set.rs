@@ -136,10 +136,49 @@ impl Checked {
 /// A plugin compiled and configured for a reload, not yet in a set.
 pub struct FreshPlugin(Plugin);
 
+impl FreshPlugin {
+    /// The metrics its plan publishes (`pods/NAME`, `external/NAME`, ...).
+    pub fn published(&self) -> Vec<String> {
+        metric_names(self.0.state.as_ref().ok().and_then(|r| r.plan.as_ref()))
+    }
+}
+
+fn metric_names(plan: Option<&Plan>) -> Vec<String> {
+    plan.iter()
+        .flat_map(|p| &p.metrics)
+        .map(|m| match m.key() {
+            MetricKey::Custom(resource, name) => format!("{}/{name}", resource.as_str()),
+            MetricKey::External(name) => format!("external/{name}"),
+        })
+        .collect()
+}
+
 impl std::fmt::Debug for FreshPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("FreshPlugin").field(&self.0.name).finish()
     }
+}
+
+/// A plugin from any source (a `[[plugins]]` entry, a `MetricsPlugin` resource), its module
+/// already read: what [`check_entry`] turns into a [`Checked`].
+#[derive(Debug, Clone)]
+pub struct PluginEntry {
+    /// Unique name.
+    pub name: Arc<str>,
+    /// Where the module came from, as errors name it (a path, a ConfigMap key, a URL).
+    pub origin: PathBuf,
+    /// The module's bytes.
+    pub bytes: Vec<u8>,
+    /// Expected sha256 of the module, hex.
+    pub sha256: Option<String>,
+    /// Deadline of one call, ms.
+    pub timeout_ms: u32,
+    /// Memory limit of one instance, MiB.
+    pub memory_mib: u32,
+    /// Most values accepted from one call.
+    pub max_output: u32,
+    /// The plugin's own configuration, as JSON.
+    pub config_json: String,
 }
 
 /// Reads `pc`'s module (relative to `base_dir`), checks its sha256 and limits, and computes its
@@ -156,38 +195,68 @@ pub fn check(
         path: file.clone(),
         source,
     })?;
-    let module_sha = Sha256::digest(&bytes);
-    if let Some(expected) = &pc.sha256 {
-        let actual = hex::encode(module_sha);
-        if !actual.eq_ignore_ascii_case(expected.get_ref().trim()) {
-            return Err(PluginError::Sha256Mismatch {
-                plugin: name.to_string(),
-                path: file,
-                expected: expected.get_ref().clone(),
-                actual,
-            });
-        }
-    }
-    let memory_bytes = pc.memory_mib.get() as usize * (1 << 20);
-    if memory_bytes > MAX_MEMORY_BYTES {
-        return Err(PluginError::Config {
-            plugin: name.to_string(),
-            message: format!(
-                "memory_mib = {} exceeds the {} MiB a plugin can address",
-                pc.memory_mib.get(),
-                MAX_MEMORY_BYTES >> 20
-            ),
-        });
-    }
     let config_json = serde_json::to_string(&pc.config).map_err(|e| PluginError::Config {
         plugin: name.to_string(),
         message: format!("its config table cannot be passed as JSON: {e}"),
     })?;
+    check_entry(
+        PluginEntry {
+        name,
+        origin: file,
+        bytes,
+        sha256: pc.sha256.as_ref().map(|s| s.get_ref().clone()),
+        timeout_ms: pc.timeout_ms.get(),
+        memory_mib: pc.memory_mib.get(),
+        max_output: pc.max_output.get(),
+        config_json,
+    },
+        backends,
+    )
+}
+
+/// Checks an entry's sha256 and limits and computes its fingerprint; its plan will be checked
+/// against the Prometheus `backends`.
+pub fn check_entry(
+    entry: PluginEntry,
+    backends: &[PrometheusConfig],
+) -> Result<Checked, PluginError> {
+    let PluginEntry {
+        name,
+        origin: file,
+        bytes,
+        sha256,
+        timeout_ms,
+        memory_mib,
+        max_output,
+        config_json,
+    } = entry;
+    let module_sha = Sha256::digest(&bytes);
+    if let Some(expected) = &sha256 {
+        let actual = hex::encode(module_sha);
+        if !actual.eq_ignore_ascii_case(expected.trim()) {
+            return Err(PluginError::Sha256Mismatch {
+                plugin: name.to_string(),
+                path: file,
+                expected: expected.clone(),
+                actual,
+            });
+        }
+    }
+    let memory_bytes = memory_mib as usize * (1 << 20);
+    if memory_bytes > MAX_MEMORY_BYTES {
+        return Err(PluginError::Config {
+            plugin: name.to_string(),
+            message: format!(
+                "memory_mib = {memory_mib} exceeds the {} MiB a plugin can address",
+                MAX_MEMORY_BYTES >> 20
+            ),
+        });
+    }
     let limits = Limits {
-        timeout_ms: u64::from(pc.timeout_ms.get()),
+        timeout_ms: u64::from(timeout_ms),
         memory_bytes,
     };
-    let max_output = pc.max_output.get() as usize;
+    let max_output = max_output as usize;
     let mut hasher = Sha256::new();
     hasher.update(module_sha);
     hasher.update(limits.timeout_ms.to_le_bytes());
@@ -337,6 +406,46 @@ impl PluginSet {
             .collect()
     }
 
+    /// Which plugin of `entries` (kept from `old` or fresh) publishes each metric; the error
+    /// names the later of two plugins publishing the same metric.
+    pub fn owners(
+        old: Option<&PluginSet>,
+        entries: &[(Arc<str>, Option<FreshPlugin>)],
+    ) -> Result<HashMap<MetricKey, Arc<str>>, PluginError> {
+        let mut owners: HashMap<MetricKey, Arc<str>> = HashMap::new();
+        for (name, fresh) in entries {
+            let plan = match fresh {
+                Some(fresh) => fresh.0.state.as_ref().ok().and_then(|r| r.plan.as_ref()),
+                None => old.and_then(|o| o.plan_of(name)),
+            };
+            for metric in plan.iter().flat_map(|p| &p.metrics) {
+                if let Some(other) = owners.insert(metric.key(), name.clone()) {
+                    return Err(PluginError::Config {
+                        plugin: name.to_string(),
+                        message: format!("{} is already published by plugin {other}", metric.key()),
+                    });
+                }
+            }
+        }
+        Ok(owners)
+    }
+
+    fn plan_of(&self, name: &str) -> Option<&Plan> {
+        self.plugins
+            .iter()
+            .find(|p| &*p.name == name)?
+            .state
+            .as_ref()
+            .ok()?
+            .plan
+            .as_ref()
+    }
+
+    /// The metrics plugin `name` of this set publishes.
+    pub fn published(&self, name: &str) -> Vec<String> {
+        metric_names(self.plan_of(name))
+    }
+
     /// The set of a new config, in its order: each entry is a plugin kept from `old` with its
     /// instance and state (`None`) or a fresh one. Plugins of `old` not kept are dropped. When
     /// two plugins would publish the same metric, nothing changes and `old` is handed back.
@@ -346,33 +455,10 @@ impl PluginSet {
         runtime: &Arc<PluginRuntime>,
         entries: Vec<(Arc<str>, Option<FreshPlugin>)>,
     ) -> Result<PluginSet, (Option<PluginSet>, PluginError)> {
-        let mut owners: HashMap<MetricKey, Arc<str>> = HashMap::new();
-        let kept_plan = |name: &str| {
-            old.as_ref()?
-                .plugins
-                .iter()
-                .find(|p| &*p.name == name)?
-                .state
-                .as_ref()
-                .ok()?
-                .plan
-                .as_ref()
+        let owners = match PluginSet::owners(old.as_ref(), &entries) {
+            Ok(owners) => owners,
+            Err(error) => return Err((old, error)),
         };
-        for (name, fresh) in &entries {
-            let plan = match fresh {
-                Some(fresh) => fresh.0.state.as_ref().ok().and_then(|r| r.plan.as_ref()),
-                None => kept_plan(name),
-            };
-            for metric in plan.iter().flat_map(|p| &p.metrics) {
-                if let Some(other) = owners.insert(metric.key(), name.clone()) {
-                    let error = PluginError::Config {
-                        plugin: name.to_string(),
-                        message: format!("{} is already published by plugin {other}", metric.key()),
-                    };
-                    return Err((old, error));
-                }
-            }
-        }
         let api_resources = old
             .as_ref()
             .map(|o| o.api_resources.clone())

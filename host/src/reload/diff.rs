@@ -78,6 +78,10 @@ impl SettingChanges {
             ("authorization", old.authorization != new.authorization),
             ("plugin_runtime", old.plugin_runtime != new.plugin_runtime),
             ("prometheus", old.prometheus != new.prometheus),
+            (
+                "custom_resources",
+                old.custom_resources != new.custom_resources,
+            ),
         ];
         changes.needs_restart = restart
             .into_iter()

@@ -9,6 +9,7 @@
 //! [`trigger::ReloadHandle`], which runs one reload at a time and coalesces the rest.
 
 pub mod diff;
+pub mod resources;
 pub mod trigger;
 pub mod watch;
 
@@ -27,6 +28,7 @@ use crate::plugins::set::{self, Fingerprint, FreshPlugin};
 use crate::plugins::{PluginError, PluginRuntime, PluginSet};
 use crate::telemetry::{PluginLabels, ReloadLabels, Telemetry};
 use diff::{PluginChanges, SettingChanges};
+use resources::{ResourceBatch, ResourceOutcomes, ResourcePlugin, RunningResource};
 
 /// What started a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -38,6 +40,8 @@ pub enum Trigger {
     Sighup,
     /// `POST /-/reload`.
     Http,
+    /// A `MetricsPlugin` resource changed.
+    Resource,
 }
 
 impl Trigger {
@@ -47,6 +51,7 @@ impl Trigger {
             Trigger::File => "file",
             Trigger::Sighup => "sighup",
             Trigger::Http => "http",
+            Trigger::Resource => "resource",
         }
     }
 }
@@ -208,6 +213,8 @@ struct Applied {
     /// Non-reloadable sections as started; reloadable ones as last applied.
     config: Config,
     fingerprints: HashMap<String, Fingerprint>,
+    /// Resource plugins running now.
+    resources: HashMap<String, RunningResource>,
 }
 
 /// Applies new configs to a running gateway.
@@ -222,6 +229,9 @@ pub struct Reloader {
     applied: Mutex<Applied>,
     cycle_after: bool,
     serial: tokio::sync::Mutex<()>,
+    /// The `MetricsPlugin`s to apply, as the resource source last saw them.
+    desired: Mutex<Vec<ResourcePlugin>>,
+    outcomes: tokio::sync::watch::Sender<Arc<ResourceOutcomes>>,
 }
 
 /// What a [`Reloader`] works on.
@@ -268,10 +278,23 @@ impl Reloader {
             applied: Mutex::new(Applied {
                 config: parts.config,
                 fingerprints: parts.fingerprints,
+                resources: HashMap::new(),
             }),
             cycle_after: parts.cycle_after,
             serial: tokio::sync::Mutex::new(()),
+            desired: Mutex::new(Vec::new()),
+            outcomes: tokio::sync::watch::Sender::new(Arc::default()),
         }
+    }
+
+    /// Replaces the `MetricsPlugin`s the next reload applies.
+    pub fn set_resources(&self, desired: Vec<ResourcePlugin>) {
+        *lock(&self.desired) = desired;
+    }
+
+    /// Each resource's outcome, as of the latest reload that got as far as the resources.
+    pub fn outcomes(&self) -> tokio::sync::watch::Receiver<Arc<ResourceOutcomes>> {
+        self.outcomes.subscribe()
     }
 
     /// The config file reloads read.
@@ -355,46 +378,83 @@ impl Reloader {
     async fn apply(self: &Arc<Self>) -> Result<(PluginChanges, SettingChanges), ReloadError> {
         let this = self.clone();
         // Reading modules, compiling and configuring are blocking: off the async workers.
-        let candidate = tokio::task::spawn_blocking(move || {
-            let running = lock(&this.applied).fingerprints.clone();
-            prepare(&this.path, |_| this.runtime(), &running)
-        })
-        .await
-        .map_err(|e| ReloadError::Internal(e.to_string()))??;
+        let (mut candidate, mut batch, running, previous) =
+            tokio::task::spawn_blocking(move || {
+                let (running, previous) = {
+                    let applied = lock(&this.applied);
+                    (applied.fingerprints.clone(), applied.resources.clone())
+                };
+                let mut candidate = prepare(&this.path, |_| this.runtime(), &running)?;
+                let desired = lock(&this.desired).clone();
+                let file_plugins: Vec<String> = candidate
+                    .config
+                    .plugins
+                    .iter()
+                    .map(|p| p.name.get_ref().clone())
+                    .collect();
+                let batch = resources::prepare(
+                    &desired,
+                    &file_plugins,
+                    &running,
+                    &previous,
+                    &mut || this.runtime(),
+                    &candidate.config.prometheus,
+                    &mut candidate.entries,
+                    &mut candidate.fingerprints,
+                );
+                Ok::<_, ReloadError>((candidate, batch, running, previous))
+            })
+            .await
+            .map_err(|e| ReloadError::Internal(e.to_string()))??;
         let (plugins, settings) = {
             let applied = lock(&self.applied);
             let configured = applied
                 .config
                 .plugins
                 .iter()
-                .map(|p| p.name.get_ref().as_str());
+                .map(|p| p.name.get_ref().as_str())
+                .chain(applied.resources.keys().map(String::as_str));
             (
                 PluginChanges::of(configured, &applied.fingerprints, &candidate.fingerprints),
                 SettingChanges::of(&applied.config, &candidate.config),
             )
         };
-        let Candidate {
-            config,
-            entries,
-            fingerprints,
-            path,
-            text,
-        } = candidate;
-        let runtime = if entries.is_empty() {
+        let runtime = if candidate.entries.is_empty() {
             None
         } else {
             Some(self.runtime().map_err(ReloadError::Runtime)?)
         };
         let swapped = self
             .collector
-            .replace_plugins(|old| match runtime {
-                None => (None, Ok(())),
-                Some(runtime) => match PluginSet::rebuild(old, &runtime, entries) {
-                    Ok(set) => (Some(set), Ok(())),
-                    Err((old, error)) => (old, Err(error)),
-                },
+            .replace_plugins(|old| {
+                let resolved = resources::resolve_conflicts(
+                    old.as_ref(),
+                    &mut candidate.entries,
+                    &mut candidate.fingerprints,
+                    &mut batch,
+                    &running,
+                    &previous,
+                );
+                if let Err(error) = resolved {
+                    return (old, Err(error));
+                }
+                let entries = std::mem::take(&mut candidate.entries);
+                match runtime {
+                    None => (None, Ok(())),
+                    Some(runtime) => match PluginSet::rebuild(old, &runtime, entries) {
+                        Ok(set) => (Some(set), Ok(())),
+                        Err((old, error)) => (old, Err(error)),
+                    },
+                }
             })
             .await;
+        let Candidate {
+            config,
+            fingerprints,
+            path,
+            text,
+            ..
+        } = candidate;
         if let Err(error) = swapped {
             let name = match &error {
                 PluginError::Config { plugin, .. } => plugin.clone(),
@@ -402,15 +462,53 @@ impl Reloader {
             };
             return Err(locate(&path, &text, &config, &name, error));
         }
-        let mut applied = lock(&self.applied);
-        applied.config.metrics = config.metrics;
-        applied.config.plugins = config.plugins;
-        applied.fingerprints = fingerprints.into_iter().collect();
-        self.max_sample_age_ms.store(
-            i64::from(applied.config.max_sample_age_secs()) * 1000,
-            Ordering::Release,
-        );
+        // Plugins refused by the conflict check are no longer in the candidate.
+        let plugins = PluginChanges {
+            added: retain(plugins.added, &fingerprints),
+            changed: retain(plugins.changed, &fingerprints),
+            ..plugins
+        };
+        {
+            let mut applied = lock(&self.applied);
+            applied.config.metrics = config.metrics;
+            applied.config.plugins = config.plugins;
+            applied.fingerprints = fingerprints.into_iter().collect();
+            applied.resources = std::mem::take(&mut batch.running);
+            self.max_sample_age_ms.store(
+                i64::from(applied.config.max_sample_age_secs()) * 1000,
+                Ordering::Release,
+            );
+        }
+        self.publish_outcomes(batch);
         Ok((plugins, settings))
+    }
+
+    /// Logs and counts refusals that are new, and publishes every resource's outcome.
+    fn publish_outcomes(&self, batch: ResourceBatch) {
+        let before = self.outcomes.borrow().clone();
+        for (name, outcome) in &batch.outcomes {
+            let Some(refusal) = &outcome.refused else {
+                continue;
+            };
+            if before.get(name) == Some(outcome) {
+                continue;
+            }
+            self.telemetry
+                .config_plugin_load_errors
+                .get_or_create(&PluginLabels {
+                    plugin: name.clone(),
+                })
+                .inc();
+            tracing::error!(
+                resource = %name,
+                generation = outcome.generation,
+                reason = refusal.reason,
+                running_generation = ?outcome.running,
+                "MetricsPlugin refused: {}",
+                refusal.message
+            );
+        }
+        self.outcomes.send_replace(Arc::new(batch.outcomes));
     }
 
     /// The plugin runtime, created with the running `[plugin_runtime]` on first need.
@@ -424,6 +522,14 @@ impl Reloader {
         *slot = Some(runtime.clone());
         Ok(runtime)
     }
+}
+
+/// `names` without those not in `fingerprints`.
+fn retain(names: Vec<String>, fingerprints: &[(String, Fingerprint)]) -> Vec<String> {
+    names
+        .into_iter()
+        .filter(|n| fingerprints.iter().any(|(f, _)| f == n))
+        .collect()
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::objects::Kind;
 use super::proxy::Aggregator;
+use super::store::STORED;
 
 /// A group served by the fake apiserver itself: name, version, group priority, and its
 /// resources: review endpoints (name, singular, kind; verb `create`), watchable kinds, and
@@ -60,7 +61,20 @@ const CORE_MAPPED: [MappedOnly; 2] = [
     MappedOnly::new("services", "service", "Service", true),
 ];
 
-const BUILTIN_GROUPS: [BuiltinGroup; 6] = [
+const BUILTIN_GROUPS: [BuiltinGroup; 7] = [
+    BuiltinGroup {
+        name: "apiextensions.k8s.io",
+        version: "v1",
+        priority: 16700,
+        resources: &[],
+        kinds: &[],
+        mapped: &[MappedOnly::new(
+            "customresourcedefinitions",
+            "customresourcedefinition",
+            "CustomResourceDefinition",
+            false,
+        )],
+    },
     BuiltinGroup {
         name: "apiregistration.k8s.io",
         version: "v1",
@@ -169,6 +183,12 @@ pub(crate) fn core_resources() -> Value {
         .iter()
         .map(|k| k.api_resource())
         .chain(CORE_MAPPED.iter().map(MappedOnly::api_resource))
+        .chain(
+            STORED
+                .iter()
+                .filter(|k| k.group.is_empty() && k.resource != "configmaps")
+                .map(|k| k.api_resource()),
+        )
         .collect();
     json!({ "kind": "APIResourceList", "groupVersion": "v1", "resources": resources })
 }
@@ -192,6 +212,11 @@ fn all_groups(aggregator: &Aggregator) -> Vec<(String, u32, Vec<String>)> {
         .iter()
         .map(|g| (g.name.to_string(), g.priority, vec![g.version.to_string()]))
         .collect();
+    for kind in STORED.iter().filter(|k| !k.group.is_empty()) {
+        if !groups.iter().any(|g| g.0 == kind.group) {
+            groups.push((kind.group.to_string(), 1000, vec![kind.version.to_string()]));
+        }
+    }
     for group in aggregator.groups() {
         match groups.iter_mut().find(|g| g.0 == group.0) {
             Some(existing) => *existing = group,
@@ -223,9 +248,24 @@ pub(crate) fn group(aggregator: &Aggregator, name: &str) -> Option<Value> {
 
 /// `GET /apis/{group}/{version}` of a built-in group.
 pub(crate) fn builtin_resources(group: &str, version: &str) -> Option<Value> {
-    let g = BUILTIN_GROUPS
+    let Some(g) = BUILTIN_GROUPS
         .iter()
-        .find(|g| g.name == group && g.version == version)?;
+        .find(|g| g.name == group && g.version == version)
+    else {
+        let resources: Vec<Value> = STORED
+            .iter()
+            .filter(|k| !k.group.is_empty() && k.group == group && k.version == version)
+            .map(|k| k.api_resource())
+            .collect();
+        return (!resources.is_empty()).then(|| {
+            json!({
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": format!("{group}/{version}"),
+                "resources": resources,
+            })
+        });
+    };
     let resources: Vec<Value> = g
         .kinds
         .iter()

@@ -39,6 +39,7 @@ mod rbac;
 mod resources;
 mod selectors;
 mod status;
+mod store;
 mod tables;
 #[cfg(test)]
 mod tests;
@@ -78,6 +79,7 @@ use objects::{AuthBundles, Kind};
 use proxy::Aggregator;
 use resources::{ListQuery, RenderCtx, WatchSettings};
 use status::{ApiError, ApiResult, json_response};
+use store::{ObjectStore, Target};
 use watch::WatchCache;
 
 use crate::cluster::{Millis, SimCluster};
@@ -146,6 +148,7 @@ struct Inner {
     created_ms: Millis,
     addr: SocketAddr,
     watch_settings: WatchSettings,
+    store: Arc<ObjectStore>,
 }
 
 /// The fake kube-apiserver + kube-aggregator. See the [module docs](self).
@@ -222,6 +225,7 @@ impl FakeApiServer {
             watch_settings: WatchSettings {
                 bookmark_interval: config.bookmark_interval,
             },
+            store: Arc::new(ObjectStore::new(config.watch_cache_capacity)),
         });
         let (stop, stopped) = signal::channel(false);
         let server = tokio::spawn(serve(
@@ -358,6 +362,92 @@ impl FakeApiServer {
             .sum()
     }
 
+    /// Creates or replaces a stored object (a `MetricsPlugin`, Lease, Event, ConfigMap or
+    /// Secret, by its `apiVersion` and `kind`) as a client's `create` or `update` would, whatever
+    /// its `resourceVersion`; returns it as stored.
+    ///
+    /// # Panics
+    /// For a kind the fake does not store, or an object it refuses (a test setup error).
+    pub fn put_object(&self, object: Value) -> Value {
+        let target = self.target_of(&object);
+        let now = self.inner.cluster.clock.now_ms();
+        let result = if self.inner.store.contains(&target) {
+            let mut object = object;
+            object["metadata"]["resourceVersion"] = self.inner.store.get(&target).expect("exists")
+                ["metadata"]["resourceVersion"]
+                .clone();
+            self.inner.store.write(&target, object, true)
+        } else {
+            self.inner.store.create(&target, object, now)
+        };
+        result.unwrap_or_else(|e| panic!("storing {}: {e}", target.name))
+    }
+
+    /// A stored object, if it exists.
+    pub fn object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Value> {
+        let target = self.target_of(&serde_json::json!({
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": { "namespace": namespace, "name": name },
+        }));
+        self.inner.store.get(&target).ok()
+    }
+
+    /// Every stored object of a kind (in every namespace).
+    pub fn objects(&self, api_version: &str, kind: &str) -> Vec<Value> {
+        let kind = store::stored_kind_of(api_version, kind)
+            .unwrap_or_else(|| panic!("the fake does not store {api_version} {kind}"));
+        let list = self.inner.store.list(&Target {
+            kind,
+            namespace: String::new(),
+            name: String::new(),
+            status: false,
+        });
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Deletes a stored object; false when there was none.
+    pub fn delete_object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> bool {
+        let target = self.target_of(&serde_json::json!({
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": { "namespace": namespace, "name": name },
+        }));
+        self.inner.store.delete(&target).is_ok()
+    }
+
+    fn target_of(&self, object: &Value) -> Target {
+        let (api_version, kind) = (
+            object["apiVersion"].as_str().unwrap_or_default(),
+            object["kind"].as_str().unwrap_or_default(),
+        );
+        let kind = store::stored_kind_of(api_version, kind)
+            .unwrap_or_else(|| panic!("the fake does not store {api_version} {kind}"));
+        let meta = &object["metadata"];
+        Target {
+            kind,
+            namespace: if kind.namespaced {
+                meta["namespace"].as_str().unwrap_or("default").to_string()
+            } else {
+                String::new()
+            },
+            name: meta["name"].as_str().unwrap_or_default().to_string(),
+            status: false,
+        }
+    }
+
     /// Stops listening and closes every connection (open watches end).
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
@@ -473,6 +563,24 @@ async fn route(inner: &Inner, req: Request<Incoming>, path: &str, remote: Socket
         return Ok(proxy::forward(&service, &subject, req, remote).await);
     }
     let method = req.method().clone();
+    if let Some(target) = stored_target(inner, &info) {
+        let body = match method {
+            Method::POST | Method::PUT | Method::PATCH => {
+                let bytes = read_body(req).await?;
+                Some(serde_json::from_slice(&bytes).map_err(|e| {
+                    ApiError::bad_request(format!("the request body is not JSON: {e}"))
+                })?)
+            }
+            _ => None,
+        };
+        let verb = info
+            .resource
+            .as_ref()
+            .map(|a| a.verb.as_str())
+            .unwrap_or_default();
+        let now = inner.cluster.clock.now_ms();
+        return store::handle(&inner.store, &target, verb, &query, body, now);
+    }
     let ok = |v: Value| Ok(json_response(StatusCode::OK, &v));
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (&method, parts.as_slice()) {
@@ -510,6 +618,29 @@ async fn route(inner: &Inner, req: Request<Incoming>, path: &str, remote: Socket
         ) => Err(ApiError::method_not_allowed()),
         _ => Err(ApiError::no_such_path()),
     }
+}
+
+/// The stored object or collection `info` addresses, if the store serves it: every request for
+/// its custom resources, Leases, Events and Secrets; for ConfigMaps, reads of the ones it holds
+/// (the simulated cluster serves the rest).
+fn stored_target(inner: &Inner, info: &RequestInfo) -> Option<Target> {
+    let attrs = info.resource.as_ref()?;
+    let kind = store::stored_kind(&attrs.group, &attrs.version, &attrs.resource)?;
+    if !matches!(attrs.subresource.as_str(), "" | "status")
+        || (attrs.subresource == "status" && !kind.status_subresource)
+    {
+        return None;
+    }
+    let target = Target {
+        kind,
+        namespace: attrs.namespace.clone(),
+        name: attrs.name.clone(),
+        status: attrs.subresource == "status",
+    };
+    if kind.resource == "configmaps" && !(attrs.verb == "get" && inner.store.contains(&target)) {
+        return None;
+    }
+    Some(target)
 }
 
 async fn read_body(req: Request<Incoming>) -> ApiResult<bytes::Bytes> {

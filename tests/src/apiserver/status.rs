@@ -60,6 +60,46 @@ impl ApiError {
             .with_details(details)
     }
 
+    /// 409 for a `create` of a name that exists.
+    pub(crate) fn already_exists(group: &str, resource: &str, name: &str) -> Self {
+        let qualified = if group.is_empty() {
+            resource.to_string()
+        } else {
+            format!("{resource}.{group}")
+        };
+        ApiError::new(
+            409,
+            "AlreadyExists",
+            format!("{qualified} \"{name}\" already exists"),
+        )
+        .with_details(json!({ "name": name, "group": group, "kind": resource }))
+    }
+
+    /// 409 for a write at a stale `resourceVersion`.
+    pub(crate) fn conflict(group: &str, resource: &str, name: &str, why: &str) -> Self {
+        let qualified = if group.is_empty() {
+            resource.to_string()
+        } else {
+            format!("{resource}.{group}")
+        };
+        ApiError::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {qualified} \"{name}\": {why}"),
+        )
+        .with_details(json!({ "name": name, "group": group, "kind": resource }))
+    }
+
+    /// 422 for an object that fails validation.
+    pub(crate) fn invalid(kind: &str, name: &str, why: &str) -> Self {
+        ApiError::new(
+            422,
+            "Invalid",
+            format!("{kind} \"{name}\" is invalid: {why}"),
+        )
+        .with_details(json!({ "name": name, "kind": kind }))
+    }
+
     /// 404 for a path nothing serves.
     pub(crate) fn no_such_path() -> Self {
         ApiError::new(404, "NotFound", "the server could not find the requested resource").with_details(
