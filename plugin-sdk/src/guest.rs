@@ -5,8 +5,8 @@ use std::cell::RefCell;
 
 use crate::log::Level;
 use crate::types::{
-    CustomValue, CycleInput, CycleOutput, ExternalValue, InputSpec, Label, MetricKind, MetricSpec,
-    Plan, Series, Source,
+    ApiResource, CustomValue, CycleInput, CycleOutput, ExternalValue, InputFailure, InputSpec,
+    Label, MetricFailure, MetricKind, MetricSpec, Plan, ResourceValue, Series, Source,
 };
 use crate::{ObjectRef, Plugin};
 
@@ -123,6 +123,7 @@ impl From<Source> for wit::Source {
             Source::KubeletCadvisor => wit::Source::KubeletCadvisor,
             Source::Cluster => wit::Source::Cluster,
             Source::Prometheus => wit::Source::Prometheus,
+            Source::PrometheusSeries => wit::Source::PrometheusSeries,
             Source::Derived => wit::Source::Derived,
         }
     }
@@ -145,6 +146,7 @@ impl From<MetricSpec> for wit::MetricSpec {
             kind: match m.kind {
                 MetricKind::Custom => wit::MetricKind::Custom,
                 MetricKind::External => wit::MetricKind::External,
+                MetricKind::Resource => wit::MetricKind::Resource,
             },
             resource: m.resource,
             namespaced: m.namespaced,
@@ -195,6 +197,26 @@ impl From<wit::CycleInput> for CycleInput {
             ids: i.ids,
             timestamps_ms: i.timestamps_ms,
             values: i.values,
+            failures: i
+                .failures
+                .into_iter()
+                .map(|f| InputFailure {
+                    input: f.input,
+                    message: f.message,
+                })
+                .collect(),
+            api_resources: i.api_resources.map(|list| {
+                list.into_iter()
+                    .map(|r| ApiResource {
+                        group: r.group,
+                        version: r.version,
+                        resource: r.resource,
+                        singular: r.singular,
+                        kind: r.kind,
+                        namespaced: r.namespaced,
+                    })
+                    .collect()
+            }),
         }
     }
 }
@@ -235,6 +257,28 @@ impl From<ExternalValue> for wit::ExternalValue {
     }
 }
 
+impl From<ResourceValue> for wit::ResourceValue {
+    fn from(v: ResourceValue) -> wit::ResourceValue {
+        wit::ResourceValue {
+            metric: v.metric,
+            object: v.object.into(),
+            container: v.container,
+            value: v.value,
+            timestamp_ms: v.timestamp_ms,
+            window_ms: v.window_ms,
+        }
+    }
+}
+
+impl From<MetricFailure> for wit::MetricFailure {
+    fn from(f: MetricFailure) -> wit::MetricFailure {
+        wit::MetricFailure {
+            metric: f.metric,
+            message: f.message,
+        }
+    }
+}
+
 impl From<CycleOutput> for wit::CycleOutput {
     fn from(o: CycleOutput) -> wit::CycleOutput {
         wit::CycleOutput {
@@ -245,6 +289,9 @@ impl From<CycleOutput> for wit::CycleOutput {
             derived_ids: o.derived_ids,
             derived_timestamps_ms: o.derived_timestamps_ms,
             derived_values: o.derived_values,
+            resource: o.resource.into_iter().map(Into::into).collect(),
+            failed: o.failed.into_iter().map(Into::into).collect(),
+            replan: o.replan.map(Into::into),
         }
     }
 }

@@ -57,6 +57,7 @@ pub mod idmap;
 pub mod log;
 pub mod object;
 pub mod rate_rules;
+pub mod resources;
 pub mod rules;
 pub mod selector;
 pub mod series;
@@ -72,16 +73,18 @@ pub use ewma::Ewma;
 pub use idmap::IdMap;
 pub use object::ObjectRef;
 pub use rate_rules::RateRules;
+pub use resources::{ResolvedResource, ResourceMapper};
 pub use rules::{OBJECT_RESOURCES, Router, Routes, Rule, RuleSet, Target};
 pub use selector::{Matcher, Selector};
 pub use series::SeriesTable;
 pub use types::{
-    CustomValue, CycleInput, CycleOutput, ExternalValue, InputSpec, Label, MetricKind, MetricSpec,
-    Plan, Sample, Series, Source, label, labels,
+    ApiResource, CustomValue, CycleInput, CycleOutput, ExternalValue, InputFailure, InputSpec,
+    Label, MetricFailure, MetricKind, MetricSpec, Plan, ResourceValue, Sample, Series, Source,
+    label, labels,
 };
 
 /// The version of the WIT contract (`metrics-gateway:plugin@…`) this SDK builds plugins for.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// A plugin: configured once per instance, then called once per collection cycle. The instance
 /// lives across cycles, so state is kept in ordinary fields.

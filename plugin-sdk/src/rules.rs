@@ -130,10 +130,13 @@ impl RuleSet {
             }
             let input = match rule.source {
                 Source::Prometheus => InputSpec::prometheus(&rule.backend, &rule.series),
+                Source::PrometheusSeries => {
+                    InputSpec::prometheus_series(&rule.backend, &rule.series)
+                }
                 source if rule.backend.is_empty() => InputSpec::new(source, &rule.series),
                 _ => {
                     return Err(format!(
-                        "rule {i} ({}): `backend` applies to source prometheus only",
+                        "rule {i} ({}): `backend` applies to the prometheus sources only",
                         rule.metric
                     ));
                 }

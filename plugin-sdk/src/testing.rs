@@ -34,13 +34,18 @@
 //! Every output is checked against the contract (metrics in the plan with the right kind and
 //! resource, namespaces as the spec says, finite values, derived ids announced before use);
 //! a violation panics with what is wrong, unless the harness is [`Harness::lenient`].
+//!
+//! As the host does, the harness sends the cluster's API resources ([`Harness::api_resources`])
+//! on an instance's first cycle and whenever they change, leaves a failed input's series
+//! ([`Cycle::fail`]) neither sent nor removed, and applies a `replan` from the next cycle,
+//! announcing every series again.
 
 use std::collections::{HashMap, HashSet};
 
 use crate::object::ObjectRef;
 use crate::types::{
-    CustomValue, CycleInput, CycleOutput, ExternalValue, Label, MetricKind, Plan, Series, Source,
-    labels,
+    ApiResource, CustomValue, CycleInput, CycleOutput, ExternalValue, InputFailure, Label,
+    MetricKind, Plan, ResourceValue, Series, Source, labels,
 };
 use crate::{Plugin, configure_json};
 
@@ -55,8 +60,14 @@ pub struct Harness<P: Plugin> {
     lenient: bool,
     /// Ids of the input series by key.
     ids: HashMap<SeriesKey, u64>,
-    /// Ids sent to the instance and not removed since.
-    live: HashSet<u64>,
+    /// Ids sent to the instance and not removed since, with their input.
+    live: HashMap<u64, u32>,
+    /// The cluster's API resources.
+    api_resources: Vec<ApiResource>,
+    /// The instance has the current `api_resources`.
+    api_resources_sent: bool,
+    /// Replans the instance returned, in order.
+    replans: Vec<Plan>,
     next_id: u64,
     /// Live derived series of the instance.
     derived: HashMap<u64, Series>,
@@ -72,7 +83,10 @@ impl<P: Plugin> Harness<P> {
             plan,
             lenient: false,
             ids: HashMap::new(),
-            live: HashSet::new(),
+            live: HashMap::new(),
+            api_resources: Vec::new(),
+            api_resources_sent: false,
+            replans: Vec::new(),
             next_id: 0,
             derived: HashMap::new(),
         })
@@ -84,9 +98,24 @@ impl<P: Plugin> Harness<P> {
         self
     }
 
-    /// The plan the instance returned.
+    /// The plan in force: the one `configure` returned, or the last replan.
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// Every replan the instance returned so far, in order.
+    pub fn replans(&self) -> &[Plan] {
+        &self.replans
+    }
+
+    /// Sets the cluster's API resources; the next cycle sends them when they changed (the first
+    /// cycle of an instance always gets them).
+    pub fn api_resources(&mut self, resources: Vec<ApiResource>) -> &mut Self {
+        if resources != self.api_resources {
+            self.api_resources = resources;
+            self.api_resources_sent = false;
+        }
+        self
     }
 
     /// The plugin instance.
@@ -101,6 +130,7 @@ impl<P: Plugin> Harness<P> {
             timestamp_ms,
             interval_ms: 15_000,
             rows: Vec::new(),
+            failures: Vec::new(),
         }
     }
 
@@ -122,6 +152,7 @@ impl<P: Plugin> Harness<P> {
         self.plan = plan;
         self.live.clear();
         self.derived.clear();
+        self.api_resources_sent = false;
         Ok(())
     }
 
@@ -144,16 +175,22 @@ impl<P: Plugin> Harness<P> {
     fn run(
         &mut self,
         cycle: Vec<Row>,
+        failures: Vec<InputFailure>,
         timestamp_ms: i64,
         interval_ms: u64,
     ) -> Result<Output, String> {
         let mut input = CycleInput {
             timestamp_ms,
             interval_ms,
+            api_resources: (!self.api_resources_sent).then(|| self.api_resources.clone()),
             ..CycleInput::default()
         };
-        let mut present = HashSet::new();
+        let failed = |index: u32| failures.iter().any(|f| f.input == index);
+        let mut present = HashMap::new();
         for row in cycle {
+            if failed(row.input) {
+                continue;
+            }
             let key = (row.input, row.name, row.labels);
             let id = match self.ids.get(&key) {
                 Some(&id) => id,
@@ -163,7 +200,7 @@ impl<P: Plugin> Harness<P> {
                     self.next_id
                 }
             };
-            if present.insert(id) && !self.live.contains(&id) {
+            if present.insert(id, key.0).is_none() && !self.live.contains_key(&id) {
                 input.added.push(Series {
                     id,
                     input: key.0,
@@ -175,14 +212,34 @@ impl<P: Plugin> Harness<P> {
             input.timestamps_ms.push(row.timestamp_ms);
             input.values.push(row.value);
         }
-        input.removed = self.live.difference(&present).copied().collect();
+        // A failed input's series stay live, unsent.
+        for (&id, &index) in &self.live {
+            if failed(index) {
+                present.insert(id, index);
+            }
+        }
+        input.removed = self
+            .live
+            .keys()
+            .filter(|id| !present.contains_key(id))
+            .copied()
+            .collect();
         input.removed.sort_unstable();
-        self.ids.retain(|_, id| present.contains(id));
+        self.ids.retain(|_, id| present.contains_key(id));
         self.live = present;
+        input.failures = failures;
+        self.api_resources_sent = true;
 
         let output = self.plugin.process(&input)?;
         let problems = self.apply_derived(&output);
         let problems = [problems, check(&self.plan, &output)].concat();
+        if let Some(plan) = &output.replan {
+            // From the next cycle: the new plan, and every series announced again under it.
+            self.replans.push(plan.clone());
+            self.plan = plan.clone();
+            self.live.clear();
+            self.ids.clear();
+        }
         if !self.lenient && !problems.is_empty() {
             panic!(
                 "the plugin's output breaks the contract:\n{}",
@@ -281,6 +338,35 @@ fn check(plan: &Plan, out: &CycleOutput) -> Vec<String> {
             problems.push(format!("external value of {:?} is {}", v.metric, v.value));
         }
     }
+    for v in &out.resource {
+        let spec = plan.metrics.iter().find(|m| {
+            m.name == v.metric && m.kind == MetricKind::Resource && m.resource == v.object.resource
+        });
+        if spec.is_none() {
+            problems.push(format!(
+                "resource value of {:?} on {:?}: no such resource metric in the plan",
+                v.metric, v.object.resource
+            ));
+        }
+        if v.object.resource == "pods" && (v.object.namespace.is_empty() || v.container.is_empty())
+        {
+            problems.push(format!(
+                "resource value of {:?} on {:?}: pods need a namespace and a container",
+                v.metric, v.object
+            ));
+        }
+        if !v.value.is_finite() || v.value < 0.0 {
+            problems.push(format!(
+                "resource value of {:?} on {:?} is {}",
+                v.metric, v.object, v.value
+            ));
+        }
+    }
+    for f in &out.failed {
+        if !plan.metrics.iter().any(|m| m.name == f.metric) {
+            problems.push(format!("failed metric {:?} is not in the plan", f.metric));
+        }
+    }
     problems
 }
 
@@ -300,6 +386,7 @@ pub struct Cycle<'h, P: Plugin> {
     timestamp_ms: i64,
     interval_ms: u64,
     rows: Vec<Row>,
+    failures: Vec<InputFailure>,
 }
 
 impl<P: Plugin> Cycle<'_, P> {
@@ -358,10 +445,24 @@ impl<P: Plugin> Cycle<'_, P> {
         self
     }
 
+    /// Reports input `input` (an index into the plan's inputs) as failed this cycle with
+    /// `message`: its samples in this cycle are not sent, and its series are not removed.
+    pub fn fail(mut self, input: u32, message: &str) -> Self {
+        self.failures.push(InputFailure {
+            input,
+            message: message.to_owned(),
+        });
+        self
+    }
+
     /// Runs the plugin over the cycle; `Err` is the plugin's own error.
     pub fn run(self) -> Result<Output, String> {
-        self.harness
-            .run(self.rows, self.timestamp_ms, self.interval_ms)
+        self.harness.run(
+            self.rows,
+            self.failures,
+            self.timestamp_ms,
+            self.interval_ms,
+        )
     }
 }
 
@@ -390,6 +491,31 @@ impl Output {
             .custom
             .iter()
             .find(|v| v.metric == metric && v.object == *object)
+    }
+
+    /// The resource value of `metric` for `object`'s `container` (empty for nodes).
+    pub fn resource(&self, metric: &str, object: &ObjectRef, container: &str) -> Option<f64> {
+        self.output
+            .resource
+            .iter()
+            .find(|v: &&ResourceValue| {
+                v.metric == metric && v.object == *object && v.container == container
+            })
+            .map(|v| v.value)
+    }
+
+    /// Why `metric` failed this cycle, if the plugin reported it failed.
+    pub fn failed(&self, metric: &str) -> Option<&str> {
+        self.output
+            .failed
+            .iter()
+            .find(|f| f.metric == metric)
+            .map(|f| f.message.as_str())
+    }
+
+    /// The replan returned this cycle.
+    pub fn replan(&self) -> Option<&Plan> {
+        self.output.replan.as_ref()
     }
 
     /// Every custom value of `metric`.
@@ -480,6 +606,15 @@ mod tests {
                 "cluster-scoped-pod" => {
                     out.push_custom("m", ObjectRef::pod("", "p"), 1.0, 0);
                 }
+                "replan" if self.inputs.len() == 1 => {
+                    let mut plan = Plan::new();
+                    plan.add_input(InputSpec::new(Source::Cluster, "c"));
+                    plan.add_input(InputSpec::new(Source::Cluster, "a"));
+                    plan.add_metric(MetricSpec::custom("m", "pods"))?;
+                    plan.add_metric(MetricSpec::external("n", false))?;
+                    out.replan = Some(plan);
+                }
+                "fail" => out.fail("m", "input a failed"),
                 _ => {}
             }
             Ok(out)
@@ -537,6 +672,100 @@ mod tests {
         h.cycle(2).sample("a", &[], 1.0).run().unwrap();
         assert_eq!(h.plugin().inputs.len(), 1);
         assert_eq!(h.plugin().inputs[0].added.len(), 1);
+    }
+
+    #[test]
+    fn a_failed_inputs_series_are_neither_sent_nor_removed() {
+        let mut h = Harness::<Echo>::new("{}").unwrap();
+        h.cycle(0)
+            .sample("a", &[], 1.0)
+            .sample("b_1", &[], 2.0)
+            .run()
+            .unwrap();
+        h.cycle(1)
+            .sample("a", &[], 1.0)
+            .sample("b_1", &[], 2.0)
+            .fail(1, "prometheus \"main\": connection refused")
+            .run()
+            .unwrap();
+        h.cycle(2).sample("a", &[], 1.0).run().unwrap();
+        let inputs = &h.plugin().inputs;
+        let b = inputs[0].added[1].id;
+        assert_eq!(inputs[1].ids.len(), 1);
+        assert!(inputs[1].removed.is_empty());
+        assert_eq!(
+            inputs[1].failure(1),
+            Some("prometheus \"main\": connection refused")
+        );
+        assert_eq!(inputs[1].failure(0), None);
+        assert_eq!(inputs[2].removed, vec![b]);
+        assert!(inputs[2].failures.is_empty());
+    }
+
+    #[test]
+    fn api_resources_arrive_first_and_on_change() {
+        let pods = ApiResource {
+            group: String::new(),
+            version: "v1".into(),
+            resource: "pods".into(),
+            singular: "pod".into(),
+            kind: "Pod".into(),
+            namespaced: true,
+        };
+        let mut h = Harness::<Echo>::new("{}").unwrap();
+        h.api_resources(vec![pods.clone()]);
+        h.cycle(0).run().unwrap();
+        h.cycle(1).run().unwrap();
+        h.api_resources(vec![pods.clone()]);
+        h.cycle(2).run().unwrap();
+        let mut services = pods.clone();
+        services.resource = "services".into();
+        h.api_resources(vec![pods.clone(), services]);
+        h.cycle(3).run().unwrap();
+        let got: Vec<Option<usize>> = h
+            .plugin()
+            .inputs
+            .iter()
+            .map(|i| i.api_resources.as_ref().map(Vec::len))
+            .collect();
+        assert_eq!(got, [Some(1), None, None, Some(2)]);
+        h.restart_with(&[]).unwrap();
+        h.cycle(4).run().unwrap();
+        assert_eq!(
+            h.plugin().inputs[0].api_resources.as_ref().map(Vec::len),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn a_replan_applies_from_the_next_cycle_with_every_series_again() {
+        let mut h = Harness::<Echo>::new(r#"{"publish": "replan"}"#).unwrap();
+        let out = h.cycle(0).sample("a", &[], 1.0).run().unwrap();
+        assert_eq!(out.replan().map(|p| p.inputs.len()), Some(2));
+        assert_eq!(h.replans().len(), 1);
+        assert!(h.plan().metric("n", MetricKind::External).is_some());
+        h.cycle(1)
+            .sample("a", &[], 1.0)
+            .sample("c", &[], 2.0)
+            .run()
+            .unwrap();
+        let second = &h.plugin().inputs[1];
+        let mut added: Vec<(&str, u32)> = second
+            .added
+            .iter()
+            .map(|s| (s.name.as_str(), s.input))
+            .collect();
+        added.sort();
+        assert_eq!(added, [("a", 1), ("c", 0)]);
+        assert!(second.removed.is_empty());
+    }
+
+    #[test]
+    fn failed_metrics_are_reported() {
+        let mut h = Harness::<Echo>::new(r#"{"publish": "fail"}"#).unwrap();
+        let out = h.cycle(0).run().unwrap();
+        assert_eq!(out.failed("m"), Some("input a failed"));
+        assert_eq!(out.failed("x"), None);
     }
 
     #[test]

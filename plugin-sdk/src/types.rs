@@ -51,8 +51,14 @@ pub enum Source {
     KubeletCadvisor,
     /// Cluster state from the watches, named as kube-state-metrics names it.
     Cluster,
-    /// A PromQL instant query on a configured Prometheus backend.
+    /// A PromQL instant query on a configured Prometheus backend. A result series' name is its
+    /// `__name__` label (removed from its labels), empty when it has none; samples carry
+    /// Prometheus' own timestamps.
     Prometheus,
+    /// Series discovery on a Prometheus backend: the input's name is a series selector
+    /// (`match[]` of `/api/v1/series`), re-run at the backend's discovery interval. Its series
+    /// arrive in `added`/`removed` and carry no samples.
+    PrometheusSeries,
     /// Samples derived by a plugin that runs earlier in the cycle.
     Derived,
 }
@@ -62,9 +68,10 @@ pub enum Source {
 pub struct InputSpec {
     /// Where from.
     pub source: Source,
-    /// The metric name (a trailing `*` matches a prefix), or the PromQL query for `prometheus`.
+    /// The metric name (a trailing `*` matches a prefix), the PromQL query for `prometheus`, or
+    /// the series selector for `prometheus-series`.
     pub name: String,
-    /// Prometheus only: the backend's name, empty for the default backend.
+    /// Prometheus sources only: the backend's name, empty for the default backend.
     pub backend: String,
 }
 
@@ -87,10 +94,21 @@ impl InputSpec {
         }
     }
 
+    /// Series discovery with `selector` (e.g. `{__name__=~"http_.*",namespace!=""}`) on
+    /// `backend` (empty: the default backend).
+    pub fn prometheus_series(backend: impl Into<String>, selector: impl Into<String>) -> InputSpec {
+        InputSpec {
+            source: Source::PrometheusSeries,
+            name: selector.into(),
+            backend: backend.into(),
+        }
+    }
+
     /// Whether a series named `name` answers this input (exact name, or prefix for `prefix*`).
-    /// Prometheus inputs are queries, not names: every series of the query answers them.
+    /// Prometheus inputs are queries and selectors, not names: every series they return answers
+    /// them.
     pub fn matches_name(&self, name: &str) -> bool {
-        if self.source == Source::Prometheus {
+        if matches!(self.source, Source::Prometheus | Source::PrometheusSeries) {
             return true;
         }
         match self.name.strip_suffix('*') {
@@ -108,6 +126,9 @@ pub enum MetricKind {
     Custom,
     /// `external.metrics.k8s.io`: values not tied to an object in the cluster.
     External,
+    /// `metrics.k8s.io`: `cpu` (cores) and `memory` (bytes) of `pods` or `nodes`, published as
+    /// [`ResourceValue`]s. Served only when the gateway's resource-metrics source is plugins.
+    Resource,
 }
 
 /// A metric the plugin publishes, listed in discovery.
@@ -118,9 +139,11 @@ pub struct MetricSpec {
     /// The API serving it.
     pub kind: MetricKind,
     /// Custom metrics: the plural resource with its group unless core (`pods`,
-    /// `deployments.apps`). Empty for external metrics.
+    /// `deployments.apps`, `ingresses.networking.k8s.io`). Resource metrics: `pods` or `nodes`.
+    /// Empty for external metrics.
     pub resource: String,
-    /// Custom: the objects are namespaced. External: each value belongs to one namespace.
+    /// Custom and resource: the objects are namespaced. External: each value belongs to one
+    /// namespace.
     pub namespaced: bool,
     /// How long a value stays servable after its timestamp, ms; 0 for the host's default.
     pub max_age_ms: u64,
@@ -135,6 +158,34 @@ impl MetricSpec {
             name: name.into(),
             kind: MetricKind::Custom,
             namespaced: !crate::object::is_cluster_scoped(&resource),
+            resource,
+            max_age_ms: 0,
+        }
+    }
+
+    /// A custom metric on a resource whose scope the caller knows (e.g. from a
+    /// [`crate::ResourceMapper`]), for resources the SDK does not know itself.
+    pub fn custom_scoped(
+        name: impl Into<String>,
+        resource: impl Into<String>,
+        namespaced: bool,
+    ) -> MetricSpec {
+        MetricSpec {
+            name: name.into(),
+            kind: MetricKind::Custom,
+            resource: resource.into(),
+            namespaced,
+            max_age_ms: 0,
+        }
+    }
+
+    /// A resource metric (`cpu` or `memory`) of `pods` or `nodes`.
+    pub fn resource(name: impl Into<String>, resource: impl Into<String>) -> MetricSpec {
+        let resource = resource.into();
+        MetricSpec {
+            name: name.into(),
+            kind: MetricKind::Resource,
+            namespaced: resource == "pods",
             resource,
             max_age_ms: 0,
         }
@@ -253,6 +304,44 @@ pub struct Sample {
     pub value: f64,
 }
 
+/// One resource the cluster's API discovery lists (core group: empty `group`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ApiResource {
+    /// API group, empty for the core group.
+    pub group: String,
+    /// The group version it was read from (the preferred one).
+    pub version: String,
+    /// Plural, lower case: `deployments`.
+    pub resource: String,
+    /// Singular, lower case: `deployment`.
+    pub singular: String,
+    /// Kind: `Deployment`.
+    pub kind: String,
+    /// Its objects live in namespaces.
+    pub namespaced: bool,
+}
+
+impl ApiResource {
+    /// The name the contract uses for it: the plural, with `.group` unless core
+    /// (`pods`, `deployments.apps`).
+    pub fn qualified(&self) -> String {
+        if self.group.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
+    }
+}
+
+/// An input the host could not read this cycle.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct InputFailure {
+    /// Index into [`Plan::inputs`].
+    pub input: u32,
+    /// Why, with the backend and query.
+    pub message: String,
+}
+
 /// One cycle's input, as columns: series are announced once in `added`, then referenced by id.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CycleInput {
@@ -270,9 +359,23 @@ pub struct CycleInput {
     pub timestamps_ms: Vec<i64>,
     /// Value of each sample.
     pub values: Vec<f64>,
+    /// Inputs that could not be read this cycle; their series are neither sent nor removed.
+    pub failures: Vec<InputFailure>,
+    /// The cluster's API resources: `Some` on an instance's first cycle and whenever the list
+    /// changed, `None` otherwise.
+    pub api_resources: Option<Vec<ApiResource>>,
 }
 
 impl CycleInput {
+    /// Why input `input` (an index into [`Plan::inputs`]) could not be read this cycle, if it
+    /// failed.
+    pub fn failure(&self, input: u32) -> Option<&str> {
+        self.failures
+            .iter()
+            .find(|f| f.input == input)
+            .map(|f| f.message.as_str())
+    }
+
     /// The samples, row by row (rows beyond the shortest column are ignored).
     pub fn samples(&self) -> impl Iterator<Item = Sample> + '_ {
         self.ids
@@ -321,6 +424,32 @@ pub struct ExternalValue {
     pub window_ms: u64,
 }
 
+/// A resource metric value (metrics.k8s.io): CPU in cores, memory in bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceValue {
+    /// `cpu` or `memory`.
+    pub metric: String,
+    /// A pod or a node ([`ObjectRef::pod`], [`ObjectRef::node`]).
+    pub object: ObjectRef,
+    /// Pods: the container. Nodes: empty.
+    pub container: String,
+    /// The value (finite, not negative).
+    pub value: f64,
+    /// When it was measured, ms since the epoch.
+    pub timestamp_ms: i64,
+    /// The window it was computed over, ms; 0 when it is an instant value.
+    pub window_ms: u64,
+}
+
+/// A metric the plugin could not compute this cycle.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MetricFailure {
+    /// A metric of [`Plan::metrics`] (every metric of that name fails).
+    pub metric: String,
+    /// Why, served to clients in the error.
+    pub message: String,
+}
+
 /// One cycle's output.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CycleOutput {
@@ -338,6 +467,15 @@ pub struct CycleOutput {
     pub derived_timestamps_ms: Vec<i64>,
     /// Value of each derived sample.
     pub derived_values: Vec<f64>,
+    /// Resource metric values (metric kind [`MetricKind::Resource`]).
+    pub resource: Vec<ResourceValue>,
+    /// Metrics of the plan that could not be computed this cycle: served as errors until a
+    /// later cycle publishes them again.
+    pub failed: Vec<MetricFailure>,
+    /// A new plan, applied by the host from the next cycle (every series is announced again
+    /// under the new input indices). Refused whole, the old plan kept, when invalid or when it
+    /// takes another plugin's metric.
+    pub replan: Option<Plan>,
 }
 
 impl CycleOutput {
@@ -364,6 +502,35 @@ impl CycleOutput {
         });
         let last = self.custom.len() - 1;
         &mut self.custom[last]
+    }
+
+    /// Reports `metric` as not computable this cycle, with why.
+    pub fn fail(&mut self, metric: impl Into<String>, message: impl Into<String>) {
+        self.failed.push(MetricFailure {
+            metric: metric.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Appends a resource metric value of `object`'s `container` (empty for nodes).
+    pub fn push_resource(
+        &mut self,
+        metric: impl Into<String>,
+        object: ObjectRef,
+        container: impl Into<String>,
+        value: f64,
+        timestamp_ms: i64,
+    ) -> &mut ResourceValue {
+        self.resource.push(ResourceValue {
+            metric: metric.into(),
+            object,
+            container: container.into(),
+            value,
+            timestamp_ms,
+            window_ms: 0,
+        });
+        let last = self.resource.len() - 1;
+        &mut self.resource[last]
     }
 
     /// Appends an instant external value (no labels, window 0); `namespace` is empty unless the

@@ -33,17 +33,19 @@ impl Hasher for IdHasher {
 /// A map keyed by series id.
 pub type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
-/// The series one instance has been sent, with the cycle each was last seen in.
+/// The series one instance has been sent, with the cycle each was last seen in and its input.
 #[derive(Debug, Default)]
 pub struct InputState {
-    sent: IdMap<u64>,
+    sent: IdMap<(u64, u32)>,
     cycle: u64,
 }
 
 impl InputState {
     /// This cycle's input for `inputs`: every sample of every matching family, once (a family
     /// matched by two inputs is sent for the first), new series in `added` and vanished ones in
-    /// `removed`. Prometheus inputs get no samples yet.
+    /// `removed`. An input that failed this cycle ([`CycleSamples::failure`]) is reported in
+    /// `failures`, and its series are neither sent nor removed. Prometheus inputs get no samples
+    /// yet. `api-resources` is left `none` for the caller to fill.
     pub fn build(
         &mut self,
         inputs: &[Input],
@@ -57,8 +59,16 @@ impl InputState {
         // One input cannot match a family twice; several may.
         let dedup = inputs.len() > 1;
         let mut seen: HashSet<*const Family> = HashSet::new();
+        let mut failures = Vec::new();
         for (i, input) in inputs.iter().enumerate() {
-            if input.source == Source::Prometheus {
+            if let Some(message) = samples.failure(input.source, &input.backend, &input.name) {
+                failures.push(types::InputFailure {
+                    input: i as u32,
+                    message: message.to_owned(),
+                });
+                continue;
+            }
+            if matches!(input.source, Source::Prometheus | Source::PrometheusSeries) {
                 continue;
             }
             for family in samples.matching(input.source, &input.name) {
@@ -76,14 +86,16 @@ impl InputState {
             ids: Vec::with_capacity(rows),
             timestamps_ms: Vec::with_capacity(rows),
             values: Vec::with_capacity(rows),
+            failures,
+            api_resources: None,
         };
         for (index, family) in families {
             for series in &family.series {
                 input.ids.push(series.id);
                 match self.sent.entry(series.id) {
-                    Entry::Occupied(mut seen) => *seen.get_mut() = cycle,
+                    Entry::Occupied(mut seen) => seen.get_mut().0 = cycle,
                     Entry::Vacant(new) => {
-                        new.insert(cycle);
+                        new.insert((cycle, index));
                         input.added.push(announce(series, index));
                     }
                 }
@@ -91,13 +103,16 @@ impl InputState {
             input.timestamps_ms.extend_from_slice(&family.timestamps_ms);
             input.values.extend_from_slice(&family.values);
         }
-        self.sent.retain(|id, seen| {
-            let live = *seen == cycle;
+        let failed = |index: u32| input.failures.iter().any(|f| f.input == index);
+        let mut removed = Vec::new();
+        self.sent.retain(|id, (seen, index)| {
+            let live = *seen == cycle || failed(*index);
             if !live {
-                input.removed.push(*id);
+                removed.push(*id);
             }
             live
         });
+        input.removed = removed;
         input
     }
 }
@@ -208,5 +223,38 @@ mod tests {
         let third = state.build(&inputs, &CycleSamples::default(), 7, 15_000);
         assert!(third.added.is_empty() && third.ids.is_empty());
         assert_eq!(third.removed.len(), 2);
+    }
+
+    #[test]
+    fn a_failed_inputs_series_are_neither_sent_nor_removed() {
+        let inputs = [
+            input(Source::KubeletSummary, "rx_total"),
+            input(Source::KubeletSummary, "tx_total"),
+        ];
+        let mut cache = SeriesCache::default();
+        let mut state = InputState::default();
+        let rows = [("rx_total", "a", 1.0), ("tx_total", "a", 2.0)];
+        let first = state.build(&inputs, &cycle(&mut cache, &rows), 5, 15_000);
+        let tx = first.added.iter().find(|s| s.input == 1).unwrap().id;
+        assert!(first.failures.is_empty() && first.api_resources.is_none());
+
+        let mut failing = cycle(&mut cache, &rows[..1]);
+        failing.fail(Source::KubeletSummary, "", "tx_total", "scrape failed");
+        let second = state.build(&inputs, &failing, 6, 15_000);
+        assert_eq!(second.failures.len(), 1);
+        assert_eq!(
+            (
+                second.failures[0].input,
+                second.failures[0].message.as_str()
+            ),
+            (1, "scrape failed")
+        );
+        assert!(second.removed.is_empty(), "{:?}", second.removed);
+        assert_eq!(second.ids.len(), 1);
+
+        // Back, without the series: now it is removed; had it been there, not announced again.
+        let third = state.build(&inputs, &cycle(&mut cache, &rows[..1]), 7, 15_000);
+        assert_eq!(third.removed, [tx]);
+        assert!(third.failures.is_empty());
     }
 }

@@ -500,6 +500,9 @@ mod tests {
             derived_ids: vec![],
             derived_timestamps_ms: vec![],
             derived_values: vec![],
+            resource: vec![],
+            failed: vec![],
+            replan: None,
         }
     }
 
@@ -582,27 +585,29 @@ mod tests {
             name: name.into(),
             labels: vec![],
         };
+        // Plugin ids far from the host's (a process-wide counter), so they cannot coincide.
+        const P: u64 = 1 << 40;
         let mut out = output();
-        out.derived_added = vec![series(7, "smooth"), series(8, "undeclared")];
-        out.derived_ids = vec![7, 8, 9, 7];
+        out.derived_added = vec![series(P, "smooth"), series(P + 1, "undeclared")];
+        out.derived_ids = vec![P, P + 1, P + 2, P];
         out.derived_timestamps_ms = vec![1, 1, 1, 1];
         out.derived_values = vec![0.5, 1.0, 1.0, f64::NAN];
         let mut derived = IdMap::default();
         let a = validate(out, &plan(), &mut derived, Objects::Unchecked, 100).unwrap();
         assert_eq!(a.derived.len(), 1);
         let host_id = a.derived.families["smooth"].series[0].id;
-        assert_ne!(host_id, 7);
+        assert_ne!(host_id, P);
         assert_eq!(a.drops.count(DropReason::UndeclaredDerived), 1);
         assert_eq!(a.drops.count(DropReason::UnknownSeries), 2);
         assert_eq!(a.drops.count(DropReason::NonFinite), 1);
 
         // Announced again after a restart: same host series. Removed: forgotten.
         let mut out = output();
-        out.derived_added = vec![series(7, "smooth")];
-        out.derived_ids = vec![7];
+        out.derived_added = vec![series(P, "smooth")];
+        out.derived_ids = vec![P];
         out.derived_timestamps_ms = vec![2];
         out.derived_values = vec![0.7];
-        out.derived_removed = vec![7];
+        out.derived_removed = vec![P];
         let b = validate(out, &plan(), &mut derived, Objects::Unchecked, 100).unwrap();
         assert_eq!(b.derived.families["smooth"].series[0].id, host_id);
         assert!(derived.is_empty());

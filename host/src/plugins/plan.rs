@@ -92,9 +92,10 @@ impl Plan {
             if input.name.is_empty() {
                 return Err(format!("input {i} ({}) has an empty name", source.as_str()));
             }
-            if source != Source::Prometheus && !input.backend.is_empty() {
+            let prometheus = matches!(source, Source::Prometheus | Source::PrometheusSeries);
+            if !prometheus && !input.backend.is_empty() {
                 return Err(format!(
-                    "input {i} ({} {}) names a backend, which only prometheus inputs have",
+                    "input {i} ({} {}) names a backend, which only prometheus and prometheus-series inputs have",
                     source.as_str(),
                     input.name
                 ));
@@ -142,6 +143,12 @@ impl Plan {
                         ));
                     }
                     MetricTarget::External
+                }
+                types::MetricKind::Resource => {
+                    return Err(format!(
+                        "metric {}: resource metrics (metrics.k8s.io) are served from plugins only with [metrics] resource_source = \"plugins\"",
+                        spec.name
+                    ));
                 }
             };
             let metric = Metric {
@@ -197,6 +204,7 @@ pub fn source(s: types::Source) -> Source {
         types::Source::KubeletCadvisor => Source::KubeletCadvisor,
         types::Source::Cluster => Source::Cluster,
         types::Source::Prometheus => Source::Prometheus,
+        types::Source::PrometheusSeries => Source::PrometheusSeries,
         types::Source::Derived => Source::Derived,
     }
 }

@@ -31,7 +31,8 @@ fn component(wit: &str, world: &str, wat: &str) -> Vec<u8> {
         .expect("component")
 }
 
-const WIT: &str = include_str!("../../../plugin-sdk/wit/plugin.wit");
+/// The archived 0.1.0 contract: these components prove the host still runs plugins built on it.
+const WIT: &str = include_str!("../../wit/v0.1.0/plugin.wit");
 
 /// A 0.1.0 plugin whose plan publishes the custom pods metric `metric` (one letter) and whose
 /// `configure` and `process` start with the given instructions; every result is `ok` with empty
@@ -238,7 +239,7 @@ world plugin { export guest; }"#;
         "plugin future",
         "future.wasm",
         "contract 0.9.0",
-        "supported: 0.1.0",
+        "supported: 0.1.0, 0.2.0",
     ] {
         assert!(message.contains(want), "{message} should contain {want}");
     }

@@ -18,18 +18,21 @@ pub enum Source {
     Cluster,
     /// PromQL instant queries.
     Prometheus,
+    /// Prometheus series discovery (`/api/v1/series`): series without samples.
+    PrometheusSeries,
     /// Plugins' derived series.
     Derived,
 }
 
 impl Source {
     /// Every source, in declaration order.
-    pub const ALL: [Source; 6] = [
+    pub const ALL: [Source; 7] = [
         Source::KubeletResource,
         Source::KubeletSummary,
         Source::KubeletCadvisor,
         Source::Cluster,
         Source::Prometheus,
+        Source::PrometheusSeries,
         Source::Derived,
     ];
 
@@ -41,6 +44,7 @@ impl Source {
             Source::KubeletCadvisor => "kubelet-cadvisor",
             Source::Cluster => "cluster",
             Source::Prometheus => "prometheus",
+            Source::PrometheusSeries => "prometheus-series",
             Source::Derived => "derived",
         }
     }
@@ -210,13 +214,42 @@ impl SeriesCache {
 #[derive(Debug, Default, Clone)]
 pub struct CycleSamples {
     /// Batches per source, indexed by [`Source::index`].
-    pub sources: [Vec<Arc<Batch>>; 6],
+    pub sources: [Vec<Arc<Batch>>; Source::ALL.len()],
+    /// Inputs that could not be read this cycle: (source, backend, name) → why.
+    pub failures: HashMap<InputKey, Arc<str>>,
 }
+
+/// An input as plans name it: source, backend (empty unless Prometheus) and name or query.
+pub type InputKey = (Source, Arc<str>, Arc<str>);
 
 impl CycleSamples {
     /// Adds a producer's batch.
     pub fn add(&mut self, source: Source, batch: Arc<Batch>) {
         self.sources[source.index()].push(batch);
+    }
+
+    /// Records that the input `name` of `source` on `backend` (empty unless Prometheus) could
+    /// not be read this cycle, and why (with the backend and query). Plugins reading it get the
+    /// failure instead of its series.
+    pub fn fail(
+        &mut self,
+        source: Source,
+        backend: &str,
+        name: &str,
+        message: impl Into<Arc<str>>,
+    ) {
+        self.failures
+            .insert((source, backend.into(), name.into()), message.into());
+    }
+
+    /// Why the input `name` of `source` on `backend` could not be read this cycle, if it failed.
+    pub fn failure(&self, source: Source, backend: &str, name: &str) -> Option<&str> {
+        if self.failures.is_empty() {
+            return None;
+        }
+        self.failures
+            .get(&(source, Arc::from(backend), Arc::from(name)))
+            .map(|m| &**m)
     }
 
     /// The families of `source` whose metric name matches `pattern` (exact, or a prefix ending

@@ -7,6 +7,8 @@
 
 #[allow(missing_docs)]
 pub mod v0_1_0;
+#[allow(missing_docs)]
+pub mod v0_2_0;
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store};
@@ -14,7 +16,7 @@ use wasmtime::{Engine, Store};
 use super::instance::HostState;
 
 /// The types host logic works with: those of the newest contract.
-pub use v0_1_0::metrics_gateway::plugin::types;
+pub use v0_2_0::metrics_gateway::plugin::types;
 
 /// The exported interface whose version selects the bindings, without `@version`.
 const GUEST_INTERFACE: &str = "metrics-gateway:plugin/guest";
@@ -24,20 +26,23 @@ const GUEST_INTERFACE: &str = "metrics-gateway:plugin/guest";
 pub enum ContractVersion {
     /// `metrics-gateway:plugin@0.1.0`.
     V0_1_0,
+    /// `metrics-gateway:plugin@0.2.0`.
+    V0_2_0,
 }
 
 impl ContractVersion {
     /// Every supported version, oldest first.
-    pub const ALL: [ContractVersion; 1] = [ContractVersion::V0_1_0];
+    pub const ALL: [ContractVersion; 2] = [ContractVersion::V0_1_0, ContractVersion::V0_2_0];
 
     /// The WIT package version, e.g. `0.1.0`.
     pub fn as_str(self) -> &'static str {
         match self {
             ContractVersion::V0_1_0 => "0.1.0",
+            ContractVersion::V0_2_0 => "0.2.0",
         }
     }
 
-    /// The supported versions as a readable list, e.g. `0.1.0`.
+    /// The supported versions as a readable list, e.g. `0.1.0, 0.2.0`.
     pub fn supported() -> String {
         Self::ALL.map(Self::as_str).join(", ")
     }
@@ -109,6 +114,7 @@ fn version_from_exports(names: &[&str]) -> Result<ContractVersion, VersionError>
 /// The host imports of every supported version, ready to pre-instantiate components.
 pub struct Linkers {
     v0_1_0: Linker<HostState>,
+    v0_2_0: Linker<HostState>,
 }
 
 impl Linkers {
@@ -116,7 +122,9 @@ impl Linkers {
     pub fn new(engine: &Engine) -> wasmtime::Result<Linkers> {
         let mut v0_1_0 = Linker::new(engine);
         v0_1_0::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut v0_1_0, |s| s)?;
-        Ok(Linkers { v0_1_0 })
+        let mut v0_2_0 = Linker::new(engine);
+        v0_2_0::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut v0_2_0, |s| s)?;
+        Ok(Linkers { v0_1_0, v0_2_0 })
     }
 }
 
@@ -124,6 +132,8 @@ impl Linkers {
 pub enum Pre {
     /// Contract 0.1.0.
     V0_1_0(v0_1_0::PluginPre<HostState>),
+    /// Contract 0.2.0.
+    V0_2_0(v0_2_0::PluginPre<HostState>),
 }
 
 impl Pre {
@@ -137,6 +147,9 @@ impl Pre {
             ContractVersion::V0_1_0 => Ok(Pre::V0_1_0(v0_1_0::PluginPre::new(
                 linkers.v0_1_0.instantiate_pre(component)?,
             )?)),
+            ContractVersion::V0_2_0 => Ok(Pre::V0_2_0(v0_2_0::PluginPre::new(
+                linkers.v0_2_0.instantiate_pre(component)?,
+            )?)),
         }
     }
 
@@ -144,6 +157,7 @@ impl Pre {
     pub fn engine(&self) -> &Engine {
         match self {
             Pre::V0_1_0(pre) => pre.engine(),
+            Pre::V0_2_0(pre) => pre.engine(),
         }
     }
 
@@ -151,6 +165,7 @@ impl Pre {
     pub fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Bindings> {
         match self {
             Pre::V0_1_0(pre) => Ok(Bindings::V0_1_0(pre.instantiate(store)?)),
+            Pre::V0_2_0(pre) => Ok(Bindings::V0_2_0(pre.instantiate(store)?)),
         }
     }
 }
@@ -159,6 +174,8 @@ impl Pre {
 pub enum Bindings {
     /// Contract 0.1.0.
     V0_1_0(v0_1_0::Plugin),
+    /// Contract 0.2.0.
+    V0_2_0(v0_2_0::Plugin),
 }
 
 impl Bindings {
@@ -169,7 +186,11 @@ impl Bindings {
         config: &str,
     ) -> wasmtime::Result<Result<types::Plan, String>> {
         match self {
-            Bindings::V0_1_0(p) => p
+            Bindings::V0_1_0(p) => Ok(p
+                .metrics_gateway_plugin_guest()
+                .call_configure(store, config)?
+                .map(Into::into)),
+            Bindings::V0_2_0(p) => p
                 .metrics_gateway_plugin_guest()
                 .call_configure(store, config),
         }
@@ -182,7 +203,11 @@ impl Bindings {
         input: &types::CycleInput,
     ) -> wasmtime::Result<Result<types::CycleOutput, String>> {
         match self {
-            Bindings::V0_1_0(p) => p.metrics_gateway_plugin_guest().call_process(store, input),
+            Bindings::V0_1_0(p) => Ok(p
+                .metrics_gateway_plugin_guest()
+                .call_process(store, &v0_1_0::cycle_input(input))?
+                .map(Into::into)),
+            Bindings::V0_2_0(p) => p.metrics_gateway_plugin_guest().call_process(store, input),
         }
     }
 
@@ -190,6 +215,7 @@ impl Bindings {
     pub fn snapshot(&self, store: &mut Store<HostState>) -> wasmtime::Result<Vec<u8>> {
         match self {
             Bindings::V0_1_0(p) => p.metrics_gateway_plugin_guest().call_snapshot(store),
+            Bindings::V0_2_0(p) => p.metrics_gateway_plugin_guest().call_snapshot(store),
         }
     }
 
@@ -201,6 +227,7 @@ impl Bindings {
     ) -> wasmtime::Result<Result<(), String>> {
         match self {
             Bindings::V0_1_0(p) => p.metrics_gateway_plugin_guest().call_restore(store, state),
+            Bindings::V0_2_0(p) => p.metrics_gateway_plugin_guest().call_restore(store, state),
         }
     }
 }
@@ -210,6 +237,22 @@ impl v0_1_0::metrics_gateway::plugin::types::Host for HostState {}
 impl v0_1_0::metrics_gateway::plugin::host::Host for HostState {
     fn log(&mut self, level: v0_1_0::metrics_gateway::plugin::host::Level, message: String) {
         use v0_1_0::metrics_gateway::plugin::host::Level as L;
+        let level = match level {
+            L::Trace => tracing::Level::TRACE,
+            L::Debug => tracing::Level::DEBUG,
+            L::Info => tracing::Level::INFO,
+            L::Warn => tracing::Level::WARN,
+            L::Error => tracing::Level::ERROR,
+        };
+        self.log(level, &message);
+    }
+}
+
+impl v0_2_0::metrics_gateway::plugin::types::Host for HostState {}
+
+impl v0_2_0::metrics_gateway::plugin::host::Host for HostState {
+    fn log(&mut self, level: v0_2_0::metrics_gateway::plugin::host::Level, message: String) {
+        use v0_2_0::metrics_gateway::plugin::host::Level as L;
         let level = match level {
             L::Trace => tracing::Level::TRACE,
             L::Debug => tracing::Level::DEBUG,
@@ -231,6 +274,10 @@ mod tests {
             version_from_exports(&["metrics-gateway:plugin/guest@0.1.0"]),
             Ok(ContractVersion::V0_1_0)
         );
+        assert_eq!(
+            version_from_exports(&["metrics-gateway:plugin/guest@0.2.0"]),
+            Ok(ContractVersion::V0_2_0)
+        );
         let err = version_from_exports(&[
             "metrics-gateway:plugin/guest-extra@0.1.0",
             "metrics-gateway:plugin/guest@0.9.0",
@@ -240,7 +287,7 @@ mod tests {
             err,
             VersionError::Unsupported {
                 found: "0.9.0".into(),
-                supported: "0.1.0".into()
+                supported: "0.1.0, 0.2.0".into()
             }
         );
         assert!(err.to_string().contains("0.9.0") && err.to_string().contains("0.1.0"));
