@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::config::AdapterConfig;
 use crate::resource_rules::{CompiledResourceRules, ResourceQuery};
-use crate::resources::{ApiResource, LabelMap, builtin_api_resources};
+use metrics_gateway_sdk::types::ApiResource;
+
+use crate::resources::{LabelMap, builtin_api_resources};
 use crate::rules::{Kind, MetricQuery, Rule, Target};
 
 /// A discovered series, as the engine keeps it: its selector, family and label-name set.
@@ -102,9 +104,14 @@ impl Engine {
         &self.selectors
     }
 
-    /// Replaces the API resources label names are resolved against (the built-in list of
-    /// common resources until the host passes the cluster's).
+    /// Replaces the API resources label names are resolved against: the cluster's, or the
+    /// built-in list of common resources when `api` is empty (discovery not known yet).
     pub fn set_api_resources(&mut self, api: Vec<ApiResource>) {
+        let api = if api.is_empty() {
+            builtin_api_resources()
+        } else {
+            api
+        };
         self.label_maps = self.rules.iter().map(|r| r.label_map(&api)).collect();
         self.api = api;
     }
@@ -154,6 +161,16 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Forgets every discovered series (the host announces them all again after a replan).
+    pub fn clear_series(&mut self) {
+        self.series.clear();
+        self.counts.clear();
+        self.families.clear();
+        self.family_ids.clear();
+        self.label_sets.clear();
+        self.label_set_ids.clear();
     }
 
     /// The number of live discovered series.
@@ -216,11 +233,6 @@ impl Engine {
             Some(r) => r.queries(&self.api),
             None => Ok(Vec::new()),
         }
-    }
-
-    /// Whether the config has `resourceRules`.
-    pub fn has_resource_rules(&self) -> bool {
-        self.resource_rules.is_some()
     }
 }
 
@@ -377,6 +389,7 @@ rules:
         let mut api = builtin_api_resources();
         api.push(ApiResource {
             group: "kafka.example.com".into(),
+            version: "v1".into(),
             resource: "consumers".into(),
             singular: "consumer".into(),
             kind: "Consumer".into(),

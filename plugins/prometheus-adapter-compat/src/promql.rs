@@ -240,84 +240,6 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
     Ok(total)
 }
 
-/// The metric a series selector names, when it names exactly one (`name{…}` or
-/// `{__name__="name",…}`), with the labels its matchers require to be non-empty (`l!=""`,
-/// `l="v"`, `l=~"re"` where `re` does not match the empty string). `None` for anything else.
-pub fn single_metric(selector: &str) -> Option<(String, Vec<String>)> {
-    let s = selector.trim();
-    let name_end = s
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-        .unwrap_or(s.len());
-    let mut name = (name_end > 0).then(|| s[..name_end].to_owned());
-    let rest = s[name_end..].trim();
-    let mut required = Vec::new();
-    if !rest.is_empty() {
-        let inner = rest.strip_prefix('{')?.strip_suffix('}')?;
-        let mut rest = inner.trim();
-        while !rest.is_empty() {
-            let label_end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
-            let label = &rest[..label_end];
-            rest = rest[label_end..].trim_start();
-            let op_len =
-                if rest.starts_with("!=") || rest.starts_with("=~") || rest.starts_with("!~") {
-                    2
-                } else if rest.starts_with('=') {
-                    1
-                } else {
-                    return None;
-                };
-            let op = &rest[..op_len];
-            rest = rest[op_len..].trim_start();
-            let end = skip_string(rest, 0).ok()?;
-            let value = unquote_promql(&rest[..end])?;
-            rest = rest[end..].trim_start();
-            rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
-            if label == "__name__" {
-                if op != "=" || name.is_some() {
-                    return None;
-                }
-                name = Some(value);
-                continue;
-            }
-            let non_empty = match op {
-                "=" => !value.is_empty(),
-                "!=" => value.is_empty(),
-                "=~" => !crate::goregex::compile(&format!("^(?:{value})$"))
-                    .ok()?
-                    .is_match(""),
-                _ => false,
-            };
-            if non_empty && !required.iter().any(|l| l == label) {
-                required.push(label.to_owned());
-            }
-        }
-    }
-    Some((name?, required))
-}
-
-/// The value of a PromQL string literal (`"a\"b"`, `'a'`, `` `a` ``).
-fn unquote_promql(literal: &str) -> Option<String> {
-    let quote = literal.chars().next()?;
-    let inner = literal.strip_prefix(quote)?.strip_suffix(quote)?;
-    if quote == '`' {
-        return Some(inner.to_owned());
-    }
-    let mut out = String::new();
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next()? {
-                'n' => out.push('\n'),
-                't' => out.push('\t'),
-                other => out.push(other),
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,27 +301,5 @@ mod tests {
         assert_eq!(parse_duration_ms("500ms").unwrap(), 500);
         assert!(parse_duration_ms("3 minutes").is_err());
         assert!(parse_duration_ms("m").is_err());
-    }
-
-    #[test]
-    fn single_metric_selectors() {
-        assert_eq!(
-            single_metric(r#"{__name__="queue_depth",topic!=""}"#),
-            Some(("queue_depth".to_owned(), vec!["topic".to_owned()]))
-        );
-        assert_eq!(
-            single_metric(r#"cheddar{sharp="true", brand=~".+", x=~".*", y!~"a"}"#),
-            Some((
-                "cheddar".to_owned(),
-                vec!["sharp".to_owned(), "brand".to_owned()]
-            ))
-        );
-        assert_eq!(single_metric("up"), Some(("up".to_owned(), Vec::new())));
-        assert_eq!(
-            single_metric(r#"{__name__=~"^container_.*",namespace!=""}"#),
-            None
-        );
-        assert_eq!(single_metric(r#"{namespace!=""}"#), None);
-        assert_eq!(single_metric(r#"a{__name__="b"}"#), None);
     }
 }

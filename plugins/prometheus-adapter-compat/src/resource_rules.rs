@@ -2,30 +2,15 @@
 //! metric and scope per cycle.
 
 use metrics_gateway_sdk::ObjectRef;
-use metrics_gateway_sdk::types::{Label, label};
+use metrics_gateway_sdk::types::{Label, ResourceValue, label};
 
 use crate::config::{ResourceRule, ResourceRules};
 use crate::promql;
-use crate::resources::{ApiResource, Association};
+use metrics_gateway_sdk::types::ApiResource;
+
+use crate::resources::Association;
 use crate::rules::{QUERY_FIELDS, render_query};
 use crate::template::Template;
-
-/// A resource metric value (contract 0.2.0's `resource-value`): CPU in cores, memory in bytes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ResourceValue {
-    /// `cpu` or `memory`.
-    pub metric: &'static str,
-    /// A pod or a node.
-    pub object: ObjectRef,
-    /// Pods: the container. Nodes: empty.
-    pub container: String,
-    /// The value.
-    pub value: f64,
-    /// The sample's timestamp, ms.
-    pub timestamp_ms: i64,
-    /// The window it was computed over, ms.
-    pub window_ms: u64,
-}
 
 /// What a resource query's result series describe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,7 +183,7 @@ impl ResourceQuery {
             Scope::Nodes { node_label } => (ObjectRef::node(non_empty(node_label)?), String::new()),
         };
         Some(ResourceValue {
-            metric: self.metric,
+            metric: self.metric.to_owned(),
             object,
             container,
             value,
@@ -278,7 +263,7 @@ resourceRules:
         assert_eq!(
             v,
             ResourceValue {
-                metric: "cpu",
+                metric: "cpu".into(),
                 object: ObjectRef::pod("a", "p.1"),
                 container: "app".into(),
                 value: 0.5,

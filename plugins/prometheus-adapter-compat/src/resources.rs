@@ -3,42 +3,18 @@
 
 use std::collections::BTreeMap;
 
+use metrics_gateway_sdk::ResourceMapper;
+use metrics_gateway_sdk::types::ApiResource;
+
 use crate::config::{GroupResource, ResourceMapping};
 use crate::template::{Template, Value};
 
-/// One resource of the cluster's API discovery (core group: empty `group`); the shape of
-/// contract 0.2.0's `api-resource`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiResource {
-    /// API group; empty for core.
-    pub group: String,
-    /// Plural, lower case: `deployments`.
-    pub resource: String,
-    /// Singular, lower case: `deployment`.
-    pub singular: String,
-    /// Kind: `Deployment`.
-    pub kind: String,
-    /// Whether objects live in a namespace.
-    pub namespaced: bool,
-}
-
-impl ApiResource {
-    /// `resource` with its group unless core: `pods`, `deployments.apps`.
-    pub fn canonical(&self) -> String {
-        if self.group.is_empty() {
-            self.resource.clone()
-        } else {
-            format!("{}.{}", self.resource, self.group)
-        }
-    }
-
-    /// The singular name, or the kind in lower case when discovery gives none.
-    fn singular(&self) -> String {
-        if self.singular.is_empty() {
-            self.kind.to_ascii_lowercase()
-        } else {
-            self.singular.clone()
-        }
+/// The singular name, or the kind in lower case when discovery gives none.
+fn singular(resource: &ApiResource) -> String {
+    if resource.singular.is_empty() {
+        resource.kind.to_ascii_lowercase()
+    } else {
+        resource.singular.clone()
     }
 }
 
@@ -46,6 +22,7 @@ impl ApiResource {
 pub fn builtin_api_resources() -> Vec<ApiResource> {
     let r = |group: &str, resource: &str, singular: &str, kind: &str, namespaced| ApiResource {
         group: group.into(),
+        version: "v1".into(),
         resource: resource.into(),
         singular: singular.into(),
         kind: kind.into(),
@@ -132,11 +109,11 @@ impl Association {
         })
     }
 
-    /// The label map against `api`: overrides first (a resource as kubectl accepts it: plural,
-    /// singular or kind, case-insensitive, in the given group), then the template rendered for
+    /// The label map against `api`: the template rendered for
     /// every resource (group with `.` → `_`, singular name); a label two resources render to
-    /// goes to the core one, else the first listed. An overridden resource has only its
-    /// override label.
+    /// goes to the core one, else the first listed. Then the overrides, resolved by the SDK's
+    /// `ResourceMapper` as kubectl would (plural, singular or kind, any case; without a group,
+    /// the core resource first): an overridden resource has only its override label.
     pub fn resolve(&self, api: &[ApiResource]) -> LabelMap {
         let mut map = LabelMap::default();
         if let Some(template) = &self.template {
@@ -146,33 +123,31 @@ impl Association {
             for resource in ordered {
                 let fields = BTreeMap::from([
                     ("Group", Value::Str(resource.group.replace('.', "_"))),
-                    ("Resource", Value::Str(resource.singular())),
+                    ("Resource", Value::Str(singular(resource))),
                 ]);
                 let label = template.render(&fields);
                 map.labels.entry(label).or_insert_with(|| Resolved {
-                    resource: resource.canonical(),
+                    resource: resource.qualified(),
                     namespaced: resource.namespaced,
                 });
             }
         }
+        let mapper = ResourceMapper::new(api.to_vec());
         for (label, target) in &self.overrides {
-            let name = target.resource.to_ascii_lowercase();
-            let found = api.iter().find(|r| {
-                r.group.eq_ignore_ascii_case(&target.group)
-                    && (r.resource == name
-                        || r.singular() == name
-                        || r.kind.eq_ignore_ascii_case(&name))
-            });
-            match found {
+            let name = if target.group.is_empty() {
+                target.resource.clone()
+            } else {
+                format!("{}.{}", target.resource, target.group)
+            };
+            match mapper.resolve(&name) {
                 Some(r) => {
                     // The override is the resource's label: drop what the template gave it.
-                    let canonical = r.canonical();
                     map.labels
-                        .retain(|_, resolved| resolved.resource != canonical);
+                        .retain(|_, resolved| resolved.resource != r.qualified);
                     map.labels.insert(
                         label.clone(),
                         Resolved {
-                            resource: r.canonical(),
+                            resource: r.qualified,
                             namespaced: r.namespaced,
                         },
                     );
@@ -285,6 +260,7 @@ mod tests {
         let mut api = builtin_api_resources();
         let event = |group: &str| ApiResource {
             group: group.into(),
+            version: "v1".into(),
             resource: "events".into(),
             singular: "event".into(),
             kind: "Event".into(),

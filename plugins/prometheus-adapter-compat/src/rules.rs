@@ -182,7 +182,7 @@ impl Rule {
     }
 
     /// The label map of this rule against the cluster's API resources.
-    pub fn label_map(&self, api: &[crate::resources::ApiResource]) -> LabelMap {
+    pub fn label_map(&self, api: &[metrics_gateway_sdk::types::ApiResource]) -> LabelMap {
         self.association.resolve(api)
     }
 
