@@ -20,6 +20,9 @@ use crate::engine::Engine;
 use crate::promql;
 use crate::rules::{MetricQuery, MetricValue, Target};
 
+/// The resources a contract 0.1.0 host accepts for custom metrics.
+const V0_1_RESOURCES: &[&str] = &["pods", "nodes", "namespaces", "deployments.apps"];
+
 /// The plugin: the published queries and which plan input answers each.
 pub struct Compat {
     queries: Vec<MetricQuery>,
@@ -85,9 +88,26 @@ impl Plugin for Compat {
         for warning in &published.warnings {
             log::warn(warning);
         }
+        // Contract 0.1.0 hosts serve custom metrics on these resources only.
+        let (queries, dropped): (Vec<MetricQuery>, Vec<MetricQuery>) = published
+            .queries
+            .into_iter()
+            .partition(|q| match &q.target {
+                Target::Custom { resource, .. } => V0_1_RESOURCES.contains(&resource.as_str()),
+                Target::External { .. } => true,
+            });
+        for q in &dropped {
+            if let Target::Custom { resource, .. } = &q.target {
+                log::warn(&format!(
+                    "metric {:?} on {resource}: served from plugin contract 0.2.0 on (0.1.0 serves {})",
+                    q.metric,
+                    V0_1_RESOURCES.join(", ")
+                ));
+            }
+        }
         let mut plan = Plan::new();
         let mut input_queries: Vec<Vec<usize>> = Vec::new();
-        for (i, q) in published.queries.iter().enumerate() {
+        for (i, q) in queries.iter().enumerate() {
             let input = plan.add_input(InputSpec::prometheus(&config.backend, &q.query)) as usize;
             if input_queries.len() <= input {
                 input_queries.resize(input + 1, Vec::new());
@@ -96,7 +116,7 @@ impl Plugin for Compat {
             plan.add_metric(metric_spec(q, config.max_age_ms))?;
         }
         let plugin = Compat {
-            queries: published.queries,
+            queries,
             input_queries,
             series: SeriesTable::new(),
         };
@@ -223,6 +243,24 @@ rules:
             .custom_value("http_requests_per_second", &ObjectRef::namespace("web"))
             .unwrap();
         assert_eq!(v.window_ms, 120_000);
+    }
+
+    #[test]
+    fn resources_a_0_1_host_cannot_serve_are_left_out() {
+        let yaml = r#"
+rules:
+- seriesQuery: 'http_requests_total{namespace!="",service!="",deployment!=""}'
+  resources: {template: "<<.Resource>>"}
+  metricsQuery: 'sum(rate(<<.Series>>{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>)'
+"#;
+        let h = Harness::<Compat>::new(&config(yaml)).unwrap();
+        let resources: Vec<&str> = h
+            .plan()
+            .metrics
+            .iter()
+            .map(|m| m.resource.as_str())
+            .collect();
+        assert_eq!(resources, ["deployments.apps", "namespaces"]);
     }
 
     #[test]
