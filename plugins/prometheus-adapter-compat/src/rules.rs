@@ -97,6 +97,15 @@ pub enum MetricValue {
     External(ExternalValue),
 }
 
+/// Whether `name` can be a metric name in the API's URL paths (as the host checks plans).
+fn valid_metric_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+}
+
 /// `l!=""` for each label: the selection every object satisfies.
 fn non_empty_matchers(labels: &[String]) -> String {
     labels
@@ -199,6 +208,13 @@ impl Rule {
         let Some(metric) = self.naming.api_name(name) else {
             return Ok(Vec::new());
         };
+        if !valid_metric_name(&metric) {
+            return Err(format!(
+                "{}.name.as: series {name:?} gets the metric name {metric:?}, which is not 1-253 \
+                 letters, digits, '_', '-', '.', ':' starting with a letter or digit",
+                self.place
+            ));
+        }
         let namespace_label = map.namespace_label().map(str::to_owned);
         let mut out = Vec::new();
         let mut push = |target: Target, group: Vec<String>| -> Result<(), String> {
@@ -520,6 +536,18 @@ externalRules:
         let config = parse_adapter_config(yaml).unwrap();
         let err = Rule::compile("rules", 0, &config.rules[0], Kind::Custom).unwrap_err();
         assert!(err.starts_with("rules[0].resources.namespaced:"), "{err}");
+    }
+
+    #[test]
+    fn invalid_api_names_are_reported() {
+        let yaml = "rules:\n- seriesQuery: x\n  resources: {template: \"<<.Resource>>\"}\n  name: {as: \"my metric\"}\n  metricsQuery: 'max(<<.Series>>) by (<<.GroupBy>>)'\n";
+        let rule = rule(yaml, Kind::Custom).unwrap();
+        let map = rule.label_map(&builtin_api_resources());
+        let err = rule.queries("x", &names(&["node"]), &map).unwrap_err();
+        assert!(
+            err.starts_with(r#"rules[0].name.as: series "x" gets the metric name "my metric""#),
+            "{err}"
+        );
     }
 
     #[test]
