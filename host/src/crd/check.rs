@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::config::PrometheusConfig;
 use super::source::{entry, parse};
 use super::spec::{GROUP, KIND, VERSION};
+use crate::config::PrometheusConfig;
 use crate::plugins::{PluginError, PluginRuntime, PluginSet, set};
 use crate::reload::resources::Refusal;
 
@@ -91,8 +91,8 @@ fn check_document(
             source,
         })
     })?;
-    let checked =
-        set::check_entry(entry(name, &spec, &module, bytes), backends).map_err(|e| Refusal::of(&e))?;
+    let checked = set::check_entry(entry(name, &spec, &module, bytes), backends)
+        .map_err(|e| Refusal::of(&e))?;
     let rt = runtime().map_err(|e| Refusal::of(&e))?;
     PluginSet::start_fresh(&rt, checked).map_err(|e| Refusal::of(&e))?;
     Ok("spec valid; module verified, compiled and configured")

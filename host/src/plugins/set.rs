@@ -201,15 +201,15 @@ pub fn check(
     })?;
     check_entry(
         PluginEntry {
-        name,
-        origin: file,
-        bytes,
-        sha256: pc.sha256.as_ref().map(|s| s.get_ref().clone()),
-        timeout_ms: pc.timeout_ms.get(),
-        memory_mib: pc.memory_mib.get(),
-        max_output: pc.max_output.get(),
-        config_json,
-    },
+            name,
+            origin: file,
+            bytes,
+            sha256: pc.sha256.as_ref().map(|s| s.get_ref().clone()),
+            timeout_ms: pc.timeout_ms.get(),
+            memory_mib: pc.memory_mib.get(),
+            max_output: pc.max_output.get(),
+            config_json,
+        },
         backends,
     )
 }

@@ -386,19 +386,12 @@ impl Reloader {
                 };
                 let mut candidate = prepare(&this.path, |_| this.runtime(), &running)?;
                 let desired = lock(&this.desired).clone();
-                let file_plugins: Vec<String> = candidate
-                    .config
-                    .plugins
-                    .iter()
-                    .map(|p| p.name.get_ref().clone())
-                    .collect();
                 let batch = resources::prepare(
                     &desired,
-                    &file_plugins,
+                    &candidate.config,
                     &running,
                     &previous,
                     &mut || this.runtime(),
-                    &candidate.config.prometheus,
                     &mut candidate.entries,
                     &mut candidate.fingerprints,
                 );

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::config::PrometheusConfig;
+use crate::config::{Config, PrometheusConfig};
 use crate::plugins::set::{self, Fingerprint, FreshPlugin, PluginEntry};
 use crate::plugins::{PluginError, PluginRuntime, PluginSet};
 
@@ -92,11 +92,10 @@ pub(crate) struct ResourceBatch {
 /// (or nothing) when refused. `runtime` starts the plugin runtime on first need.
 pub(crate) fn prepare(
     desired: &[ResourcePlugin],
-    file_plugins: &[String],
+    config: &Config,
     running: &HashMap<String, Fingerprint>,
     previous: &HashMap<String, RunningResource>,
     runtime: &mut dyn FnMut() -> Result<Arc<PluginRuntime>, PluginError>,
-    backends: &[PrometheusConfig],
     entries: &mut Vec<(Arc<str>, Option<FreshPlugin>)>,
     fingerprints: &mut Vec<(String, Fingerprint)>,
 ) -> ResourceBatch {
@@ -105,7 +104,7 @@ pub(crate) fn prepare(
     let mut batch = ResourceBatch::default();
     for plugin in sorted {
         let name = plugin.name.as_str();
-        let fresh = if file_plugins.iter().any(|f| f == name) {
+        let fresh = if config.plugins.iter().any(|f| f.name.get_ref() == name) {
             Err(Refusal {
                 reason: "NameConflict",
                 message: format!(
@@ -113,7 +112,7 @@ pub(crate) fn prepare(
                 ),
             })
         } else {
-            start(plugin, running, runtime, backends)
+            start(plugin, running, runtime, &config.prometheus)
         };
         let key: Arc<str> = name.into();
         match fresh {
