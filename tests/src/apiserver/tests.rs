@@ -341,11 +341,15 @@ async fn discovery_shapes() {
             "apiregistration.k8s.io",
             "policy",
             "rbac.authorization.k8s.io",
+            "apiextensions.k8s.io",
+            "coordination.k8s.io",
+            "events.k8s.io",
+            "metrics-gateway.io",
             "custom.metrics.k8s.io",
             "metrics.k8s.io"
         ]
     );
-    let custom = &apis["groups"][6];
+    let custom = &apis["groups"][10];
     assert_eq!(
         custom["preferredVersion"]["version"], "v1beta2",
         "highest versionPriority is preferred"
@@ -393,6 +397,7 @@ async fn discovery_shapes() {
             ("namespaces".into(), false),
             ("nodes".into(), false),
             ("pods".into(), true),
+            ("secrets".into(), true),
             ("serviceaccounts".into(), true),
             ("services".into(), true)
         ]

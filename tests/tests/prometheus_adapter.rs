@@ -1,0 +1,316 @@
+//! The `prometheus-adapter-compat` plugin end to end against a real Prometheus: a
+//! prometheus-adapter config served unchanged through the aggregated APIs with `kubectl`, one
+//! short query per rule for every pod at once, exact values, external rules with and without
+//! `namespaced: false`, and a Prometheus stopped mid-run failing only the metrics that read it.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use common::{quantity, raw};
+use metrics_gateway::demo::RigPlugin;
+use metrics_gateway_testkit::cluster::{ClusterSpec, SimClock, SimCluster};
+use metrics_gateway_testkit::prometheus::{END_MS, Prometheus, SPAN_SECS, STEP_SECS};
+
+const CUSTOM: &str = "/apis/custom.metrics.k8s.io/v1beta2";
+const EXTERNAL: &str = "/apis/external.metrics.k8s.io/v1beta1";
+
+/// prometheus-adapter's documented sample rules: a counter rate per pod, and an external queue
+/// gauge served both cluster-wide (`namespaced: false`) and per namespace.
+const ADAPTER_CONFIG: &str = r#"
+rules:
+- seriesQuery: 'http_requests_total{namespace!="",pod!=""}'
+  resources:
+    overrides:
+      namespace: {resource: namespace}
+      pod: {resource: pod}
+  name: {matches: "^(.*)_total$", as: "${1}_per_second"}
+  metricsQuery: 'sum(rate(<<.Series>>{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>)'
+externalRules:
+- seriesQuery: '{__name__="queue_depth",queue!=""}'
+  metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>}) by (queue)
+  resources:
+    namespaced: false
+- seriesQuery: '{__name__="queue_depth",queue!=""}'
+  name: {matches: "^(.*)$", as: "${1}_in_namespace"}
+  metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>}) by (queue)
+  resources:
+    overrides:
+      namespace: {resource: namespace}
+"#;
+
+/// Queues: (namespace index, queue name, depth). Names with regex metacharacters must not
+/// over-match.
+const QUEUES: [(usize, &str, f64); 3] = [
+    (0, "orders", 42.0),
+    (0, "orders.retry", 7.0),
+    (1, "a+b(c)|d", 3.0),
+];
+
+fn spec() -> ClusterSpec {
+    ClusterSpec {
+        nodes: 2,
+        pods_per_node: 5,
+        namespaces: 2,
+        ..ClusterSpec::default()
+    }
+}
+
+/// The cluster's pods, sorted, and its namespaces: the data is written for them.
+fn cluster_objects() -> (Vec<(String, String)>, Vec<String>) {
+    let cluster = SimCluster::generate(&spec(), SimClock::manual(END_MS));
+    let state = cluster.read();
+    let pods = state.pods.keys().cloned().collect();
+    let namespaces = state
+        .pods
+        .keys()
+        .map(|(ns, _)| ns.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    (pods, namespaces)
+}
+
+/// Requests per second of pod `i`'s `http_requests_total`.
+fn rate(i: usize) -> f64 {
+    (i + 1) as f64 / 4.0
+}
+
+fn openmetrics(pods: &[(String, String)], namespaces: &[String]) -> String {
+    let end = END_MS / 1000;
+    let times: Vec<i64> = (0..=SPAN_SECS / STEP_SECS)
+        .map(|k| end - SPAN_SECS + k * STEP_SECS)
+        .collect();
+    let mut out = String::from("# TYPE http_requests counter\n");
+    for (i, (ns, pod)) in pods.iter().enumerate() {
+        for &t in &times {
+            let v = rate(i) * (t - times[0]) as f64;
+            let _ = writeln!(
+                out,
+                "http_requests_total{{namespace=\"{ns}\",pod=\"{pod}\"}} {v} {t}"
+            );
+        }
+    }
+    out.push_str("# TYPE queue_depth gauge\n");
+    for (ns, queue, depth) in QUEUES {
+        for &t in &times {
+            let _ = writeln!(
+                out,
+                "queue_depth{{namespace=\"{}\",queue=\"{queue}\"}} {depth} {t}",
+                namespaces[ns]
+            );
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+/// `kubectl get --raw PATH`: the JSON on success, the error output otherwise.
+fn try_raw(kc: &Path, path: &str) -> Result<serde_json::Value, String> {
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kc)
+        .args(["get", "--raw", path])
+        .output()
+        .expect("kubectl is installed (scripts/test.sh installs it)");
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// External values as (queue, value), sorted.
+fn queues(list: &serde_json::Value) -> Vec<(String, f64)> {
+    let mut v: Vec<(String, f64)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["metricLabels"]["queue"].as_str().unwrap().to_owned(),
+                quantity(i["value"].as_str().unwrap()),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adapter_config_is_served_unchanged_with_one_query_per_rule() {
+    let (pods, namespaces) = cluster_objects();
+    let mut prom = Prometheus::start_with(&openmetrics(&pods, &namespaces)).unwrap();
+    let url = prom.url();
+    let mut config = toml::Table::new();
+    config.insert("adapter_config".into(), ADAPTER_CONFIG.into());
+    let plugin = RigPlugin {
+        config,
+        ..RigPlugin::new(
+            "adapter",
+            common::plugin_wasm("prometheus-adapter-compat"),
+            "",
+        )
+    };
+    let (rig, _) = common::rig_with(spec(), |o| {
+        o.clock = SimClock::manual(END_MS);
+        o.plugins = vec![plugin];
+        o.extra_config = format!("[[prometheus]]\nname = \"main\"\nurl = \"{url}\"\n");
+    })
+    .await;
+    assert!(
+        rig.gateway.plugin_errors.is_empty(),
+        "{:?}",
+        rig.gateway.plugin_errors
+    );
+    // Discovery, then the replan's queries, then their values.
+    for _ in 0..3 {
+        rig.gateway.collector.run_cycle().await;
+    }
+    let kc = rig.dir().join("user.kubeconfig");
+    rig.write_user_kubeconfig(&kc).unwrap();
+
+    // Discovery lists what prometheus-adapter would, external metrics namespaced only when the
+    // rule says so.
+    let custom = raw(&kc, CUSTOM);
+    let names: Vec<&str> = custom["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"pods/http_requests_per_second"),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"namespaces/http_requests_per_second"),
+        "{names:?}"
+    );
+    let external = raw(&kc, EXTERNAL);
+    let scoped: Vec<(&str, bool)> = external["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap(),
+                r["namespaced"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert!(scoped.contains(&("queue_depth", false)), "{scoped:?}");
+    assert!(
+        scoped.contains(&("queue_depth_in_namespace", true)),
+        "{scoped:?}"
+    );
+
+    // Every pod's exact rate, per namespace, from one query per cycle.
+    for ns in &namespaces {
+        let list = raw(
+            &kc,
+            &format!("{CUSTOM}/namespaces/{ns}/pods/*/http_requests_per_second"),
+        );
+        let mut got: Vec<(String, f64)> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                assert_eq!(i["describedObject"]["kind"], "Pod");
+                assert_eq!(
+                    i["timestamp"], "2026-01-01T00:00:00Z",
+                    "Prometheus' sample time"
+                );
+                (
+                    i["describedObject"]["name"].as_str().unwrap().to_owned(),
+                    quantity(i["value"].as_str().unwrap()),
+                )
+            })
+            .collect();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        let want: Vec<(String, f64)> = pods
+            .iter()
+            .enumerate()
+            .filter(|(_, (pns, _))| pns == ns)
+            .map(|(i, (_, pod))| (pod.clone(), rate(i)))
+            .collect();
+        assert_eq!(got.len(), want.len(), "{ns}: {got:?}");
+        for ((gp, gv), (wp, wv)) in got.iter().zip(&want) {
+            assert_eq!(gp, wp);
+            assert!((gv - wv).abs() < 1e-3, "{gp}: {gv} != {wv}");
+        }
+    }
+
+    // External: cluster-wide sees every queue from any namespace; the namespaced rule only its
+    // own namespace's; a label selector with metacharacters matches exactly one queue.
+    let all = queues(&raw(
+        &kc,
+        &format!("{EXTERNAL}/namespaces/{}/queue_depth", namespaces[1]),
+    ));
+    assert_eq!(
+        all,
+        vec![
+            ("a+b(c)|d".into(), 3.0),
+            ("orders".into(), 42.0),
+            ("orders.retry".into(), 7.0)
+        ]
+    );
+    let own = queues(&raw(
+        &kc,
+        &format!(
+            "{EXTERNAL}/namespaces/{}/queue_depth_in_namespace",
+            namespaces[0]
+        ),
+    ));
+    assert_eq!(
+        own,
+        vec![("orders".into(), 42.0), ("orders.retry".into(), 7.0)]
+    );
+    let one = queues(&raw(
+        &kc,
+        &format!(
+            "{EXTERNAL}/namespaces/{}/queue_depth?labelSelector=queue%3Dorders",
+            namespaces[0]
+        ),
+    ));
+    assert_eq!(one, vec![("orders".into(), 42.0)]);
+
+    // The queries Prometheus received are short: no object names in them.
+    let metrics = common::self_metrics(&rig);
+    assert!(
+        metrics.contains(
+            "metrics_gateway_prometheus_queries_total{backend=\"main\",outcome=\"success\"}"
+        ),
+        "{metrics}"
+    );
+
+    // Prometheus stopped: the plugin's metrics become errors naming the failure, the core
+    // metrics keep serving; restarted: values come back without a gateway restart.
+    prom.stop();
+    rig.gateway.collector.run_cycle().await;
+    let path = format!(
+        "{CUSTOM}/namespaces/{}/pods/*/http_requests_per_second",
+        namespaces[0]
+    );
+    let err = try_raw(&kc, &path).unwrap_err();
+    assert!(
+        err.contains("InternalError") || err.contains("500") || err.contains("main"),
+        "{err}"
+    );
+    assert!(
+        try_raw(
+            &kc,
+            &format!(
+                "/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods",
+                namespaces[0]
+            )
+        )
+        .is_ok(),
+        "resource metrics do not depend on Prometheus"
+    );
+    prom.restart().unwrap();
+    rig.gateway.collector.run_cycle().await;
+    let back = try_raw(&kc, &path).expect("values are back after the restart");
+    assert!(!back["items"].as_array().unwrap().is_empty(), "{back}");
+}
