@@ -232,37 +232,33 @@ impl Bindings {
     }
 }
 
-impl v0_1_0::metrics_gateway::plugin::types::Host for HostState {}
+/// Implements a contract version's host imports (its `log`) for [`HostState`].
+macro_rules! host_imports {
+    ($version:ident) => {
+        impl $version::metrics_gateway::plugin::types::Host for HostState {}
 
-impl v0_1_0::metrics_gateway::plugin::host::Host for HostState {
-    fn log(&mut self, level: v0_1_0::metrics_gateway::plugin::host::Level, message: String) {
-        use v0_1_0::metrics_gateway::plugin::host::Level as L;
-        let level = match level {
-            L::Trace => tracing::Level::TRACE,
-            L::Debug => tracing::Level::DEBUG,
-            L::Info => tracing::Level::INFO,
-            L::Warn => tracing::Level::WARN,
-            L::Error => tracing::Level::ERROR,
-        };
-        self.log(level, &message);
-    }
+        impl $version::metrics_gateway::plugin::host::Host for HostState {
+            fn log(
+                &mut self,
+                level: $version::metrics_gateway::plugin::host::Level,
+                message: String,
+            ) {
+                use $version::metrics_gateway::plugin::host::Level as L;
+                let level = match level {
+                    L::Trace => tracing::Level::TRACE,
+                    L::Debug => tracing::Level::DEBUG,
+                    L::Info => tracing::Level::INFO,
+                    L::Warn => tracing::Level::WARN,
+                    L::Error => tracing::Level::ERROR,
+                };
+                self.log(level, &message);
+            }
+        }
+    };
 }
 
-impl v0_2_0::metrics_gateway::plugin::types::Host for HostState {}
-
-impl v0_2_0::metrics_gateway::plugin::host::Host for HostState {
-    fn log(&mut self, level: v0_2_0::metrics_gateway::plugin::host::Level, message: String) {
-        use v0_2_0::metrics_gateway::plugin::host::Level as L;
-        let level = match level {
-            L::Trace => tracing::Level::TRACE,
-            L::Debug => tracing::Level::DEBUG,
-            L::Info => tracing::Level::INFO,
-            L::Warn => tracing::Level::WARN,
-            L::Error => tracing::Level::ERROR,
-        };
-        self.log(level, &message);
-    }
-}
+host_imports!(v0_1_0);
+host_imports!(v0_2_0);
 
 #[cfg(test)]
 mod tests {
