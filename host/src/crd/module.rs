@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::spec::{HttpsSource, KeyRef, ModuleRef};
+use crate::sources::prometheus::client::system_roots;
 
 /// Reads modules for the resource source.
 #[derive(Clone)]
@@ -167,24 +168,16 @@ async fn fetch_https(source: &HttpsSource, max_bytes: usize) -> Result<Vec<u8>, 
 
 /// The roots that verify a module server: `ca_bundle`'s certificates, else the system's.
 fn roots(ca_bundle: Option<&str>) -> Result<rustls::RootCertStore, String> {
+    let Some(pem) = ca_bundle else {
+        return Ok(system_roots());
+    };
     let mut roots = rustls::RootCertStore::empty();
-    match ca_bundle {
-        Some(pem) => {
-            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                let cert = cert.map_err(|e| e.to_string())?;
-                roots.add(cert).map_err(|e| e.to_string())?;
-            }
-            if roots.is_empty() {
-                return Err("no PEM certificate in it".into());
-            }
-        }
-        None => {
-            let native = rustls_native_certs::load_native_certs();
-            for cert in native.certs {
-                // Unusable system certificates are skipped, as every client does.
-                let _ = roots.add(cert);
-            }
-        }
+    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        let cert = cert.map_err(|e| e.to_string())?;
+        roots.add(cert).map_err(|e| e.to_string())?;
+    }
+    if roots.is_empty() {
+        return Err("no PEM certificate in it".into());
     }
     Ok(roots)
 }

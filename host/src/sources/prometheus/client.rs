@@ -208,15 +208,20 @@ impl BackendClient {
         if e.is_timeout() {
             return RequestError::Timeout(self.timeout_secs);
         }
-        // The innermost cause says what happened (connection refused, certificate unknown…).
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            message = format!("{message}: {s}");
-            source = s.source();
-        }
-        RequestError::Unreachable(message)
+        RequestError::Unreachable(error_chain(&e))
     }
+}
+
+/// An error with its causes, innermost last: the innermost says what happened (connection
+/// refused, certificate unknown…).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message = format!("{message}: {s}");
+        source = s.source();
+    }
+    message
 }
 
 fn read_secret(path: &Path) -> Result<String, RequestError> {
@@ -228,8 +233,8 @@ fn read_secret(path: &Path) -> Result<String, RequestError> {
         })
 }
 
-/// The system's trusted roots (empty when none can be read: then only `ca_file` works).
-fn system_roots() -> rustls::RootCertStore {
+/// The system's trusted roots (empty when none can be read: then only a configured CA works).
+pub(crate) fn system_roots() -> rustls::RootCertStore {
     let mut roots = rustls::RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     for error in &found.errors {
