@@ -124,6 +124,7 @@ impl From<Source> for wit::Source {
             Source::Cluster => wit::Source::Cluster,
             Source::Prometheus => wit::Source::Prometheus,
             Source::PrometheusSeries => wit::Source::PrometheusSeries,
+            Source::PrometheusLabels => wit::Source::PrometheusLabels,
             Source::Derived => wit::Source::Derived,
         }
     }

@@ -133,6 +133,9 @@ impl RuleSet {
                 Source::PrometheusSeries => {
                     InputSpec::prometheus_series(&rule.backend, &rule.series)
                 }
+                Source::PrometheusLabels => {
+                    InputSpec::prometheus_labels(&rule.backend, &rule.series)
+                }
                 source if rule.backend.is_empty() => InputSpec::new(source, &rule.series),
                 _ => {
                     return Err(format!(

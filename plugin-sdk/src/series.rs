@@ -130,6 +130,18 @@ impl<T> SeriesTable<T> {
         self.slots.iter().flatten().map(|(s, d)| (s, d))
     }
 
+    /// The names of the live series of plan input `input`, sorted. For a `prometheus-labels`
+    /// input these are the label names the backend lists.
+    pub fn names_of(&self, input: u32) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .iter()
+            .filter(|(s, _)| s.input == input)
+            .map(|(s, _)| s.name.as_str())
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
     /// Number of live series.
     pub fn len(&self) -> usize {
         self.index.len()

@@ -208,9 +208,11 @@ impl<P: Plugin> Harness<P> {
                     labels: key.2.clone(),
                 });
             }
-            input.ids.push(id);
-            input.timestamps_ms.push(row.timestamp_ms);
-            input.values.push(row.value);
+            if let Some((timestamp_ms, value)) = row.sample {
+                input.ids.push(id);
+                input.timestamps_ms.push(timestamp_ms);
+                input.values.push(value);
+            }
         }
         // A failed input's series stay live, unsent.
         for (&id, &index) in &self.live {
@@ -375,8 +377,8 @@ struct Row {
     input: u32,
     name: String,
     labels: Vec<Label>,
-    timestamp_ms: i64,
-    value: f64,
+    /// Timestamp and value; `None` for a discovered series, announced without a sample.
+    sample: Option<(i64, f64)>,
 }
 
 /// A cycle being built; [`Cycle::run`] sends it. Series sent in the previous cycle and missing
@@ -400,7 +402,7 @@ impl<P: Plugin> Cycle<'_, P> {
     /// plan that the name answers (whatever its source). Panics when no input does.
     pub fn sample(self, name: &str, labels: &[(&str, &str)], value: f64) -> Self {
         let timestamp_ms = self.timestamp_ms;
-        self.push(None, name, labels, timestamp_ms, value)
+        self.push(None, name, labels, Some((timestamp_ms, value)))
     }
 
     /// A sample with its own timestamp.
@@ -411,7 +413,7 @@ impl<P: Plugin> Cycle<'_, P> {
         timestamp_ms: i64,
         value: f64,
     ) -> Self {
-        self.push(None, name, labels, timestamp_ms, value)
+        self.push(None, name, labels, Some((timestamp_ms, value)))
     }
 
     /// A sample for the first input of `source` that `name` answers.
@@ -423,7 +425,21 @@ impl<P: Plugin> Cycle<'_, P> {
         timestamp_ms: i64,
         value: f64,
     ) -> Self {
-        self.push(Some(source), name, labels, timestamp_ms, value)
+        self.push(Some(source), name, labels, Some((timestamp_ms, value)))
+    }
+
+    /// A series found by a discovery of `source` (`prometheus-series`, `prometheus-labels`),
+    /// announced as the host announces it: in `added` while it is present, without a sample.
+    pub fn discovered(self, source: Source, name: &str, labels: &[(&str, &str)]) -> Self {
+        self.push(Some(source), name, labels, None)
+    }
+
+    /// Label names listed by the plan's first `prometheus-labels` input, each a series named
+    /// after it without labels or samples.
+    pub fn label_names(self, names: &[&str]) -> Self {
+        names.iter().fold(self, |cycle, name| {
+            cycle.discovered(Source::PrometheusLabels, name, &[])
+        })
     }
 
     fn push(
@@ -431,16 +447,14 @@ impl<P: Plugin> Cycle<'_, P> {
         source: Option<Source>,
         name: &str,
         pairs: &[(&str, &str)],
-        timestamp_ms: i64,
-        value: f64,
+        sample: Option<(i64, f64)>,
     ) -> Self {
         let input = self.harness.input_for(source, name);
         self.rows.push(Row {
             input,
             name: name.to_owned(),
             labels: labels(pairs),
-            timestamp_ms,
-            value,
+            sample,
         });
         self
     }

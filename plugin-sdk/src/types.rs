@@ -59,6 +59,11 @@ pub enum Source {
     /// (`match[]` of `/api/v1/series`), re-run at the backend's discovery interval. Its series
     /// arrive in `added`/`removed` and carry no samples.
     PrometheusSeries,
+    /// Label-name discovery on a Prometheus backend (`/api/v1/labels`): the input's name is an
+    /// optional series selector (`match[]`; empty: every series), re-run at the backend's
+    /// discovery interval. Each label name arrives as one series named after it, without labels
+    /// or samples, in `added` (and in `removed` once the backend no longer lists it).
+    PrometheusLabels,
     /// Samples derived by a plugin that runs earlier in the cycle.
     Derived,
 }
@@ -68,8 +73,9 @@ pub enum Source {
 pub struct InputSpec {
     /// Where from.
     pub source: Source,
-    /// The metric name (a trailing `*` matches a prefix), the PromQL query for `prometheus`, or
-    /// the series selector for `prometheus-series`.
+    /// The metric name (a trailing `*` matches a prefix), the PromQL query for `prometheus`, the
+    /// series selector for `prometheus-series`, or the optional series selector for
+    /// `prometheus-labels` (empty: every series).
     pub name: String,
     /// Prometheus sources only: the backend's name, empty for the default backend.
     pub backend: String,
@@ -104,11 +110,30 @@ impl InputSpec {
         }
     }
 
+    /// Label-name discovery on `backend` (empty: the default backend): the label names of the
+    /// series matching `selector` (e.g. `{__name__="queue_depth"}`), or of every series when it
+    /// is empty.
+    pub fn prometheus_labels(backend: impl Into<String>, selector: impl Into<String>) -> InputSpec {
+        InputSpec {
+            source: Source::PrometheusLabels,
+            name: selector.into(),
+            backend: backend.into(),
+        }
+    }
+
+    /// Whether the input is read from a Prometheus backend (a query or a discovery).
+    pub fn is_prometheus(&self) -> bool {
+        matches!(
+            self.source,
+            Source::Prometheus | Source::PrometheusSeries | Source::PrometheusLabels
+        )
+    }
+
     /// Whether a series named `name` answers this input (exact name, or prefix for `prefix*`).
     /// Prometheus inputs are queries and selectors, not names: every series they return answers
     /// them.
     pub fn matches_name(&self, name: &str) -> bool {
-        if matches!(self.source, Source::Prometheus | Source::PrometheusSeries) {
+        if self.is_prometheus() {
             return true;
         }
         match self.name.strip_suffix('*') {

@@ -4,10 +4,6 @@
 use crate::plugins::PluginSet;
 use crate::samples::Source;
 
-fn is_query(source: Source) -> bool {
-    matches!(source, Source::Prometheus | Source::PrometheusSeries)
-}
-
 /// Metric-name patterns per source (exact names, or prefixes written `name*`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Wanted {
@@ -23,10 +19,10 @@ impl Wanted {
         let mut wanted = Wanted::from_inputs(
             inputs
                 .iter()
-                .filter(|i| !is_query(i.source))
+                .filter(|i| !i.source.is_prometheus())
                 .map(|input| (input.source, input.name.as_str())),
         );
-        for input in inputs.into_iter().filter(|i| is_query(i.source)) {
+        for input in inputs.into_iter().filter(|i| i.source.is_prometheus()) {
             wanted.add_query(input.source, &input.backend, &input.name);
         }
         wanted

@@ -71,7 +71,7 @@ impl InputState {
                 });
                 continue;
             }
-            if matches!(input.source, Source::Prometheus | Source::PrometheusSeries) {
+            if input.source.is_prometheus() {
                 match samples.query(input.source, &input.backend, &input.name) {
                     Some(QueryResult::Samples(family)) => {
                         if !dedup || seen.insert(Arc::as_ptr(family)) {

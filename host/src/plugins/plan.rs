@@ -92,7 +92,7 @@ impl Plan {
             .inputs
             .iter()
             .enumerate()
-            .filter(|(_, i)| matches!(i.source, Source::Prometheus | Source::PrometheusSeries));
+            .filter(|(_, i)| i.source.is_prometheus());
         for (i, input) in queries {
             if prometheus_backend(backends, &input.backend).is_some() {
                 continue;
@@ -119,13 +119,12 @@ impl Plan {
         let mut inputs = Vec::with_capacity(plan.inputs.len());
         for (i, input) in plan.inputs.into_iter().enumerate() {
             let source = source(input.source);
-            if input.name.is_empty() {
+            if input.name.is_empty() && source != Source::PrometheusLabels {
                 return Err(format!("input {i} ({}) has an empty name", source.as_str()));
             }
-            let prometheus = matches!(source, Source::Prometheus | Source::PrometheusSeries);
-            if !prometheus && !input.backend.is_empty() {
+            if !source.is_prometheus() && !input.backend.is_empty() {
                 return Err(format!(
-                    "input {i} ({} {}) names a backend, which only prometheus and prometheus-series inputs have",
+                    "input {i} ({} {}) names a backend, which only prometheus, prometheus-series and prometheus-labels inputs have",
                     source.as_str(),
                     input.name
                 ));
@@ -235,6 +234,7 @@ pub fn source(s: types::Source) -> Source {
         types::Source::Cluster => Source::Cluster,
         types::Source::Prometheus => Source::Prometheus,
         types::Source::PrometheusSeries => Source::PrometheusSeries,
+        types::Source::PrometheusLabels => Source::PrometheusLabels,
         types::Source::Derived => Source::Derived,
     }
 }

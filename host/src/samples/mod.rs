@@ -20,19 +20,23 @@ pub enum Source {
     Prometheus,
     /// Prometheus series discovery (`/api/v1/series`): series without samples.
     PrometheusSeries,
+    /// Prometheus label-name discovery (`/api/v1/labels`): one series per label name (named
+    /// after it, without labels or samples).
+    PrometheusLabels,
     /// Plugins' derived series.
     Derived,
 }
 
 impl Source {
     /// Every source, in declaration order.
-    pub const ALL: [Source; 7] = [
+    pub const ALL: [Source; 8] = [
         Source::KubeletResource,
         Source::KubeletSummary,
         Source::KubeletCadvisor,
         Source::Cluster,
         Source::Prometheus,
         Source::PrometheusSeries,
+        Source::PrometheusLabels,
         Source::Derived,
     ];
 
@@ -45,8 +49,22 @@ impl Source {
             Source::Cluster => "cluster",
             Source::Prometheus => "prometheus",
             Source::PrometheusSeries => "prometheus-series",
+            Source::PrometheusLabels => "prometheus-labels",
             Source::Derived => "derived",
         }
+    }
+
+    /// Read from a Prometheus backend (a query or a discovery), by backend and query.
+    pub fn is_prometheus(self) -> bool {
+        matches!(
+            self,
+            Source::Prometheus | Source::PrometheusSeries | Source::PrometheusLabels
+        )
+    }
+
+    /// A discovery: series without samples, re-run at the backend's discovery interval.
+    pub fn is_discovery(self) -> bool {
+        matches!(self, Source::PrometheusSeries | Source::PrometheusLabels)
     }
 
     /// Index into arrays indexed by source.
@@ -211,14 +229,14 @@ impl SeriesCache {
 }
 
 /// A Prometheus input: an instant query ([`Source::Prometheus`]) or a series selector
-/// ([`Source::PrometheusSeries`]) on a named backend.
+/// ([`Source::PrometheusSeries`], [`Source::PrometheusLabels`]) on a named backend.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueryKey {
-    /// [`Source::Prometheus`] or [`Source::PrometheusSeries`].
+    /// A source for which [`Source::is_prometheus`] holds.
     pub source: Source,
     /// The backend's configured name (the default one resolved).
     pub backend: Arc<str>,
-    /// The PromQL query or series selector.
+    /// The PromQL query or series selector (empty: every series, labels only).
     pub query: Arc<str>,
 }
 
@@ -228,7 +246,7 @@ pub enum QueryResult {
     /// An instant query's samples (Prometheus' own sample timestamps; a scalar result is one
     /// series without name or labels).
     Samples(Arc<Family>),
-    /// A series discovery's series (no samples).
+    /// A discovery's series (no samples): the series found, or one per label name.
     Series(Arc<[Arc<Series>]>),
     /// The input could not be read this cycle: why, naming the backend and the query.
     Failed(Arc<str>),

@@ -9,6 +9,8 @@
 pub mod v0_1_0;
 #[allow(missing_docs)]
 pub mod v0_2_0;
+#[allow(missing_docs)]
+pub mod v0_3_0;
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store};
@@ -16,7 +18,7 @@ use wasmtime::{Engine, Store};
 use super::instance::HostState;
 
 /// The types host logic works with: those of the newest contract.
-pub use v0_2_0::metrics_gateway::plugin::types;
+pub use v0_3_0::metrics_gateway::plugin::types;
 
 /// The exported interface whose version selects the bindings, without `@version`.
 const GUEST_INTERFACE: &str = "metrics-gateway:plugin/guest";
@@ -28,17 +30,24 @@ pub enum ContractVersion {
     V0_1_0,
     /// `metrics-gateway:plugin@0.2.0`.
     V0_2_0,
+    /// `metrics-gateway:plugin@0.3.0`.
+    V0_3_0,
 }
 
 impl ContractVersion {
     /// Every supported version, oldest first.
-    pub const ALL: [ContractVersion; 2] = [ContractVersion::V0_1_0, ContractVersion::V0_2_0];
+    pub const ALL: [ContractVersion; 3] = [
+        ContractVersion::V0_1_0,
+        ContractVersion::V0_2_0,
+        ContractVersion::V0_3_0,
+    ];
 
     /// The WIT package version, e.g. `0.1.0`.
     pub fn as_str(self) -> &'static str {
         match self {
             ContractVersion::V0_1_0 => "0.1.0",
             ContractVersion::V0_2_0 => "0.2.0",
+            ContractVersion::V0_3_0 => "0.3.0",
         }
     }
 
@@ -115,6 +124,7 @@ fn version_from_exports(names: &[&str]) -> Result<ContractVersion, VersionError>
 pub struct Linkers {
     v0_1_0: Linker<HostState>,
     v0_2_0: Linker<HostState>,
+    v0_3_0: Linker<HostState>,
 }
 
 impl Linkers {
@@ -124,7 +134,13 @@ impl Linkers {
         v0_1_0::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut v0_1_0, |s| s)?;
         let mut v0_2_0 = Linker::new(engine);
         v0_2_0::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut v0_2_0, |s| s)?;
-        Ok(Linkers { v0_1_0, v0_2_0 })
+        let mut v0_3_0 = Linker::new(engine);
+        v0_3_0::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut v0_3_0, |s| s)?;
+        Ok(Linkers {
+            v0_1_0,
+            v0_2_0,
+            v0_3_0,
+        })
     }
 }
 
@@ -134,6 +150,8 @@ pub enum Pre {
     V0_1_0(v0_1_0::PluginPre<HostState>),
     /// Contract 0.2.0.
     V0_2_0(v0_2_0::PluginPre<HostState>),
+    /// Contract 0.3.0.
+    V0_3_0(v0_3_0::PluginPre<HostState>),
 }
 
 impl Pre {
@@ -150,6 +168,9 @@ impl Pre {
             ContractVersion::V0_2_0 => Ok(Pre::V0_2_0(v0_2_0::PluginPre::new(
                 linkers.v0_2_0.instantiate_pre(component)?,
             )?)),
+            ContractVersion::V0_3_0 => Ok(Pre::V0_3_0(v0_3_0::PluginPre::new(
+                linkers.v0_3_0.instantiate_pre(component)?,
+            )?)),
         }
     }
 
@@ -158,6 +179,7 @@ impl Pre {
         match self {
             Pre::V0_1_0(pre) => pre.engine(),
             Pre::V0_2_0(pre) => pre.engine(),
+            Pre::V0_3_0(pre) => pre.engine(),
         }
     }
 
@@ -166,6 +188,7 @@ impl Pre {
         match self {
             Pre::V0_1_0(pre) => Ok(Bindings::V0_1_0(pre.instantiate(store)?)),
             Pre::V0_2_0(pre) => Ok(Bindings::V0_2_0(pre.instantiate(store)?)),
+            Pre::V0_3_0(pre) => Ok(Bindings::V0_3_0(pre.instantiate(store)?)),
         }
     }
 }
@@ -176,6 +199,8 @@ pub enum Bindings {
     V0_1_0(v0_1_0::Plugin),
     /// Contract 0.2.0.
     V0_2_0(v0_2_0::Plugin),
+    /// Contract 0.3.0.
+    V0_3_0(v0_3_0::Plugin),
 }
 
 impl Bindings {
@@ -190,7 +215,11 @@ impl Bindings {
                 .metrics_gateway_plugin_guest()
                 .call_configure(store, config)?
                 .map(Into::into)),
-            Bindings::V0_2_0(p) => p
+            Bindings::V0_2_0(p) => Ok(p
+                .metrics_gateway_plugin_guest()
+                .call_configure(store, config)?
+                .map(Into::into)),
+            Bindings::V0_3_0(p) => p
                 .metrics_gateway_plugin_guest()
                 .call_configure(store, config),
         }
@@ -207,7 +236,11 @@ impl Bindings {
                 .metrics_gateway_plugin_guest()
                 .call_process(store, &v0_1_0::cycle_input(input))?
                 .map(Into::into)),
-            Bindings::V0_2_0(p) => p.metrics_gateway_plugin_guest().call_process(store, input),
+            Bindings::V0_2_0(p) => Ok(p
+                .metrics_gateway_plugin_guest()
+                .call_process(store, &v0_2_0::cycle_input(input))?
+                .map(Into::into)),
+            Bindings::V0_3_0(p) => p.metrics_gateway_plugin_guest().call_process(store, input),
         }
     }
 
@@ -216,6 +249,7 @@ impl Bindings {
         match self {
             Bindings::V0_1_0(p) => p.metrics_gateway_plugin_guest().call_snapshot(store),
             Bindings::V0_2_0(p) => p.metrics_gateway_plugin_guest().call_snapshot(store),
+            Bindings::V0_3_0(p) => p.metrics_gateway_plugin_guest().call_snapshot(store),
         }
     }
 
@@ -228,6 +262,7 @@ impl Bindings {
         match self {
             Bindings::V0_1_0(p) => p.metrics_gateway_plugin_guest().call_restore(store, state),
             Bindings::V0_2_0(p) => p.metrics_gateway_plugin_guest().call_restore(store, state),
+            Bindings::V0_3_0(p) => p.metrics_gateway_plugin_guest().call_restore(store, state),
         }
     }
 }
@@ -259,6 +294,7 @@ macro_rules! host_imports {
 
 host_imports!(v0_1_0);
 host_imports!(v0_2_0);
+host_imports!(v0_3_0);
 
 #[cfg(test)]
 mod tests {
@@ -274,6 +310,10 @@ mod tests {
             version_from_exports(&["metrics-gateway:plugin/guest@0.2.0"]),
             Ok(ContractVersion::V0_2_0)
         );
+        assert_eq!(
+            version_from_exports(&["metrics-gateway:plugin/guest@0.3.0"]),
+            Ok(ContractVersion::V0_3_0)
+        );
         let err = version_from_exports(&[
             "metrics-gateway:plugin/guest-extra@0.1.0",
             "metrics-gateway:plugin/guest@0.9.0",
@@ -283,7 +323,7 @@ mod tests {
             err,
             VersionError::Unsupported {
                 found: "0.9.0".into(),
-                supported: "0.1.0, 0.2.0".into()
+                supported: "0.1.0, 0.2.0, 0.3.0".into()
             }
         );
         assert!(err.to_string().contains("0.9.0") && err.to_string().contains("0.1.0"));

@@ -67,7 +67,9 @@ impl RequestError {
             RequestError::Status { .. } => "http_error",
             RequestError::TooLarge(_) => "too_large",
             RequestError::Response(ResponseError::Prometheus { .. }) => "prometheus_error",
-            RequestError::Response(ResponseError::TooManySeries(_)) => "too_many_series",
+            RequestError::Response(
+                ResponseError::TooManySeries(_) | ResponseError::TooManyLabels(_),
+            ) => "too_many_series",
             RequestError::Response(_) => "bad_result",
         }
     }

@@ -1,5 +1,5 @@
-//! Prometheus-compatible backends as a source: each cycle, the instant queries and series
-//! discoveries that plugins' plans name, deduplicated by (backend, query), run concurrently with
+//! Prometheus-compatible backends as a source: each cycle, the instant queries and the series
+//! and label-name discoveries that plugins' plans name, deduplicated by (backend, query), run concurrently with
 //! the kubelet scrapes (bounded per backend, a timeout per request, `time=` the cycle's time).
 //! A failing backend fails only its own inputs: each failure is recorded for the cycle's plugins,
 //! logged (rate-limited per backend) and counted; the next cycle tries again.
@@ -39,7 +39,7 @@ struct Backend {
     warned: Mutex<(Option<Instant>, u64)>,
 }
 
-/// A series discovery's state between its runs.
+/// A discovery's state between its runs (series or label names).
 #[derive(Debug, Default)]
 struct Discovery {
     table: SeriesTable,
@@ -151,7 +151,7 @@ impl PrometheusSource {
                 continue;
             }
             match source {
-                Source::PrometheusSeries => {
+                source if source.is_discovery() => {
                     let mut discovery = state.discoveries.remove(&key).unwrap_or_default();
                     match &discovery.last {
                         Some((when, found))
@@ -167,16 +167,21 @@ impl PrometheusSource {
                             tasks.spawn(async move {
                                 let started = Instant::now();
                                 let window = backend.discovery_interval_ms.max(query::LOOKBACK_MS);
-                                let result = backend
-                                    .bounded(query::series(
-                                        &backend.client,
-                                        &key.query,
-                                        now_ms,
-                                        window,
-                                        backend.max_series,
-                                        &mut discovery.table,
-                                    ))
-                                    .await;
+                                let (client, table) = (&backend.client, &mut discovery.table);
+                                let cap = backend.max_series;
+                                let result = if source == Source::PrometheusLabels {
+                                    backend
+                                        .bounded(query::labels(
+                                            client, &key.query, now_ms, window, cap, table,
+                                        ))
+                                        .await
+                                } else {
+                                    backend
+                                        .bounded(query::series(
+                                            client, &key.query, now_ms, window, cap, table,
+                                        ))
+                                        .await
+                                };
                                 observe(&telemetry, &backend, started, &result);
                                 let result = match result {
                                     Ok(found) => {
@@ -231,10 +236,10 @@ impl PrometheusSource {
                 let message = format!(
                     "prometheus {:?}: {} {:?}: {error}",
                     &*backend.name,
-                    if key.source == Source::PrometheusSeries {
-                        "series"
-                    } else {
-                        "query"
+                    match key.source {
+                        Source::PrometheusSeries => "series",
+                        Source::PrometheusLabels => "labels of",
+                        _ => "query",
                     },
                     &*key.query
                 );

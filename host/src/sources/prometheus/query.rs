@@ -1,10 +1,10 @@
-//! The two requests a cycle makes: an instant query at the cycle's time, and a series
-//! discovery (`/api/v1/series`) over the window before it.
+//! The requests a cycle makes: an instant query at the cycle's time, and the discoveries of
+//! series (`/api/v1/series`) and label names (`/api/v1/labels`) over the window before it.
 
 use std::sync::Arc;
 
 use super::client::{BackendClient, RequestError};
-use super::response::{parse_query, parse_series};
+use super::response::{parse_labels, parse_query, parse_series};
 use super::series::SeriesTable;
 use crate::samples::{Family, Series};
 
@@ -56,6 +56,28 @@ pub async fn series(
     let series = parsed?;
     table.sweep();
     Ok(series.into())
+}
+
+/// Lists the label names of the series matching `selector` (of every series when it is empty)
+/// that had samples in the `window_ms` before `time_ms`, at most `cap` of them, each interned
+/// in `table` as a series named after it.
+pub async fn labels(
+    client: &BackendClient,
+    selector: &str,
+    time_ms: i64,
+    window_ms: i64,
+    cap: usize,
+    table: &mut SeriesTable,
+) -> Result<Arc<[Arc<Series>]>, RequestError> {
+    let (start, end) = (time_param(time_ms - window_ms), time_param(time_ms));
+    let mut params = vec![("start", start.as_str()), ("end", end.as_str())];
+    if !selector.is_empty() {
+        params.push(("match[]", selector));
+    }
+    let body = client.call("api/v1/labels", &params).await?;
+    let names = parse_labels(&body, table, cap)?;
+    table.sweep();
+    Ok(names.into())
 }
 
 #[cfg(test)]

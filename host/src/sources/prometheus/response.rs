@@ -1,6 +1,7 @@
 //! Prometheus HTTP API answers: instant-query results (`vector` and `scalar` accepted, `matrix`
-//! and `string` refused), `status: error` bodies, and `/api/v1/series` lists read as a stream
-//! into interned series (the JSON is never kept), stopped at a cap.
+//! and `string` refused), `status: error` bodies, `/api/v1/series` lists read as a stream
+//! into interned series (the JSON is never kept), stopped at a cap, and `/api/v1/labels` lists
+//! as one series per label name, capped too.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -32,6 +33,9 @@ pub enum ResponseError {
     /// More series than the cap.
     #[error("more than {0} series (max_series)")]
     TooManySeries(usize),
+    /// More label names than the cap.
+    #[error("more than {0} label names (max_series)")]
+    TooManyLabels(usize),
     /// Not a Prometheus API answer.
     #[error("malformed answer: {0}")]
     Malformed(String),
@@ -157,6 +161,25 @@ pub fn parse_series(
             })
         }
     }
+}
+
+/// Parses an `/api/v1/labels` answer: each label name becomes a series of that name without
+/// labels, interned in `table`; more than `cap` names fail.
+pub fn parse_labels(
+    body: &[u8],
+    table: &mut SeriesTable,
+    cap: usize,
+) -> Result<Vec<std::sync::Arc<crate::samples::Series>>, ResponseError> {
+    let envelope: Envelope<'_, Vec<Cow<'_, str>>> =
+        serde_json::from_slice(body).map_err(|e| ResponseError::Malformed(e.to_string()))?;
+    let names = envelope.into_data()?;
+    if names.len() > cap {
+        return Err(ResponseError::TooManyLabels(cap));
+    }
+    Ok(names
+        .iter()
+        .map(|name| table.series([(super::series::NAME_LABEL, &**name)]))
+        .collect())
 }
 
 const TOO_MANY: &str = "\u{1}too many series";
@@ -357,5 +380,43 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.to_string(), "Prometheus error (bad_data): no match[]");
+    }
+
+    #[test]
+    fn label_names_become_series_without_labels_and_are_capped() {
+        let body = r#"{"status":"success","data":["__name__","namespace","queue"]}"#;
+        let mut t = SeriesTable::default();
+        let s = parse_labels(body.as_bytes(), &mut t, 3).unwrap();
+        let names: Vec<&str> = s.iter().map(|s| &*s.name).collect();
+        assert_eq!(names, ["__name__", "namespace", "queue"]);
+        assert!(s.iter().all(|s| s.labels.is_empty()));
+        // The same names keep their ids in the next run.
+        t.sweep();
+        let again = parse_labels(body.as_bytes(), &mut t, 3).unwrap();
+        assert_eq!(
+            again.iter().map(|s| s.id).collect::<Vec<_>>(),
+            s.iter().map(|s| s.id).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            parse_labels(body.as_bytes(), &mut t, 2).unwrap_err(),
+            ResponseError::TooManyLabels(2)
+        );
+        assert_eq!(
+            ResponseError::TooManyLabels(2).to_string(),
+            "more than 2 label names (max_series)"
+        );
+        let empty = parse_labels(br#"{"status":"success","data":[]}"#, &mut t, 2).unwrap();
+        assert!(empty.is_empty());
+        let e = parse_labels(
+            br#"{"status":"error","errorType":"bad_data","error":"1:4: parse error"}"#,
+            &mut t,
+            5,
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "Prometheus error (bad_data): 1:4: parse error");
+        assert!(matches!(
+            parse_labels(br#"{"status":"success","data":[1]}"#, &mut t, 5),
+            Err(ResponseError::Malformed(_))
+        ));
     }
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 /// The plugin's config: how it misbehaves. Every mode publishes (or tries to) the same plan: custom
 /// `hostile_ok` on pods, custom `hostile_node` on nodes, external `hostile_external` and
 /// `hostile_cycles`, derived series `hostile_huge`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Mode {
     /// Behaves: `hostile_ok` = 1 for every pod with a current phase in the cluster input, and
@@ -51,6 +51,15 @@ pub enum Mode {
     /// What `ok` publishes; the first cycle also replans to take external `pending_pods`, the
     /// pending-pods plugin's metric.
     ReplanConflict,
+    /// What `ok` publishes for pods; also reads the label names of the default Prometheus
+    /// backend (contract 0.3.0 `prometheus-labels`, input 1) and publishes `hostile_external` =
+    /// 1 once per label name, with label `label_name`, instead of the unlabelled value; when the
+    /// input fails, `hostile_external` fails with its message.
+    Labels {
+        /// The series selector (`match[]`); empty or absent: every series.
+        #[serde(default)]
+        selector: String,
+    },
 }
 
 /// The metric `replan-conflict` tries to take.
@@ -104,6 +113,9 @@ impl Plugin for Hostile {
         if mode == Mode::BadPlan {
             plan.add_metric(MetricSpec::custom("hostile_bad", "unicorns"))?;
         }
+        if let Mode::Labels { selector } = &mode {
+            plan.add_input(InputSpec::prometheus_labels("", selector));
+        }
         let plugin = Hostile {
             mode,
             series: SeriesTable::new(),
@@ -119,6 +131,19 @@ impl Plugin for Hostile {
         let t = input.timestamp_ms;
         match self.mode {
             Mode::Ok | Mode::BadPlan => Ok(self.ok(input, 1.0, 1.0)),
+            Mode::Labels { .. } => {
+                let mut out = self.ok(input, 1.0, 1.0);
+                out.external.clear();
+                if let Some(message) = input.failure(1) {
+                    out.fail("hostile_external", message);
+                    return Ok(out);
+                }
+                for name in self.series.names_of(1) {
+                    out.push_external("hostile_external", "", 1.0, t).labels =
+                        metrics_gateway_sdk::labels(&[("label_name", name)]);
+                }
+                Ok(out)
+            }
             Mode::FailMetric => {
                 let mut out = self.ok(input, 1.0, 1.0);
                 out.custom.clear();
@@ -345,6 +370,39 @@ mod tests {
     fn bad_plan_names_an_unknown_resource() {
         let h = Harness::<Hostile>::new(r#"{"mode": "bad-plan"}"#).unwrap();
         assert!(h.plan().metrics.iter().any(|m| m.resource == "unicorns"));
+    }
+
+    #[test]
+    fn labels_publishes_one_value_per_label_name_and_fails_with_its_input() {
+        let mut h =
+            Harness::<Hostile>::new(r#"{"mode": "labels", "selector": "queue_depth"}"#).unwrap();
+        assert_eq!(
+            h.plan().inputs[1],
+            InputSpec::prometheus_labels("", "queue_depth")
+        );
+        let names = |out: &metrics_gateway_sdk::testing::Output| {
+            let mut v: Vec<String> = out
+                .external_values("hostile_external", "")
+                .iter()
+                .map(|e| metrics_gateway_sdk::label(&e.labels, "label_name").unwrap().to_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let out = h
+            .cycle(1_000)
+            .label_names(&["__name__", "namespace", "queue"])
+            .run()
+            .unwrap();
+        assert_eq!(names(&out), ["__name__", "namespace", "queue"]);
+        let out = h.cycle(2_000).label_names(&["__name__", "queue"]).run().unwrap();
+        assert_eq!(names(&out), ["__name__", "queue"]);
+        let out = h.cycle(3_000).fail(1, "backend down").run().unwrap();
+        assert_eq!(out.failed("hostile_external"), Some("backend down"));
+        // A failed input's series stay live: they are back as soon as it answers again.
+        let out = h.cycle(4_000).label_names(&["__name__", "queue"]).run().unwrap();
+        assert_eq!(names(&out), ["__name__", "queue"]);
+        assert!(h.plugin().series.names_of(1).len() == 2);
     }
 
     #[test]
