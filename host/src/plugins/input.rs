@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::plan::Input;
 use super::wit::types;
-use crate::samples::{CycleSamples, Family, QueryResult, Series, Source};
+use crate::samples::{CycleSamples, Family, QueryResult, Series};
 
 /// Hashes series ids (sequential counters) by one multiplication: far cheaper than SipHash on
 /// the per-sample path, and ids are not attacker-chosen.
@@ -162,7 +162,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::samples::{Batch, SeriesCache};
+    use crate::samples::{Batch, SeriesCache, Source};
 
     fn input(source: Source, name: &str) -> Input {
         Input {

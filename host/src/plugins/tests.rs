@@ -240,7 +240,7 @@ world plugin { export guest; }"#;
         "plugin future",
         "future.wasm",
         "contract 0.9.0",
-        "supported: 0.1.0, 0.2.0",
+        "supported: 0.1.0, 0.2.0, 0.3.0",
     ] {
         assert!(message.contains(want), "{message} should contain {want}");
     }

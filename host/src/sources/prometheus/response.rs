@@ -413,7 +413,10 @@ mod tests {
             5,
         )
         .unwrap_err();
-        assert_eq!(e.to_string(), "Prometheus error (bad_data): 1:4: parse error");
+        assert_eq!(
+            e.to_string(),
+            "Prometheus error (bad_data): 1:4: parse error"
+        );
         assert!(matches!(
             parse_labels(br#"{"status":"success","data":[1]}"#, &mut t, 5),
             Err(ResponseError::Malformed(_))

@@ -384,7 +384,11 @@ mod tests {
             let mut v: Vec<String> = out
                 .external_values("hostile_external", "")
                 .iter()
-                .map(|e| metrics_gateway_sdk::label(&e.labels, "label_name").unwrap().to_owned())
+                .map(|e| {
+                    metrics_gateway_sdk::label(&e.labels, "label_name")
+                        .unwrap()
+                        .to_owned()
+                })
                 .collect();
             v.sort();
             v
@@ -395,12 +399,20 @@ mod tests {
             .run()
             .unwrap();
         assert_eq!(names(&out), ["__name__", "namespace", "queue"]);
-        let out = h.cycle(2_000).label_names(&["__name__", "queue"]).run().unwrap();
+        let out = h
+            .cycle(2_000)
+            .label_names(&["__name__", "queue"])
+            .run()
+            .unwrap();
         assert_eq!(names(&out), ["__name__", "queue"]);
         let out = h.cycle(3_000).fail(1, "backend down").run().unwrap();
         assert_eq!(out.failed("hostile_external"), Some("backend down"));
         // A failed input's series stay live: they are back as soon as it answers again.
-        let out = h.cycle(4_000).label_names(&["__name__", "queue"]).run().unwrap();
+        let out = h
+            .cycle(4_000)
+            .label_names(&["__name__", "queue"])
+            .run()
+            .unwrap();
         assert_eq!(names(&out), ["__name__", "queue"]);
         assert!(h.plugin().series.names_of(1).len() == 2);
     }
