@@ -34,10 +34,24 @@ fn component(wit: &str, world: &str, wat: &str) -> Vec<u8> {
 /// The archived 0.1.0 contract: these components prove the host still runs plugins built on it.
 const WIT: &str = include_str!("../../wit/v0.1.0/plugin.wit");
 
+/// The archived 0.2.0 contract.
+const WIT_0_2_0: &str = include_str!("../../wit/v0.2.0/plugin.wit");
+
 /// A 0.1.0 plugin whose plan publishes the custom pods metric `metric` (one letter) and whose
 /// `configure` and `process` start with the given instructions; every result is `ok` with empty
 /// lists.
 fn plugin(metric: char, configure: &str, process: &str) -> Vec<u8> {
+    versioned(WIT, "0.1.0", metric, configure, process)
+}
+
+/// The same plugin for the contract `wit` of `version` (0.1.0 or 0.2.0: their plans have the
+/// same layout; 0.2.0's cycle input is passed by pointer, too big to flatten).
+fn versioned(wit: &str, version: &str, metric: char, configure: &str, process: &str) -> Vec<u8> {
+    let process_params = if version == "0.1.0" {
+        "(param i64 i64 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32)"
+    } else {
+        "(param i32)"
+    };
     let wat = format!(
         r#"(module
   (memory (export "memory") 1)
@@ -56,19 +70,19 @@ fn plugin(metric: char, configure: &str, process: &str) -> Vec<u8> {
   (data (i32.const 256) "\00\02\00\00\01\00\00\00\00\00\00\00\08\02\00\00\04\00\00\00\01\00\00\00\00\00\00\00\00\00\00\00")
   (data (i32.const 512) "{metric}")
   (data (i32.const 520) "pods")
-  (func (export "metrics-gateway:plugin/guest@0.1.0#configure") (param i32 i32) (result i32)
+  (func (export "metrics-gateway:plugin/guest@{version}#configure") (param i32 i32) (result i32)
     {configure}
     (i32.const 16))
-  (func (export "metrics-gateway:plugin/guest@0.1.0#process")
-    (param i64 i64 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
+  (func (export "metrics-gateway:plugin/guest@{version}#process")
+    {process_params} (result i32)
     {process}
     (i32.const 128))
-  (func (export "metrics-gateway:plugin/guest@0.1.0#snapshot") (result i32) (i32.const 128))
-  (func (export "metrics-gateway:plugin/guest@0.1.0#restore") (param i32 i32) (result i32)
+  (func (export "metrics-gateway:plugin/guest@{version}#snapshot") (result i32) (i32.const 128))
+  (func (export "metrics-gateway:plugin/guest@{version}#restore") (param i32 i32) (result i32)
     (i32.const 128))
 )"#
     );
-    component(WIT, "plugin", &wat)
+    component(wit, "plugin", &wat)
 }
 
 const LOOP: &str = "(loop (br 0))";
@@ -219,6 +233,23 @@ fn a_metric_published_by_two_plugins_is_refused_for_the_second() {
         &*metrics.custom[&(ObjectResource::Pods, Arc::from("x"))].plugin,
         "first"
     );
+}
+
+#[test]
+fn plugins_built_on_the_archived_contracts_still_load_and_run() {
+    let rig = Rig::new();
+    let old = plugin('o', "", "");
+    let mid = versioned(WIT_0_2_0, "0.2.0", 'm', "", "");
+    assert_eq!(rig.runtime.load(&old).unwrap().version.as_str(), "0.1.0");
+    assert_eq!(rig.runtime.load(&mid).unwrap().version.as_str(), "0.2.0");
+    let mut set = rig.load(&[rig.entry("old", &old, ""), rig.entry("mid", &mid, "")]);
+    assert!(set.errors().is_empty(), "{:?}", set.errors());
+    for _ in 0..2 {
+        let metrics = cycle(&mut set);
+        assert_eq!(state(&metrics, "o"), MetricState::Values(vec![]));
+        assert_eq!(state(&metrics, "m"), MetricState::Values(vec![]));
+    }
+    assert!(set.errors().is_empty(), "{:?}", set.errors());
 }
 
 #[test]
