@@ -316,6 +316,70 @@ async fn discovery_is_capped_and_reused_until_its_interval() {
     assert_eq!(prom.requests_to("/api/v1/series").unwrap() - before, 4.0);
 }
 
+/// The label names of a `prometheus-labels` result, sorted (each is a series named after it).
+fn label_names(result: Option<&QueryResult>) -> Vec<String> {
+    let Some(QueryResult::Series(series)) = result else {
+        panic!("expected label names, got {result:?}");
+    };
+    assert!(series.iter().all(|s| s.labels.is_empty()));
+    let mut names: Vec<String> = series.iter().map(|s| s.name.to_string()).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn label_discovery_lists_exactly_the_backfilled_label_names_capped_and_shared() {
+    let prom = Prometheus::start().unwrap();
+    let url = prom.url();
+    let (source, _) = source(&[("main", &url, ""), ("capped", &url, "max_series = 2")]);
+    let inputs = [
+        (Source::PrometheusLabels, "main", "queue_depth"),
+        // The same input from another plugin: one request.
+        (Source::PrometheusLabels, "main", "queue_depth"),
+        (Source::PrometheusLabels, "main", "special_value"),
+        (Source::PrometheusLabels, "main", ""),
+        (Source::PrometheusLabels, "capped", "queue_depth"),
+        (Source::PrometheusLabels, "main", "queue_depth{"),
+    ];
+    let before = prom.requests_to("/api/v1/labels").unwrap();
+    let got = samples(source.collect(inputs, END_MS).await);
+    assert_eq!(prom.requests_to("/api/v1/labels").unwrap() - before, 5.0);
+    assert_eq!(
+        label_names(got.query(Source::PrometheusLabels, "main", "queue_depth")),
+        ["__name__", "namespace", "queue"]
+    );
+    assert_eq!(
+        label_names(got.query(Source::PrometheusLabels, "main", "special_value")),
+        ["__name__", "kind"]
+    );
+    let every = label_names(got.query(Source::PrometheusLabels, "main", ""));
+    for name in [
+        "__name__",
+        "container",
+        "kind",
+        "namespace",
+        "path",
+        "pod",
+        "queue",
+    ] {
+        assert!(
+            every.iter().any(|n| n == name),
+            "{name} missing from {every:?}"
+        );
+    }
+    assert_eq!(
+        failure(got.query(Source::PrometheusLabels, "capped", "queue_depth")),
+        "prometheus \"capped\": labels of \"queue_depth\": more than 2 label names (max_series)"
+    );
+    let bad = failure(got.query(Source::PrometheusLabels, "main", "queue_depth{"));
+    assert!(
+        bad.starts_with(
+            "prometheus \"main\": labels of \"queue_depth{\": Prometheus error (bad_data)"
+        ),
+        "{bad}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_backend_fails_only_its_queries_and_recovers() {
     let mut a = Prometheus::start().unwrap();
