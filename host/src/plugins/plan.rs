@@ -297,6 +297,26 @@ mod tests {
         let p = Plan::validate(series).unwrap();
         assert_eq!(p.inputs[0].source, Source::PrometheusSeries);
         assert_eq!(p.inputs[0].backend, "main");
+        // A labels input names a backend too, and its selector may be empty (every series);
+        // other sources still need a name.
+        let mut labels = plan(vec![]);
+        labels.inputs = vec![types::InputSpec {
+            source: types::Source::PrometheusLabels,
+            name: String::new(),
+            backend: "main".into(),
+        }];
+        let p = Plan::validate(labels).unwrap();
+        assert_eq!(p.inputs[0].source, Source::PrometheusLabels);
+        let mut unnamed = plan(vec![]);
+        unnamed.inputs = vec![types::InputSpec {
+            source: types::Source::PrometheusSeries,
+            name: String::new(),
+            backend: "main".into(),
+        }];
+        assert_eq!(
+            Plan::validate(unnamed).unwrap_err(),
+            "input 0 (prometheus-series) has an empty name"
+        );
     }
 
     #[test]
