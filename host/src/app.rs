@@ -108,7 +108,8 @@ impl Gateway {
             store.clone(),
             telemetry.clone(),
             options.clock.clone(),
-        );
+        )
+        .with_resource_source(config.metrics.resource_source);
         let collector = Arc::new(if config.prometheus.is_empty() {
             collector
         } else {

@@ -113,7 +113,7 @@ fn check_config(
         &file_plugins,
         &modules,
         &mut runtime,
-        &config.prometheus,
+        &metrics_gateway::plugins::plan::PlanRules::of(&config),
     ) {
         Ok(checks) => checks,
         Err(e) => {

@@ -199,6 +199,23 @@ impl View {
         }
     }
 
+    /// Nodes (or pods) have metrics this cycle, or a 500 naming the plugin and the cause (the
+    /// resource source is plugins and one failed, or none publishes what is needed).
+    fn available(&self, nodes: bool) -> Result<(), ApiError> {
+        let unavailable = &self.snapshot.unavailable;
+        let (which, message) = if nodes {
+            ("nodes", &unavailable.nodes)
+        } else {
+            ("pods", &unavailable.pods)
+        };
+        match message {
+            None => Ok(()),
+            Some(m) => Err(ApiError::Internal(format!(
+                "{METRICS_GROUP} {which} unavailable: {m}"
+            ))),
+        }
+    }
+
     /// A single object's sample is still served, or a 404 saying how old it is.
     fn fresh(
         &self,
@@ -225,6 +242,7 @@ async fn list_nodes(
 ) -> Result<Response, ApiError> {
     let sel = params.selectors()?;
     let view = View::new(&state);
+    view.available(true)?;
     let items: Vec<_> = view
         .snapshot
         .nodes
@@ -245,6 +263,7 @@ async fn get_node(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let view = View::new(&state);
+    view.available(true)?;
     let Some(node) = view.snapshot.nodes.get(name.as_str()) else {
         return Err(ApiError::NotFound {
             group: METRICS_GROUP,
@@ -286,6 +305,7 @@ async fn list_pods(
 ) -> Result<Response, ApiError> {
     let sel = params.selectors()?;
     let view = View::new(&state);
+    view.available(false)?;
     let items: Vec<_> = pods_matching(&view, namespace.as_deref(), &sel)
         .map(|p| pod_json(p, &view.now, false))
         .collect();
@@ -313,6 +333,7 @@ async fn get_pod(
 ) -> Result<Response, ApiError> {
     let view = View::new(&state);
     let full_name = format!("{namespace}/{name}");
+    view.available(false)?;
     let Some(pod) = view.snapshot.pod(&namespace, &name) else {
         return Err(ApiError::NotFound {
             group: METRICS_GROUP,

@@ -362,6 +362,33 @@ pub struct MetricsConfig {
     /// A value whose sample is older than this many seconds is not served (the HPA then holds
     /// instead of acting on old data). Default: 3 cycles.
     pub max_sample_age_secs: Option<AtLeastOne>,
+    /// Where `metrics.k8s.io` (CPU and memory of nodes and pods) comes from. Changing it takes a
+    /// restart (a live reload that changes it is refused).
+    #[serde(default)]
+    pub resource_source: ResourceSource,
+}
+
+/// Where `metrics.k8s.io` comes from (`metrics.resource_source`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceSource {
+    /// Every kubelet's `/metrics/resource`, scraped each cycle (metrics-server's way).
+    #[default]
+    Kubelets,
+    /// Plugins' resource values (metric kind `resource`), e.g. from a Prometheus-compatible
+    /// backend through `prometheus-adapter-compat`'s `resourceRules`; kubelets are scraped only
+    /// when some plugin reads them.
+    Plugins,
+}
+
+impl ResourceSource {
+    /// The value as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceSource::Kubelets => "kubelets",
+            ResourceSource::Plugins => "plugins",
+        }
+    }
 }
 
 /// `[plugin_runtime]`.

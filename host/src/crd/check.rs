@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::source::{entry, parse};
 use super::spec::{GROUP, KIND, VERSION};
-use crate::config::PrometheusConfig;
+use crate::plugins::plan::PlanRules;
 use crate::plugins::{PluginError, PluginRuntime, PluginSet, set};
 use crate::reload::resources::Refusal;
 
@@ -32,7 +32,7 @@ pub fn check_files(
     file_plugins: &[String],
     modules: &BTreeMap<String, PathBuf>,
     runtime: &mut dyn FnMut() -> Result<Arc<PluginRuntime>, PluginError>,
-    backends: &[PrometheusConfig],
+    rules: &PlanRules,
 ) -> Result<Vec<ResourceCheck>, String> {
     let mut checks = Vec::new();
     for file in files {
@@ -45,7 +45,7 @@ pub fn check_files(
             }
             let name = document["metadata"]["name"].as_str().unwrap_or_default();
             let location = format!("{}#{} ({name})", file.display(), index + 1);
-            let result = check_document(document, name, file_plugins, modules, runtime, backends);
+            let result = check_document(document, name, file_plugins, modules, runtime, rules);
             checks.push(ResourceCheck { location, result });
         }
     }
@@ -58,7 +58,7 @@ fn check_document(
     file_plugins: &[String],
     modules: &BTreeMap<String, PathBuf>,
     runtime: &mut dyn FnMut() -> Result<Arc<PluginRuntime>, PluginError>,
-    backends: &[PrometheusConfig],
+    rules: &PlanRules,
 ) -> Result<&'static str, Refusal> {
     let api_version = format!("{GROUP}/{VERSION}");
     if document["apiVersion"] != api_version.as_str() || document["kind"] != KIND {
@@ -91,7 +91,7 @@ fn check_document(
             source,
         })
     })?;
-    let checked = set::check_entry(entry(name, &spec, &module, bytes), backends)
+    let checked = set::check_entry(entry(name, &spec, &module, bytes), rules)
         .map_err(|e| Refusal::of(&e))?;
     let rt = runtime().map_err(|e| Refusal::of(&e))?;
     PluginSet::start_fresh(&rt, checked).map_err(|e| Refusal::of(&e))?;
@@ -125,7 +125,13 @@ mod tests {
             };
             PluginRuntime::new(&config, &telemetry)
         };
-        check_files(&[file], &["restarts".into()], modules, &mut runtime, &[]).unwrap()
+        check_files(
+            &[file],
+            &["restarts".into()],
+            modules,
+            &mut runtime,
+            &PlanRules::default(),
+        ).unwrap()
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! node's series, join with the cluster state, run the plugins over the samples they asked for,
 //! publish a snapshot.
 
+pub mod resource_values;
 pub mod snapshot;
 pub mod wanted;
 
@@ -15,7 +16,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
-use crate::config::KubeletConfig;
+use crate::config::{KubeletConfig, ResourceSource};
 use crate::core_metrics::NodeSeries;
 use crate::plugins::PluginSet;
 use crate::samples::{Batch, CycleSamples, SeriesCache, Source};
@@ -97,6 +98,9 @@ pub struct Collector {
     cycle_now: tokio::sync::Notify,
     /// The Prometheus backends plugins' queries run against.
     prometheus: Option<Arc<PrometheusSource>>,
+    /// Where `metrics.k8s.io` comes from: kubelets are scraped for it, or not at all unless a
+    /// plugin reads them.
+    resource_source: ResourceSource,
 }
 
 /// The plugin part of a cycle.
@@ -131,7 +135,14 @@ impl Collector {
             cycle_lock: tokio::sync::Mutex::new(()),
             cycle_now: tokio::sync::Notify::new(),
             prometheus: None,
+            resource_source: ResourceSource::default(),
         }
+    }
+
+    /// Builds `metrics.k8s.io` from `source` (default: the kubelets).
+    pub fn with_resource_source(mut self, source: ResourceSource) -> Collector {
+        self.resource_source = source;
+        self
     }
 
     /// Runs plugins' Prometheus inputs against `source`'s backends.
@@ -203,7 +214,6 @@ impl Collector {
             .last_cycle_start_ms
             .store(now, Ordering::Release);
         let cycle = self.health.cycles.load(Ordering::Acquire) + 1;
-        let nodes: Vec<Arc<NodeInfo>> = self.cluster.read().nodes.values().cloned().collect();
         let mut slots = std::mem::take(&mut *self.slots.lock().unwrap_or_else(|e| e.into_inner()));
         let mut stage = self
             .plugins
@@ -216,6 +226,13 @@ impl Collector {
                 .map(|s| Wanted::of(&s.set))
                 .unwrap_or_default(),
         );
+        // With plugins as the resource source, kubelets are scraped only for plugins' inputs.
+        let core = self.resource_source == ResourceSource::Kubelets;
+        let nodes: Vec<Arc<NodeInfo>> = if core || wanted.wants_kubelets() {
+            self.cluster.read().nodes.values().cloned().collect()
+        } else {
+            Vec::new()
+        };
         // Prometheus inputs run beside the kubelet scrapes, on their own task.
         let queries = match &self.prometheus {
             Some(source) if wanted.queries().next().is_some() => {
@@ -255,6 +272,7 @@ impl Collector {
                     scrape_node(
                         &scraper,
                         &mut slot,
+                        core,
                         &node,
                         token.as_deref(),
                         &clock,
@@ -318,8 +336,14 @@ impl Collector {
             set("node", state.nodes.len());
             set("pod", state.pod_count());
             slots.retain(|name, _| state.nodes.contains_key(name));
-            let mut snapshot =
-                snapshot::build(cycle, &state, slots.iter().map(|(n, s)| (n, &s.series)));
+            let mut snapshot = if core {
+                snapshot::build(cycle, &state, slots.iter().map(|(n, s)| (n, &s.series)))
+            } else {
+                Snapshot {
+                    cycle,
+                    ..Snapshot::default()
+                }
+            };
             if let Some(stage) = stage.as_mut() {
                 let mut samples = CycleSamples::default();
                 if let Some(collected) = queries {
@@ -339,6 +363,17 @@ impl Collector {
                     samples.add(Source::Cluster, Arc::new(batch));
                 }
                 snapshot.plugin_metrics = stage.set.run_cycle(&samples, &state, now, interval_ms);
+            }
+            if !core {
+                let metrics = std::mem::take(&mut snapshot.plugin_metrics);
+                resource_values::fill(&mut snapshot, &state, &metrics, now);
+                snapshot.plugin_metrics = metrics;
+                let unavailable = &snapshot.unavailable;
+                for (kind, message) in [("nodes", &unavailable.nodes), ("pods", &unavailable.pods)] {
+                    if let Some(message) = message {
+                        tracing::warn!(kind, "metrics.k8s.io {kind} unavailable this cycle: {message}");
+                    }
+                }
             }
             drop(state);
             (slots, snapshot, stage)
@@ -391,13 +426,14 @@ impl Collector {
     }
 }
 
-/// Scrapes one node: `/metrics/resource` for the core metrics (its failure fails the node),
-/// then the endpoints plugins read (their failures are logged and counted, and leave those
-/// samples out of this cycle).
+/// Scrapes one node: `/metrics/resource` for the core metrics when `core` (its failure fails
+/// the node) or for plugins, then the endpoints plugins read (their failures are logged and
+/// counted, and leave those samples out of this cycle).
 #[allow(clippy::too_many_arguments)]
 async fn scrape_node(
     scraper: &KubeletScraper,
     slot: &mut NodeSlot,
+    core: bool,
     node: &NodeInfo,
     token: Option<&str>,
     clock: &Clock,
@@ -405,14 +441,20 @@ async fn scrape_node(
     wanted: &Wanted,
     telemetry: &Telemetry,
 ) -> Result<(), ScrapeError> {
-    let body = scraper.fetch_resource(&mut slot.conn, node, token).await?;
+    let body = if core || wanted.wants(Source::KubeletResource) {
+        scraper.fetch_resource(&mut slot.conn, node, token).await?
+    } else {
+        Default::default()
+    };
     let text = std::str::from_utf8(&body)
         .map_err(|e| ScrapeError::Decode(format!("body is not UTF-8: {e}")))?;
     let now_ms = clock.now_ms();
-    let scrape = decode(text, now_ms).map_err(|e| ScrapeError::Decode(e.to_string()))?;
-    let report = slot.series.ingest(&scrape, fresh_window_ms);
-    if report.incomplete_pods > 0 || report.node_incomplete || report.out_of_order > 0 {
-        tracing::debug!(node = %node.name, ?report, "kubelet reported incomplete or out-of-order samples");
+    if core {
+        let scrape = decode(text, now_ms).map_err(|e| ScrapeError::Decode(e.to_string()))?;
+        let report = slot.series.ingest(&scrape, fresh_window_ms);
+        if report.incomplete_pods > 0 || report.node_incomplete || report.out_of_order > 0 {
+            tracing::debug!(node = %node.name, ?report, "kubelet reported incomplete or out-of-order samples");
+        }
     }
     if wanted.wants(Source::KubeletResource) {
         let want = |name: &str| wanted.matches(Source::KubeletResource, name);

@@ -64,6 +64,17 @@ impl Wanted {
         !self.patterns[source.index()].is_empty()
     }
 
+    /// Some plugin reads a kubelet endpoint.
+    pub fn wants_kubelets(&self) -> bool {
+        [
+            Source::KubeletResource,
+            Source::KubeletSummary,
+            Source::KubeletCadvisor,
+        ]
+        .into_iter()
+        .any(|s| self.wants(s))
+    }
+
     /// Some plugin reads metric `name` of `source`.
     pub fn matches(&self, source: Source, name: &str) -> bool {
         self.patterns[source.index()]
@@ -87,6 +98,7 @@ mod tests {
             (Source::Cluster, "kube_pod_status_phase"),
         ]);
         assert!(wanted.wants(Source::KubeletSummary));
+        assert!(wanted.wants_kubelets());
         assert!(!wanted.wants(Source::KubeletCadvisor));
         assert!(wanted.matches(Source::KubeletSummary, "pod_network_receive_bytes_total"));
         assert!(!wanted.matches(Source::KubeletSummary, "node_network_receive_bytes_total"));
@@ -113,5 +125,6 @@ mod tests {
             ]
         );
         assert!(!wanted.wants(Source::Prometheus));
+        assert!(!wanted.wants_kubelets());
     }
 }

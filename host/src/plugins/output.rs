@@ -9,7 +9,7 @@ use super::plan::{MetricTarget, Plan};
 use super::wit::types;
 use crate::samples::{Batch, Series};
 use crate::sources::cluster::{ClusterState, LabelSet};
-use crate::store::custom::{ExternalValue, ObjectResource, ObjectValue};
+use crate::store::custom::{ExternalValue, ObjectResource, ObjectValue, ResourceSample};
 
 /// Why an output value was dropped (the `reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,11 +32,15 @@ pub enum DropReason {
     UnknownSeries,
     /// A derived series whose name the plan does not declare.
     UndeclaredDerived,
+    /// A negative resource value.
+    Negative,
+    /// A resource value of a pod without a container, or of a node with one.
+    BadContainer,
 }
 
 impl DropReason {
     /// Every reason.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::UnknownMetric,
         DropReason::WrongKind,
         DropReason::WrongResource,
@@ -46,6 +50,8 @@ impl DropReason {
         DropReason::Duplicate,
         DropReason::UnknownSeries,
         DropReason::UndeclaredDerived,
+        DropReason::Negative,
+        DropReason::BadContainer,
     ];
 
     /// The label value.
@@ -60,6 +66,8 @@ impl DropReason {
             DropReason::Duplicate => "duplicate",
             DropReason::UnknownSeries => "unknown_series",
             DropReason::UndeclaredDerived => "undeclared_derived",
+            DropReason::Negative => "negative",
+            DropReason::BadContainer => "bad_container",
         }
     }
 }
@@ -111,6 +119,8 @@ pub struct Accepted {
     pub custom: Vec<Vec<ObjectValue>>,
     /// External values per plan metric index, sorted by (namespace, labels).
     pub external: Vec<Vec<ExternalValue>>,
+    /// Resource values per plan metric index, sorted by (namespace, name, container).
+    pub resource: Vec<Vec<ResourceSample>>,
     /// Derived samples, under host series.
     pub derived: Batch,
     /// Metrics of the plan the plugin could not compute: (metric name, its message).
@@ -136,6 +146,7 @@ impl Accepted {
     pub fn published(&self) -> u64 {
         let n: usize = self.custom.iter().map(Vec::len).sum::<usize>()
             + self.external.iter().map(Vec::len).sum::<usize>()
+            + self.resource.iter().map(Vec::len).sum::<usize>()
             + self.derived.len();
         n as u64
     }
@@ -177,6 +188,7 @@ pub fn validate(
     let mut accepted = Accepted {
         custom: vec![Vec::new(); plan.metrics.len()],
         external: vec![Vec::new(); plan.metrics.len()],
+        resource: vec![Vec::new(); plan.metrics.len()],
         replan: output.replan,
         ..Accepted::default()
     };
@@ -187,12 +199,20 @@ pub fn validate(
         }
     }
     for v in output.resource {
-        accepted.drops.add(DropReason::UnknownMetric, || {
-            format!(
-                "resource metric {} (resource metrics are not enabled)",
-                v.metric
-            )
-        });
+        let candidates = by_name
+            .get(v.metric.as_str())
+            .map_or(&[][..], Vec::as_slice);
+        if let Some((index, sample)) = resource_sample(v, plan, candidates, objects, &mut accepted.drops) {
+            accepted.resource[index].push(sample);
+        }
+    }
+    for values in &mut accepted.resource {
+        values.sort_by(|a, b| (&a.namespace, &a.name, &a.container).cmp(&(&b.namespace, &b.name, &b.container)));
+        let before = values.len();
+        values.dedup_by(|b, a| (&a.namespace, &a.name, &a.container) == (&b.namespace, &b.name, &b.container));
+        for _ in values.len()..before {
+            accepted.drops.add(DropReason::Duplicate, String::new);
+        }
     }
     let empty_labels = Arc::new(LabelSet::default());
     let labels = |l: Vec<types::Label>| {
@@ -390,6 +410,89 @@ pub fn validate(
         derived.remove(&id);
     }
     Ok(accepted)
+}
+
+/// A resource value checked against the plan (`candidates`: the indices of the plan's metrics
+/// of its name) and the cluster, in the metric's unit: nanocores for `cpu`, bytes for `memory`.
+fn resource_sample(
+    v: types::ResourceValue,
+    plan: &Plan,
+    candidates: &[usize],
+    objects: Objects<'_>,
+    drops: &mut Drops,
+) -> Option<(usize, ResourceSample)> {
+    let object = &v.object;
+    let found = ObjectResource::parse(&object.resource).and_then(|r| {
+        candidates
+            .iter()
+            .find(|&&i| plan.metrics[i].target == MetricTarget::Resource(r))
+            .map(|&i| (i, r))
+    });
+    let Some((index, resource)) = found else {
+        let reason = if candidates.is_empty() {
+            DropReason::UnknownMetric
+        } else if candidates
+            .iter()
+            .any(|&i| matches!(plan.metrics[i].target, MetricTarget::Resource(_)))
+        {
+            DropReason::WrongResource
+        } else {
+            DropReason::WrongKind
+        };
+        drops.add(reason, || format!("{} for {}", v.metric, object.resource));
+        return None;
+    };
+    if !v.value.is_finite() {
+        drops.add(DropReason::NonFinite, || format!("{} = {}", v.metric, v.value));
+        return None;
+    }
+    if v.value < 0.0 {
+        drops.add(DropReason::Negative, || format!("{} = {}", v.metric, v.value));
+        return None;
+    }
+    if resource.namespaced() == object.namespace.is_empty() {
+        drops.add(DropReason::BadNamespace, || {
+            format!("{} {:?}/{}", resource.as_str(), object.namespace, object.name)
+        });
+        return None;
+    }
+    if resource.namespaced() == v.container.is_empty() {
+        drops.add(DropReason::BadContainer, || {
+            format!(
+                "{} {}/{} container {:?}",
+                resource.as_str(),
+                object.namespace,
+                object.name,
+                v.container
+            )
+        });
+        return None;
+    }
+    let (namespace, name) = match objects {
+        Objects::Cluster(cluster) => match lookup(cluster, resource, &object.namespace, &object.name) {
+            Some((namespace, name, _)) => (namespace, name),
+            None => {
+                drops.add(DropReason::UnknownObject, || {
+                    format!("{} {}/{}", resource.as_str(), object.namespace, object.name)
+                });
+                return None;
+            }
+        },
+        Objects::Unchecked => (object.namespace.as_str().into(), object.name.as_str().into()),
+    };
+    // Cores to nanocores; bytes stay bytes. Both saturate at u64::MAX.
+    let scale = if *plan.metrics[index].name == *"cpu" { 1e9 } else { 1.0 };
+    Some((
+        index,
+        ResourceSample {
+            namespace,
+            name,
+            container: v.container.into(),
+            value: (v.value * scale).round() as u64,
+            timestamp_ms: v.timestamp_ms,
+            window_ms: i64::try_from(v.window_ms).unwrap_or(i64::MAX),
+        },
+    ))
 }
 
 fn window(ms: u64) -> Option<i64> {
@@ -594,6 +697,86 @@ mod tests {
             (reason.as_str(), count, example),
             ("unknown_object", 1, "pods default/ghost")
         );
+    }
+
+    #[test]
+    fn resource_values_are_checked_converted_and_sorted() {
+        let spec = |name: &str, resource: &str| types::MetricSpec {
+            name: name.into(),
+            kind: types::MetricKind::Resource,
+            resource: resource.into(),
+            namespaced: resource == "pods",
+            max_age_ms: 0,
+        };
+        let plan = Plan::validate(types::Plan {
+            inputs: vec![],
+            metrics: vec![
+                spec("cpu", "pods"),
+                spec("memory", "pods"),
+                spec("cpu", "nodes"),
+                types::MetricSpec {
+                    kind: types::MetricKind::Custom,
+                    ..spec("rate", "pods")
+                },
+            ],
+            derived: vec![],
+        })
+        .unwrap();
+        let value = |metric: &str, resource: &str, ns: &str, name: &str, container: &str, value| {
+            types::ResourceValue {
+                metric: metric.into(),
+                object: types::ObjectRef {
+                    resource: resource.into(),
+                    namespace: ns.into(),
+                    name: name.into(),
+                },
+                container: container.into(),
+                value,
+                timestamp_ms: 7,
+                window_ms: 60_000,
+            }
+        };
+        let mut out = output();
+        out.resource = vec![
+            value("cpu", "pods", "default", "web", "b", 0.25),
+            value("cpu", "pods", "default", "web", "a", 0.000_000_001_4),
+            value("cpu", "pods", "default", "web", "a", 9.0),
+            value("memory", "pods", "default", "web", "a", 1536.4),
+            value("cpu", "nodes", "", "n1", "", 1.5),
+            value("memory", "nodes", "", "n1", "", 1.0),
+            value("cpu", "pods", "default", "web", "", 1.0),
+            value("cpu", "nodes", "", "n1", "c", 1.0),
+            value("cpu", "pods", "", "web", "a", 1.0),
+            value("cpu", "pods", "default", "ghost", "a", 1.0),
+            value("cpu", "pods", "default", "web", "c", -1.0),
+            value("cpu", "pods", "default", "web", "c", f64::NAN),
+            value("rate", "pods", "default", "web", "c", 1.0),
+            value("swap", "pods", "default", "web", "c", 1.0),
+        ];
+        let cluster = cluster();
+        let a = validate(out, &plan, &mut IdMap::default(), Objects::Cluster(&cluster), 100)
+            .unwrap();
+        let pods: Vec<(&str, u64)> = a.resource[0]
+            .iter()
+            .map(|s| (&*s.container, s.value))
+            .collect();
+        assert_eq!(pods, [("a", 1), ("b", 250_000_000)], "cores to nanocores");
+        assert_eq!(a.resource[1][0].value, 1536, "bytes, rounded");
+        assert_eq!(
+            (&*a.resource[2][0].name, a.resource[2][0].value, a.resource[2][0].window_ms),
+            ("n1", 1_500_000_000, 60_000)
+        );
+        let d = &a.drops;
+        assert_eq!(d.count(DropReason::Duplicate), 1);
+        assert_eq!(d.count(DropReason::WrongResource), 1, "memory of nodes");
+        assert_eq!(d.count(DropReason::BadContainer), 2);
+        assert_eq!(d.count(DropReason::BadNamespace), 1);
+        assert_eq!(d.count(DropReason::UnknownObject), 1);
+        assert_eq!(d.count(DropReason::Negative), 1);
+        assert_eq!(d.count(DropReason::NonFinite), 1);
+        assert_eq!(d.count(DropReason::WrongKind), 1);
+        assert_eq!(d.count(DropReason::UnknownMetric), 1);
+        assert_eq!(a.published(), 4);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::wit::types;
-use crate::config::{PrometheusConfig, prometheus_backend};
+use crate::config::{Config, PrometheusConfig, ResourceSource, prometheus_backend};
 use crate::samples::Source;
 use crate::store::custom::ObjectResource;
 
@@ -30,6 +30,8 @@ pub enum MetricTarget {
     Custom(ObjectResource),
     /// `external.metrics.k8s.io`.
     External,
+    /// `metrics.k8s.io`: `cpu` or `memory` of pods or nodes.
+    Resource(ObjectResource),
 }
 
 /// One published metric.
@@ -52,6 +54,8 @@ pub enum MetricKey {
     Custom(ObjectResource, Arc<str>),
     /// An external metric.
     External(Arc<str>),
+    /// A resource metric (`cpu`, `memory`) of pods or nodes.
+    Resource(ObjectResource, Arc<str>),
 }
 
 impl Metric {
@@ -60,6 +64,7 @@ impl Metric {
         match self.target {
             MetricTarget::Custom(r) => MetricKey::Custom(r, self.name.clone()),
             MetricTarget::External => MetricKey::External(self.name.clone()),
+            MetricTarget::Resource(r) => MetricKey::Resource(r, self.name.clone()),
         }
     }
 }
@@ -69,6 +74,7 @@ impl fmt::Display for MetricKey {
         match self {
             MetricKey::Custom(r, name) => write!(f, "custom metric {name} of {}", r.as_str()),
             MetricKey::External(name) => write!(f, "external metric {name}"),
+            MetricKey::Resource(r, name) => write!(f, "resource metric {name} of {}", r.as_str()),
         }
     }
 }
@@ -84,7 +90,50 @@ pub struct Plan {
     pub derived: Vec<Arc<str>>,
 }
 
+/// What a plan is checked against besides itself: the config's Prometheus backends and where
+/// `metrics.k8s.io` comes from.
+#[derive(Debug, Clone, Default)]
+pub struct PlanRules {
+    /// The backends Prometheus inputs may name.
+    pub backends: Arc<[PrometheusConfig]>,
+    /// `metrics.resource_source`: resource metrics are accepted only from `plugins`.
+    pub resource_source: ResourceSource,
+}
+
+impl PlanRules {
+    /// The rules of `config`.
+    pub fn of(config: &Config) -> PlanRules {
+        PlanRules {
+            backends: config.prometheus.as_slice().into(),
+            resource_source: config.metrics.resource_source,
+        }
+    }
+
+    /// Checks `plan` against the backends and the resource-metrics source.
+    pub fn check(&self, plan: &Plan) -> Result<(), String> {
+        plan.check_backends(&self.backends)?;
+        plan.check_resource_source(self.resource_source)
+    }
+}
+
 impl Plan {
+    /// Refuses resource metrics unless `source` is `plugins`.
+    pub fn check_resource_source(&self, source: ResourceSource) -> Result<(), String> {
+        if source == ResourceSource::Plugins {
+            return Ok(());
+        }
+        match self.metrics.iter().find(|m| matches!(m.target, MetricTarget::Resource(_))) {
+            Some(m) => Err(format!(
+                "it publishes {} (metrics.k8s.io), but metrics.resource_source = \"{}\" serves \
+                 metrics.k8s.io from the kubelets: set metrics.resource_source = \"plugins\" to \
+                 serve it from plugins",
+                m.key(),
+                source.as_str()
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Checks that every Prometheus input names a configured backend (an empty name: the
     /// default one, which must exist).
     pub fn check_backends(&self, backends: &[PrometheusConfig]) -> Result<(), String> {
@@ -174,10 +223,31 @@ impl Plan {
                     MetricTarget::External
                 }
                 types::MetricKind::Resource => {
-                    return Err(format!(
-                        "metric {}: this gateway does not serve resource metrics (metrics.k8s.io) from plugins yet; they come from the kubelets",
-                        spec.name
-                    ));
+                    if !matches!(spec.name.as_str(), "cpu" | "memory") {
+                        return Err(format!(
+                            "resource metric {:?} is not cpu or memory",
+                            spec.name
+                        ));
+                    }
+                    let resource = match spec.resource.as_str() {
+                        "pods" => ObjectResource::Pods,
+                        "nodes" => ObjectResource::Nodes,
+                        other => {
+                            return Err(format!(
+                                "resource metric {}: resource {other:?} is not pods or nodes",
+                                spec.name
+                            ));
+                        }
+                    };
+                    if spec.namespaced != resource.namespaced() {
+                        return Err(format!(
+                            "resource metric {} of {}: namespaced must be {}",
+                            spec.name,
+                            resource.as_str(),
+                            resource.namespaced()
+                        ));
+                    }
+                    MetricTarget::Resource(resource)
                 }
             };
             let metric = Metric {
@@ -356,20 +426,58 @@ mod tests {
         let mut p = plan(vec![]);
         p.inputs[0].backend = "thanos".into();
         assert!(Plan::validate(p).unwrap_err().contains("names a backend"));
-        let err = Plan::validate(plan(vec![spec(
-            "cpu",
-            types::MetricKind::Resource,
-            "pods",
-            true,
-        )]))
-        .unwrap_err();
-        assert!(
-            err.contains("metric cpu: this gateway does not serve resource metrics"),
-            "{err}"
-        );
+        let resource_cases = [
+            (spec("cpus", types::MetricKind::Resource, "pods", true), "\"cpus\" is not cpu or memory"),
+            (
+                spec("cpu", types::MetricKind::Resource, "services", true),
+                "resource \"services\" is not pods or nodes",
+            ),
+            (
+                spec("memory", types::MetricKind::Resource, "nodes", true),
+                "resource metric memory of nodes: namespaced must be false",
+            ),
+        ];
+        for (s, want) in resource_cases {
+            let err = Plan::validate(plan(vec![s])).unwrap_err();
+            assert!(err.contains(want), "{err} should contain {want}");
+        }
         let mut p = plan(vec![]);
         p.derived.push("d".into());
         assert!(Plan::validate(p).unwrap_err().contains("listed twice"));
+    }
+
+    #[test]
+    fn resource_metrics_need_the_plugins_source() {
+        let p = Plan::validate(plan(vec![
+            spec("cpu", types::MetricKind::Resource, "pods", true),
+            spec("cpu", types::MetricKind::Resource, "nodes", false),
+            spec("memory", types::MetricKind::Resource, "pods", true),
+        ]))
+        .unwrap();
+        assert_eq!(
+            p.metrics[1].key(),
+            MetricKey::Resource(ObjectResource::Nodes, "cpu".into())
+        );
+        p.check_resource_source(ResourceSource::Plugins).unwrap();
+        let err = p
+            .check_resource_source(ResourceSource::Kubelets)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "it publishes resource metric cpu of pods (metrics.k8s.io), but \
+             metrics.resource_source = \"kubelets\" serves metrics.k8s.io from the kubelets: \
+             set metrics.resource_source = \"plugins\" to serve it from plugins"
+        );
+        let custom_only = Plan::validate(plan(vec![spec(
+            "cpu",
+            types::MetricKind::Custom,
+            "pods",
+            true,
+        )]))
+        .unwrap();
+        custom_only
+            .check_resource_source(ResourceSource::Kubelets)
+            .unwrap();
     }
 
     #[test]

@@ -12,10 +12,10 @@ use super::PluginError;
 use super::input::{IdMap, InputState};
 use super::instance::{Fault, Instance, Limits, Outcome};
 use super::output::{self, Accepted, Objects};
-use super::plan::{Metric, MetricKey, MetricTarget, Plan};
+use super::plan::{Metric, MetricKey, MetricTarget, Plan, PlanRules};
 use super::runtime::{LoadError, LoadedComponent, MAX_MEMORY_BYTES, PluginRuntime};
 use super::wit::types;
-use crate::config::{Config, PluginConfig, PrometheusConfig};
+use crate::config::{Config, PluginConfig};
 use crate::samples::{Batch, CycleSamples, Series, Source};
 use crate::sources::cluster::ClusterState;
 use crate::store::custom::{MetricState, PluginMetrics, PublishedMetric};
@@ -66,8 +66,8 @@ struct Running {
     config_json: String,
     /// Module, config and limits: equal fingerprints mean the same running plugin.
     fingerprint: Fingerprint,
-    /// The Prometheus backends its plan may name.
-    backends: Arc<[PrometheusConfig]>,
+    /// What its plan is checked against (Prometheus backends, resource-metrics source).
+    rules: PlanRules,
     /// Known once `configure` first succeeded; a new instance must return the same.
     configured: Option<Plan>,
     /// The plan in force: the configured one, or the last replan accepted.
@@ -123,7 +123,7 @@ pub struct Checked {
     limits: Limits,
     max_output: usize,
     fingerprint: Fingerprint,
-    backends: Arc<[PrometheusConfig]>,
+    rules: PlanRules,
 }
 
 impl Checked {
@@ -149,6 +149,9 @@ fn metric_names(plan: Option<&Plan>) -> Vec<String> {
         .map(|m| match m.key() {
             MetricKey::Custom(resource, name) => format!("{}/{name}", resource.as_str()),
             MetricKey::External(name) => format!("external/{name}"),
+            MetricKey::Resource(resource, name) => {
+                format!("metrics.k8s.io/{}/{name}", resource.as_str())
+            }
         })
         .collect()
 }
@@ -182,12 +185,8 @@ pub struct PluginEntry {
 }
 
 /// Reads `pc`'s module (relative to `base_dir`), checks its sha256 and limits, and computes its
-/// fingerprint; its plan will be checked against the Prometheus `backends`.
-pub fn check(
-    pc: &PluginConfig,
-    base_dir: &Path,
-    backends: &[PrometheusConfig],
-) -> Result<Checked, PluginError> {
+/// fingerprint; its plan will be checked against `rules`.
+pub fn check(pc: &PluginConfig, base_dir: &Path, rules: &PlanRules) -> Result<Checked, PluginError> {
     let name: Arc<str> = pc.name.get_ref().as_str().into();
     let file = base_dir.join(pc.file.get_ref());
     let bytes = std::fs::read(&file).map_err(|source| PluginError::Read {
@@ -210,16 +209,13 @@ pub fn check(
             max_output: pc.max_output.get(),
             config_json,
         },
-        backends,
+        rules,
     )
 }
 
 /// Checks an entry's sha256 and limits and computes its fingerprint; its plan will be checked
-/// against the Prometheus `backends`.
-pub fn check_entry(
-    entry: PluginEntry,
-    backends: &[PrometheusConfig],
-) -> Result<Checked, PluginError> {
+/// against `rules`.
+pub fn check_entry(entry: PluginEntry, rules: &PlanRules) -> Result<Checked, PluginError> {
     let PluginEntry {
         name,
         origin: file,
@@ -271,7 +267,7 @@ pub fn check_entry(
         limits,
         max_output,
         fingerprint: Fingerprint(hasher.finalize().into()),
-        backends: backends.into(),
+        rules: rules.clone(),
     })
 }
 
@@ -287,13 +283,14 @@ impl PluginSet {
             owners: HashMap::new(),
             api_resources: ApiResources::default(),
         };
+        let rules = PlanRules::of(config);
         for pc in &config.plugins {
-            set.add(pc, &config.base_dir, &config.prometheus);
+            set.add(pc, &config.base_dir, &rules);
         }
         set
     }
 
-    fn add(&mut self, pc: &PluginConfig, base_dir: &Path, backends: &[PrometheusConfig]) {
+    fn add(&mut self, pc: &PluginConfig, base_dir: &Path, rules: &PlanRules) {
         let name: Arc<str> = pc.name.get_ref().as_str().into();
         let file = base_dir.join(pc.file.get_ref());
         let state = if self.plugins.iter().any(|p| p.name == name) {
@@ -302,7 +299,7 @@ impl PluginSet {
                 message: "another plugin has the same name".into(),
             })
         } else {
-            check(pc, base_dir, backends).and_then(|checked| self.prepare(checked))
+            check(pc, base_dir, rules).and_then(|checked| self.prepare(checked))
         };
         let state = state.map_err(|e| {
             tracing::error!(plugin = &*name, "{e}");
@@ -343,7 +340,7 @@ impl PluginSet {
             config_json: checked.config_json,
             fingerprint: checked.fingerprint,
             configured: None,
-            backends: checked.backends,
+            rules: checked.rules,
             plan: None,
             pending: None,
             live: None,
@@ -596,6 +593,17 @@ impl PluginSet {
                             published(metric, &plugin.name, max_age_ms, state),
                         );
                     }
+                    MetricTarget::Resource(resource) => {
+                        let values = accepted
+                            .as_mut()
+                            .map(|a| std::mem::take(&mut a.resource[i]))
+                            .unwrap_or_default();
+                        let state = metric_state(&failed, accepted.as_ref(), metric, values);
+                        result.metrics.resource.insert(
+                            (resource, metric.name.clone()),
+                            published(metric, &plugin.name, max_age_ms, state),
+                        );
+                    }
                 }
             }
             if let Some(accepted) = accepted
@@ -734,7 +742,10 @@ fn accept_replan(
     owners: &mut HashMap<MetricKey, Arc<str>>,
     replan: types::Plan,
 ) {
-    match Plan::validate(replan).and_then(|plan| claim(name, owners, &plan).map(|()| plan)) {
+    let checked = Plan::validate(replan)
+        .and_then(|plan| r.rules.check(&plan).map(|()| plan))
+        .and_then(|plan| claim(name, owners, &plan).map(|()| plan));
+    match checked {
         Ok(plan) => {
             tracing::info!(
                 plugin = &**name,
@@ -823,7 +834,7 @@ fn start(
         }
     };
     let plan = Plan::validate(plan)
-        .and_then(|p| p.check_backends(&r.backends).map(|()| p))
+        .and_then(|p| r.rules.check(&p).map(|()| p))
         .map_err(|e| format!("invalid plan: {e}"))?;
     match &r.configured {
         Some(old) if *old != plan => {

@@ -22,8 +22,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::clock::Clock;
-use crate::config::{self, Config, ConfigError, PluginConfig};
+use crate::config::{self, Config, ConfigError, PluginConfig, ResourceSource};
 use crate::pipeline::Collector;
+use crate::plugins::plan::PlanRules;
 use crate::plugins::set::{self, Fingerprint, FreshPlugin};
 use crate::plugins::{PluginError, PluginRuntime, PluginSet};
 use crate::telemetry::{PluginLabels, ReloadLabels, Telemetry};
@@ -76,6 +77,19 @@ pub enum ReloadError {
         /// What failed.
         #[source]
         source: Box<PluginError>,
+    },
+    /// The new config changes `metrics.resource_source`, which takes a restart.
+    #[error(
+        "{}: metrics.resource_source changed from \"{}\" to \"{}\": where metrics.k8s.io comes from cannot change by live reload; restart the gateway to switch (the running config keeps serving)",
+        path.display(), from.as_str(), to.as_str()
+    )]
+    ResourceSource {
+        /// The config file.
+        path: PathBuf,
+        /// The running source.
+        from: ResourceSource,
+        /// The new config's.
+        to: ResourceSource,
     },
     /// The plugin runtime could not be created.
     #[error("{0}")]
@@ -156,9 +170,10 @@ pub fn prepare(
         text,
     };
     let mut started: Option<Arc<PluginRuntime>> = None;
+    let rules = PlanRules::of(&candidate.config);
     for pc in &candidate.config.plugins {
         let name = pc.name.get_ref();
-        let checked = set::check(pc, &candidate.config.base_dir, &candidate.config.prometheus)
+        let checked = set::check(pc, &candidate.config.base_dir, &rules)
             .map_err(|e| candidate.locate(name, e))?;
         let fingerprint = checked.fingerprint();
         candidate.fingerprints.push((name.clone(), fingerprint));
@@ -380,11 +395,23 @@ impl Reloader {
         // Reading modules, compiling and configuring are blocking: off the async workers.
         let (mut candidate, mut batch, running, previous) =
             tokio::task::spawn_blocking(move || {
-                let (running, previous) = {
+                let (running, previous, source) = {
                     let applied = lock(&this.applied);
-                    (applied.fingerprints.clone(), applied.resources.clone())
+                    (
+                        applied.fingerprints.clone(),
+                        applied.resources.clone(),
+                        applied.config.metrics.resource_source,
+                    )
                 };
                 let mut candidate = prepare(&this.path, |_| this.runtime(), &running)?;
+                let to = candidate.config.metrics.resource_source;
+                if to != source {
+                    return Err(ReloadError::ResourceSource {
+                        path: this.path.clone(),
+                        from: source,
+                        to,
+                    });
+                }
                 let desired = lock(&this.desired).clone();
                 let batch = resources::prepare(
                     &desired,

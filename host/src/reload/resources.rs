@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::config::{Config, PrometheusConfig};
+use crate::config::Config;
+use crate::plugins::plan::PlanRules;
 use crate::plugins::set::{self, Fingerprint, FreshPlugin, PluginEntry};
 use crate::plugins::{PluginError, PluginRuntime, PluginSet};
 
@@ -112,7 +113,7 @@ pub(crate) fn prepare(
                 ),
             })
         } else {
-            start(plugin, running, runtime, &config.prometheus)
+            start(plugin, running, runtime, &PlanRules::of(config))
         };
         let key: Arc<str> = name.into();
         match fresh {
@@ -174,10 +175,10 @@ fn start(
     plugin: &ResourcePlugin,
     running: &HashMap<String, Fingerprint>,
     runtime: &mut dyn FnMut() -> Result<Arc<PluginRuntime>, PluginError>,
-    backends: &[PrometheusConfig],
+    rules: &PlanRules,
 ) -> Result<(Fingerprint, Option<FreshPlugin>), Refusal> {
     let entry = plugin.entry.clone()?;
-    let checked = set::check_entry(entry, backends).map_err(|e| Refusal::of(&e))?;
+    let checked = set::check_entry(entry, rules).map_err(|e| Refusal::of(&e))?;
     let fingerprint = checked.fingerprint();
     if running.get(&plugin.name) == Some(&fingerprint) {
         return Ok((fingerprint, None));

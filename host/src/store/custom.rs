@@ -1,4 +1,5 @@
-//! Plugin-published metrics as served by `custom.metrics.k8s.io` and `external.metrics.k8s.io`.
+//! Plugin-published metrics as served by `custom.metrics.k8s.io` and `external.metrics.k8s.io`,
+//! and the resource values `metrics.k8s.io` is built from when plugins are its source.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -108,6 +109,23 @@ pub struct ExternalValue {
     pub window_ms: Option<i64>,
 }
 
+/// One resource value (`cpu` or `memory`) of a pod's container or of a node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceSample {
+    /// The pod's namespace; empty for nodes.
+    pub namespace: Arc<str>,
+    /// The pod or node name.
+    pub name: Arc<str>,
+    /// The container; empty for nodes.
+    pub container: Arc<str>,
+    /// Nanocores for `cpu`, bytes for `memory`.
+    pub value: u64,
+    /// When it was measured, ms since the epoch.
+    pub timestamp_ms: i64,
+    /// The window it was computed over, ms (0: an instant value).
+    pub window_ms: i64,
+}
+
 /// A published metric's values this cycle, or why it has none.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MetricState<T> {
@@ -139,6 +157,8 @@ pub struct PublishedMetric<T> {
 pub type CustomMetric = PublishedMetric<ObjectValue>;
 /// An external metric.
 pub type ExternalMetric = PublishedMetric<ExternalValue>;
+/// A resource metric.
+pub type ResourceMetric = PublishedMetric<ResourceSample>;
 
 /// Everything plugins publish, as of one cycle.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -147,4 +167,7 @@ pub struct PluginMetrics {
     pub custom: BTreeMap<(ObjectResource, Arc<str>), CustomMetric>,
     /// External metrics by name.
     pub external: BTreeMap<Arc<str>, ExternalMetric>,
+    /// Resource metrics by (`pods` or `nodes`, `cpu` or `memory`); values sorted by (namespace,
+    /// name, container).
+    pub resource: BTreeMap<(ObjectResource, Arc<str>), ResourceMetric>,
 }

@@ -62,6 +62,18 @@ pub struct Snapshot {
     pub pods: BTreeMap<Arc<str>, Vec<PodMetrics>>,
     /// Custom and external metrics published by plugins.
     pub plugin_metrics: custom::PluginMetrics,
+    /// Why nodes or pods have no metrics this cycle (plugins as the resource source only).
+    pub unavailable: Unavailable,
+}
+
+/// Why `metrics.k8s.io` cannot answer for nodes or pods this cycle: the message names the
+/// plugin and the cause. `None`: served (objects without values are simply left out).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unavailable {
+    /// Nodes.
+    pub nodes: Option<Arc<str>>,
+    /// Pods.
+    pub pods: Option<Arc<str>>,
 }
 
 impl Snapshot {
