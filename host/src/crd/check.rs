@@ -91,8 +91,8 @@ fn check_document(
             source,
         })
     })?;
-    let checked = set::check_entry(entry(name, &spec, &module, bytes), rules)
-        .map_err(|e| Refusal::of(&e))?;
+    let checked =
+        set::check_entry(entry(name, &spec, &module, bytes), rules).map_err(|e| Refusal::of(&e))?;
     let rt = runtime().map_err(|e| Refusal::of(&e))?;
     PluginSet::start_fresh(&rt, checked).map_err(|e| Refusal::of(&e))?;
     Ok("spec valid; module verified, compiled and configured")
@@ -131,7 +131,8 @@ mod tests {
             modules,
             &mut runtime,
             &PlanRules::default(),
-        ).unwrap()
+        )
+        .unwrap()
     }
 
     #[test]

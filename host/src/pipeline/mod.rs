@@ -369,9 +369,13 @@ impl Collector {
                 resource_values::fill(&mut snapshot, &state, &metrics, now);
                 snapshot.plugin_metrics = metrics;
                 let unavailable = &snapshot.unavailable;
-                for (kind, message) in [("nodes", &unavailable.nodes), ("pods", &unavailable.pods)] {
+                for (kind, message) in [("nodes", &unavailable.nodes), ("pods", &unavailable.pods)]
+                {
                     if let Some(message) = message {
-                        tracing::warn!(kind, "metrics.k8s.io {kind} unavailable this cycle: {message}");
+                        tracing::warn!(
+                            kind,
+                            "metrics.k8s.io {kind} unavailable this cycle: {message}"
+                        );
                     }
                 }
             }

@@ -57,10 +57,9 @@ fn fresh<'a>(
 ) -> Result<Values<'a>, Arc<str>> {
     let what = format!("resource metric {name} of {}", resource.as_str());
     let Some(metric) = metrics.resource.get(&(resource, Arc::from(name))) else {
-        return Err(format!(
-            "no plugin publishes {what} (metrics.resource_source = \"plugins\")"
-        )
-        .into());
+        return Err(
+            format!("no plugin publishes {what} (metrics.resource_source = \"plugins\")").into(),
+        );
     };
     match &metric.state {
         MetricState::Values(values) => {
@@ -87,18 +86,29 @@ fn find<'a>(
     container: &str,
 ) -> Option<&'a ResourceSample> {
     let i = values
-        .binary_search_by(|v| (&*v.namespace, &*v.name, &*v.container).cmp(&(namespace, name, container)))
+        .binary_search_by(|v| {
+            (&*v.namespace, &*v.name, &*v.container).cmp(&(namespace, name, container))
+        })
         .ok()?;
     Some(values[i])
 }
 
 /// The older of two samples' (timestamp, window).
 fn oldest(a: &ResourceSample, b: &ResourceSample) -> (i64, i64) {
-    let older = if b.timestamp_ms < a.timestamp_ms { b } else { a };
+    let older = if b.timestamp_ms < a.timestamp_ms {
+        b
+    } else {
+        a
+    };
     (older.timestamp_ms, older.window_ms)
 }
 
-fn nodes(snap: &mut Snapshot, cluster: &ClusterState, cpu: &[&ResourceSample], memory: &[&ResourceSample]) {
+fn nodes(
+    snap: &mut Snapshot,
+    cluster: &ClusterState,
+    cpu: &[&ResourceSample],
+    memory: &[&ResourceSample],
+) {
     for c in cpu {
         let (Some(node), Some(m)) = (cluster.nodes.get(&c.name), find(memory, "", &c.name, ""))
         else {
@@ -121,7 +131,12 @@ fn nodes(snap: &mut Snapshot, cluster: &ClusterState, cpu: &[&ResourceSample], m
     }
 }
 
-fn pods(snap: &mut Snapshot, cluster: &ClusterState, cpu: &[&ResourceSample], memory: &[&ResourceSample]) {
+fn pods(
+    snap: &mut Snapshot,
+    cluster: &ClusterState,
+    cpu: &[&ResourceSample],
+    memory: &[&ResourceSample],
+) {
     let mut by_namespace: HashMap<Arc<str>, Vec<PodMetrics>> = HashMap::new();
     for group in cpu.chunk_by(|a, b| a.namespace == b.namespace && a.name == b.name) {
         if let Some(pod) = pod_metrics(cluster, group, memory) {

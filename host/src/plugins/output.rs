@@ -202,14 +202,20 @@ pub fn validate(
         let candidates = by_name
             .get(v.metric.as_str())
             .map_or(&[][..], Vec::as_slice);
-        if let Some((index, sample)) = resource_sample(v, plan, candidates, objects, &mut accepted.drops) {
+        if let Some((index, sample)) =
+            resource_sample(v, plan, candidates, objects, &mut accepted.drops)
+        {
             accepted.resource[index].push(sample);
         }
     }
     for values in &mut accepted.resource {
-        values.sort_by(|a, b| (&a.namespace, &a.name, &a.container).cmp(&(&b.namespace, &b.name, &b.container)));
+        values.sort_by(|a, b| {
+            (&a.namespace, &a.name, &a.container).cmp(&(&b.namespace, &b.name, &b.container))
+        });
         let before = values.len();
-        values.dedup_by(|b, a| (&a.namespace, &a.name, &a.container) == (&b.namespace, &b.name, &b.container));
+        values.dedup_by(|b, a| {
+            (&a.namespace, &a.name, &a.container) == (&b.namespace, &b.name, &b.container)
+        });
         for _ in values.len()..before {
             accepted.drops.add(DropReason::Duplicate, String::new);
         }
@@ -443,16 +449,25 @@ fn resource_sample(
         return None;
     };
     if !v.value.is_finite() {
-        drops.add(DropReason::NonFinite, || format!("{} = {}", v.metric, v.value));
+        drops.add(DropReason::NonFinite, || {
+            format!("{} = {}", v.metric, v.value)
+        });
         return None;
     }
     if v.value < 0.0 {
-        drops.add(DropReason::Negative, || format!("{} = {}", v.metric, v.value));
+        drops.add(DropReason::Negative, || {
+            format!("{} = {}", v.metric, v.value)
+        });
         return None;
     }
     if resource.namespaced() == object.namespace.is_empty() {
         drops.add(DropReason::BadNamespace, || {
-            format!("{} {:?}/{}", resource.as_str(), object.namespace, object.name)
+            format!(
+                "{} {:?}/{}",
+                resource.as_str(),
+                object.namespace,
+                object.name
+            )
         });
         return None;
     }
@@ -469,19 +484,28 @@ fn resource_sample(
         return None;
     }
     let (namespace, name) = match objects {
-        Objects::Cluster(cluster) => match lookup(cluster, resource, &object.namespace, &object.name) {
-            Some((namespace, name, _)) => (namespace, name),
-            None => {
-                drops.add(DropReason::UnknownObject, || {
-                    format!("{} {}/{}", resource.as_str(), object.namespace, object.name)
-                });
-                return None;
+        Objects::Cluster(cluster) => {
+            match lookup(cluster, resource, &object.namespace, &object.name) {
+                Some((namespace, name, _)) => (namespace, name),
+                None => {
+                    drops.add(DropReason::UnknownObject, || {
+                        format!("{} {}/{}", resource.as_str(), object.namespace, object.name)
+                    });
+                    return None;
+                }
             }
-        },
-        Objects::Unchecked => (object.namespace.as_str().into(), object.name.as_str().into()),
+        }
+        Objects::Unchecked => (
+            object.namespace.as_str().into(),
+            object.name.as_str().into(),
+        ),
     };
     // Cores to nanocores; bytes stay bytes. Both saturate at u64::MAX.
-    let scale = if *plan.metrics[index].name == *"cpu" { 1e9 } else { 1.0 };
+    let scale = if *plan.metrics[index].name == *"cpu" {
+        1e9
+    } else {
+        1.0
+    };
     Some((
         index,
         ResourceSample {
@@ -754,8 +778,14 @@ mod tests {
             value("swap", "pods", "default", "web", "c", 1.0),
         ];
         let cluster = cluster();
-        let a = validate(out, &plan, &mut IdMap::default(), Objects::Cluster(&cluster), 100)
-            .unwrap();
+        let a = validate(
+            out,
+            &plan,
+            &mut IdMap::default(),
+            Objects::Cluster(&cluster),
+            100,
+        )
+        .unwrap();
         let pods: Vec<(&str, u64)> = a.resource[0]
             .iter()
             .map(|s| (&*s.container, s.value))
@@ -763,7 +793,11 @@ mod tests {
         assert_eq!(pods, [("a", 1), ("b", 250_000_000)], "cores to nanocores");
         assert_eq!(a.resource[1][0].value, 1536, "bytes, rounded");
         assert_eq!(
-            (&*a.resource[2][0].name, a.resource[2][0].value, a.resource[2][0].window_ms),
+            (
+                &*a.resource[2][0].name,
+                a.resource[2][0].value,
+                a.resource[2][0].window_ms
+            ),
             ("n1", 1_500_000_000, 60_000)
         );
         let d = &a.drops;

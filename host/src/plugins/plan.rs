@@ -122,7 +122,11 @@ impl Plan {
         if source == ResourceSource::Plugins {
             return Ok(());
         }
-        match self.metrics.iter().find(|m| matches!(m.target, MetricTarget::Resource(_))) {
+        match self
+            .metrics
+            .iter()
+            .find(|m| matches!(m.target, MetricTarget::Resource(_)))
+        {
             Some(m) => Err(format!(
                 "it publishes {} (metrics.k8s.io), but metrics.resource_source = \"{}\" serves \
                  metrics.k8s.io from the kubelets: set metrics.resource_source = \"plugins\" to \
@@ -427,7 +431,10 @@ mod tests {
         p.inputs[0].backend = "thanos".into();
         assert!(Plan::validate(p).unwrap_err().contains("names a backend"));
         let resource_cases = [
-            (spec("cpus", types::MetricKind::Resource, "pods", true), "\"cpus\" is not cpu or memory"),
+            (
+                spec("cpus", types::MetricKind::Resource, "pods", true),
+                "\"cpus\" is not cpu or memory",
+            ),
             (
                 spec("cpu", types::MetricKind::Resource, "services", true),
                 "resource \"services\" is not pods or nodes",

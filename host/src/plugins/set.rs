@@ -186,7 +186,11 @@ pub struct PluginEntry {
 
 /// Reads `pc`'s module (relative to `base_dir`), checks its sha256 and limits, and computes its
 /// fingerprint; its plan will be checked against `rules`.
-pub fn check(pc: &PluginConfig, base_dir: &Path, rules: &PlanRules) -> Result<Checked, PluginError> {
+pub fn check(
+    pc: &PluginConfig,
+    base_dir: &Path,
+    rules: &PlanRules,
+) -> Result<Checked, PluginError> {
     let name: Arc<str> = pc.name.get_ref().as_str().into();
     let file = base_dir.join(pc.file.get_ref());
     let bytes = std::fs::read(&file).map_err(|source| PluginError::Read {

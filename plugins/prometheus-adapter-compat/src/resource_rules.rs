@@ -284,6 +284,102 @@ resourceRules:
         );
     }
 
+    /// prometheus-adapter's shipped `resourceRules` (deploy/manifests/config-map.yaml): prefix
+    /// `sum by`, `irate`, kubelet node series, and a window longer than the ranges.
+    const SHIPPED: &str = r#"
+"resourceRules":
+  "cpu":
+    "containerLabel": "container"
+    "containerQuery": |
+      sum by (<<.GroupBy>>) (
+        irate (
+            container_cpu_usage_seconds_total{<<.LabelMatchers>>,container!="",pod!=""}[4m]
+        )
+      )
+    "nodeQuery": |
+      sum by (<<.GroupBy>>) (
+        irate(
+            node_cpu_usage_seconds_total{<<.LabelMatchers>>}[4m]
+        )
+      )
+    "resources":
+      "overrides":
+        "namespace":
+          "resource": "namespace"
+        "node":
+          "resource": "node"
+        "pod":
+          "resource": "pod"
+  "memory":
+    "containerLabel": "container"
+    "containerQuery": |
+      sum by (<<.GroupBy>>) (
+        container_memory_working_set_bytes{<<.LabelMatchers>>,container!="",pod!=""}
+      )
+    "nodeQuery": |
+      sum by (<<.GroupBy>>) (
+        node_memory_working_set_bytes{<<.LabelMatchers>>}
+      )
+    "resources":
+      "overrides":
+        "node":
+          "resource": "node"
+        "namespace":
+          "resource": "namespace"
+        "pod":
+          "resource": "pod"
+  "window": "5m"
+"#;
+
+    #[test]
+    fn the_shipped_rules_compile_into_four_queries() {
+        let rules = compiled(SHIPPED).unwrap();
+        assert_eq!(rules.window_ms, 300_000, "the window, not the 4m ranges");
+        let qs = rules.queries(&builtin_api_resources()).unwrap();
+        let got: Vec<(&str, String)> = qs
+            .iter()
+            .map(|q| {
+                (
+                    q.metric,
+                    q.query.split_whitespace().collect::<Vec<_>>().join(" "),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "cpu",
+                    r#"sum by (namespace,pod,container) ( irate ( container_cpu_usage_seconds_total{namespace!="",pod!="",container!="",pod!=""}[4m] ) )"#
+                        .to_owned()
+                ),
+                (
+                    "cpu",
+                    r#"sum by (node) ( irate( node_cpu_usage_seconds_total{node!=""}[4m] ) )"#
+                        .to_owned()
+                ),
+                (
+                    "memory",
+                    r#"sum by (namespace,pod,container) ( container_memory_working_set_bytes{namespace!="",pod!="",container!="",pod!=""} )"#
+                        .to_owned()
+                ),
+                (
+                    "memory",
+                    r#"sum by (node) ( node_memory_working_set_bytes{node!=""} )"#.to_owned()
+                ),
+            ]
+        );
+        assert!(matches!(qs[1].scope, Scope::Nodes { ref node_label } if node_label == "node"));
+        let v = qs[2]
+            .value(
+                &labels(&[("namespace", "a"), ("pod", "p"), ("container", "c")]),
+                2048.0,
+                5,
+            )
+            .unwrap();
+        assert_eq!((v.metric.as_str(), v.window_ms), ("memory", 300_000));
+    }
+
     #[test]
     fn window_defaults_to_the_longest_range_and_refusals() {
         let no_window = RESOURCE_RULES.replace("  window: 3m\n", "");
