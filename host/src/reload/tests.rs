@@ -279,6 +279,22 @@ async fn settings_apply_or_are_reported_as_needing_a_restart() {
     assert_eq!(report.settings.applied, ["metrics"]);
     assert_eq!(report.settings.needs_restart, ["server"]);
     assert_eq!(f.max_age.load(Ordering::Acquire), 45_000);
+    // Where metrics.k8s.io comes from cannot switch live: refused, the running config kept.
+    let report = f
+        .reload_to(
+            "[server]\nself_signed = true\n[metrics]\nmax_sample_age_secs = 9\n\
+             resource_source = \"plugins\"\n",
+        )
+        .await;
+    let error = report.error.as_deref().expect("refused");
+    assert!(
+        error.contains(
+            "metrics.resource_source changed from \"kubelets\" to \"plugins\": where \
+             metrics.k8s.io comes from cannot change by live reload; restart the gateway"
+        ),
+        "{error}"
+    );
+    assert_eq!(f.max_age.load(Ordering::Acquire), 45_000, "nothing applied");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
