@@ -187,3 +187,151 @@ fn pod_metrics(
         containers,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::cluster::Interners;
+    use crate::sources::cluster::projection::{project_node, project_pod};
+    use crate::store::custom::{PublishedMetric, ResourceMetric};
+
+    fn cluster() -> ClusterState {
+        let interners = Interners::default();
+        let mut state = ClusterState::default();
+        for (name, containers, phase) in [
+            ("full", vec!["a", "b"], "Running"),
+            ("partial", vec!["a", "b"], "Running"),
+            ("pending", vec!["a"], "Pending"),
+        ] {
+            let spec: Vec<_> = containers
+                .iter()
+                .map(|c| serde_json::json!({"name": c}))
+                .collect();
+            let pod = serde_json::from_value(serde_json::json!({
+                "metadata": {"namespace": "web", "name": name, "labels": {"app": "x"}},
+                "spec": {"containers": spec},
+                "status": {"phase": phase},
+            }))
+            .unwrap();
+            let pod = project_pod(&pod, &interners).unwrap();
+            state
+                .pods
+                .entry(pod.namespace.clone())
+                .or_default()
+                .insert(pod.name.clone(), Arc::new(pod));
+        }
+        let node = serde_json::from_value(serde_json::json!({"metadata": {"name": "n1"}})).unwrap();
+        let node = project_node(&node, &interners).unwrap();
+        state.nodes.insert(node.name.clone(), Arc::new(node));
+        state
+    }
+
+    fn sample(ns: &str, name: &str, container: &str, value: u64, ts: i64) -> ResourceSample {
+        ResourceSample {
+            namespace: ns.into(),
+            name: name.into(),
+            container: container.into(),
+            value,
+            timestamp_ms: ts,
+            window_ms: ts / 10,
+        }
+    }
+
+    fn metric(state: MetricState<ResourceSample>) -> ResourceMetric {
+        PublishedMetric {
+            name: "cpu".into(),
+            plugin: "adapter".into(),
+            namespaced: true,
+            max_age_ms: 500,
+            state,
+        }
+    }
+
+    #[test]
+    fn pods_need_every_spec_container_and_nodes_both_metrics() {
+        let mut metrics = PluginMetrics::default();
+        let cpu = vec![
+            sample("", "n1", "", 2_000_000_000, 1000),
+            sample("web", "full", "POD", 1, 1000),
+            sample("web", "full", "a", 10, 1000),
+            sample("web", "full", "b", 20, 900),
+            sample("web", "partial", "a", 10, 1000),
+            sample("web", "partial", "b", 10, 1000),
+            sample("web", "pending", "a", 10, 1000),
+        ];
+        let memory = vec![
+            sample("", "n1", "", 4096, 800),
+            sample("web", "full", "a", 100, 1000),
+            sample("web", "full", "b", 200, 1000),
+            sample("web", "partial", "a", 100, 1000),
+            // Too old for the metric's 500 ms: as if missing.
+            sample("web", "partial", "b", 100, 400),
+            sample("web", "pending", "a", 100, 1000),
+        ];
+        for (resource, name, values) in [
+            (ObjectResource::Nodes, "cpu", cpu[..1].to_vec()),
+            (ObjectResource::Pods, "cpu", cpu[1..].to_vec()),
+            (ObjectResource::Nodes, "memory", memory[..1].to_vec()),
+            (ObjectResource::Pods, "memory", memory[1..].to_vec()),
+        ] {
+            metrics.resource.insert(
+                (resource, Arc::from(name)),
+                metric(MetricState::Values(values)),
+            );
+        }
+        let mut snap = Snapshot::default();
+        fill(&mut snap, &cluster(), &metrics, 1000);
+        assert_eq!(snap.unavailable, Default::default());
+        let node = &snap.nodes["n1"].usage;
+        assert_eq!(
+            (
+                node.cpu_nanocores,
+                node.memory_bytes,
+                node.timestamp_ms,
+                node.window_ms
+            ),
+            (2_000_000_000, 4096, 800, 80),
+            "the older sample's time"
+        );
+        let pods: Vec<&str> = snap.pods_in("web").iter().map(|p| &*p.name).collect();
+        assert_eq!(pods, ["full"]);
+        let full = snap.pod("web", "full").unwrap();
+        let containers: Vec<(&str, u64, u64)> = full
+            .containers
+            .iter()
+            .map(|c| (&*c.name, c.cpu_nanocores, c.memory_bytes))
+            .collect();
+        assert_eq!(containers, [("a", 10, 100), ("b", 20, 200)]);
+        assert_eq!((full.timestamp_ms, full.window_ms), (900, 90));
+        assert_eq!(full.labels.0["app"], "x");
+
+        // A failed metric makes its resource unavailable, naming the plugin; the other serves.
+        metrics.resource.insert(
+            (ObjectResource::Pods, Arc::from("memory")),
+            metric(MetricState::Unavailable(
+                "prometheus \"main\": connection refused".into(),
+            )),
+        );
+        let mut snap = Snapshot::default();
+        fill(&mut snap, &cluster(), &metrics, 1000);
+        assert_eq!(
+            snap.unavailable.pods.as_deref(),
+            Some(
+                "resource metric memory of pods is unavailable: plugin adapter could not \
+                 compute it: prometheus \"main\": connection refused"
+            )
+        );
+        assert!(snap.pods.is_empty());
+        assert_eq!(snap.nodes.len(), 1);
+
+        // Nothing published: both unavailable, saying so.
+        let mut snap = Snapshot::default();
+        fill(&mut snap, &cluster(), &PluginMetrics::default(), 1000);
+        assert_eq!(
+            snap.unavailable.nodes.as_deref(),
+            Some(
+                "no plugin publishes resource metric cpu of nodes (metrics.resource_source = \"plugins\")"
+            )
+        );
+    }
+}
