@@ -434,3 +434,42 @@ pub(super) fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn unavailable_resource_metrics_are_500_naming_the_plugin() {
+    let mut snap = core_snapshot();
+    snap.unavailable.pods =
+        Some("resource metric cpu of pods is unavailable: plugin adapter failed".into());
+    let state = state_from(snap, Arc::new(AtomicI64::new(T + 10_000)));
+    let app = router(state);
+    for uri in [
+        "/apis/metrics.k8s.io/v1beta1/pods",
+        "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods",
+        "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/web-1",
+    ] {
+        let resp = app
+            .clone()
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR, "{uri}");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["reason"], "InternalError");
+        assert_eq!(
+            body["message"],
+            "Internal error occurred: metrics.k8s.io pods unavailable: resource metric cpu of \
+             pods is unavailable: plugin adapter failed"
+        );
+    }
+    // Nodes are not affected.
+    let resp = app
+        .oneshot(
+            Request::get("/apis/metrics.k8s.io/v1beta1/nodes")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
