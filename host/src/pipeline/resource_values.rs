@@ -250,7 +250,7 @@ mod tests {
     #[test]
     fn pods_need_every_spec_container_and_nodes_both_metrics() {
         let mut metrics = PluginMetrics::default();
-        let cpu = vec![
+        let cpu = [
             sample("", "n1", "", 2_000_000_000, 1000),
             sample("web", "full", "POD", 1, 1000),
             sample("web", "full", "a", 10, 1000),
@@ -259,7 +259,7 @@ mod tests {
             sample("web", "partial", "b", 10, 1000),
             sample("web", "pending", "a", 10, 1000),
         ];
-        let memory = vec![
+        let memory = [
             sample("", "n1", "", 4096, 800),
             sample("web", "full", "a", 100, 1000),
             sample("web", "full", "b", 200, 1000),
