@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -22,7 +23,9 @@ use crate::plugins::{PluginRuntime, PluginSet};
 use crate::reload::trigger::ReloadHandle;
 use crate::reload::watch::watch_config;
 use crate::reload::{Reloader, ReloaderParts};
+use crate::sources::cluster::objects::ObjectWatches;
 use crate::sources::cluster::{ClusterCache, ClusterWatch, kube_config};
+use crate::sources::discovery::Discovery;
 use crate::sources::kubelet::KubeletScraper;
 use crate::sources::prometheus::PrometheusSource;
 use crate::store::Store;
@@ -62,6 +65,10 @@ pub struct Gateway {
     pub collector: Arc<Collector>,
     /// Cluster state from the watches.
     pub cluster: Arc<ClusterCache>,
+    /// The cluster's API resources, refreshed every `kubernetes.discovery_refresh_secs`.
+    pub discovery: Arc<Discovery>,
+    /// Metadata watches of the resources plugins' custom metrics describe.
+    pub objects: Arc<ObjectWatches>,
     /// Self-metrics.
     pub telemetry: Telemetry,
     /// Plugins not running after loading, with the reason (those that failed only in
@@ -101,6 +108,12 @@ impl Gateway {
         let store = Arc::new(Store::default());
         let scraper = KubeletScraper::new(&config.kubelet, default_roots)
             .context("setting up kubelet scraping")?;
+        let discovery = Arc::new(Discovery::default());
+        let objects = Arc::new(ObjectWatches::new(
+            client.clone(),
+            cluster.clone(),
+            telemetry.clone(),
+        ));
         let collector = Collector::new(
             config.kubelet.clone(),
             scraper,
@@ -110,6 +123,7 @@ impl Gateway {
             options.clock.clone(),
         )
         .with_resource_source(config.metrics.resource_source);
+        .with_discovery(discovery.clone(), Some(objects.clone()));
         let collector = Arc::new(if config.prometheus.is_empty() {
             collector
         } else {
@@ -180,6 +194,8 @@ impl Gateway {
             None => None,
         };
         let watch = ClusterWatch::start(client.clone(), cluster.clone(), telemetry.clone());
+        let refresh = Duration::from_secs(config.kubernetes.discovery_refresh_secs.get().into());
+        api_tasks.push(discovery.clone().spawn(client.clone(), refresh));
         let interval_ms = i64::from(config.kubelet.interval_secs.get()) * 1000;
         let state = ApiState {
             store: store.clone(),
@@ -250,6 +266,8 @@ impl Gateway {
             store,
             collector,
             cluster,
+            discovery,
+            objects,
             telemetry,
             plugin_errors,
             reload,
@@ -265,6 +283,7 @@ impl Gateway {
     pub async fn shutdown(self) {
         drop(self.collection);
         self.watch.abort();
+        self.objects.abort();
         for task in &self.api_tasks {
             task.abort();
         }

@@ -148,7 +148,7 @@ fn assert_neighbour_fine(rig: &Rig, metrics: &PluginMetrics) {
 }
 
 fn hostile_failure(metrics: &PluginMetrics) -> String {
-    let m = &metrics.custom[&(ObjectResource::Pods, Arc::<str>::from("hostile_ok"))];
+    let m = &metrics.custom[&(ObjectResource::pods(), Arc::<str>::from("hostile_ok"))];
     match &m.state {
         MetricState::Failed(e) => e.to_string(),
         MetricState::Values(v) => panic!("expected hostile_ok to fail, got {v:?}"),
@@ -226,11 +226,11 @@ fn values_for_objects_that_do_not_exist_are_dropped() {
     let mut rig = Rig::new("mode = \"ghost-objects\"", "");
     let metrics = rig.cycle();
     assert_eq!(
-        custom_names(&metrics, "hostile_ok", ObjectResource::Pods),
+        custom_names(&metrics, "hostile_ok", ObjectResource::pods()),
         ["web/a=1", "web/b=1"]
     );
-    assert!(custom_names(&metrics, "hostile_node", ObjectResource::Nodes).is_empty());
-    let ok = &metrics.custom[&(ObjectResource::Pods, Arc::<str>::from("hostile_ok"))];
+    assert!(custom_names(&metrics, "hostile_node", ObjectResource::nodes()).is_empty());
+    let ok = &metrics.custom[&(ObjectResource::pods(), Arc::<str>::from("hostile_ok"))];
     let MetricState::Values(values) = &ok.state else {
         unreachable!()
     };
@@ -248,7 +248,7 @@ fn values_for_objects_that_do_not_exist_are_dropped() {
 fn nan_and_infinite_values_are_dropped() {
     let mut rig = Rig::new("mode = \"nan\"", "");
     let metrics = rig.cycle();
-    assert!(custom_names(&metrics, "hostile_ok", ObjectResource::Pods).is_empty());
+    assert!(custom_names(&metrics, "hostile_ok", ObjectResource::pods()).is_empty());
     let ext = &metrics.external[&Arc::<str>::from("hostile_external")];
     assert_eq!(ext.state, MetricState::Values(vec![]));
     assert_eq!(
@@ -347,7 +347,7 @@ fn plugin_test_prints_the_plan_and_each_cycle() {
 fn a_metric_the_plugin_reports_failed_is_unavailable_and_the_others_serve() {
     let mut rig = Rig::new("mode = \"fail-metric\"", "");
     let metrics = rig.cycle();
-    let ok = &metrics.custom[&(ObjectResource::Pods, Arc::<str>::from("hostile_ok"))];
+    let ok = &metrics.custom[&(ObjectResource::pods(), Arc::<str>::from("hostile_ok"))];
     assert_eq!(
         ok.state,
         MetricState::Unavailable("hostile plugin: its input is unusable".into())
@@ -376,7 +376,7 @@ fn a_replan_applies_from_the_next_cycle_and_announces_every_series_again() {
     // Every phase series (2 pods x 2 phases) is announced again, under input 1.
     assert_eq!(value(&second), 4.0);
     assert_eq!(
-        custom_names(&second, "hostile_ok", ObjectResource::Pods),
+        custom_names(&second, "hostile_ok", ObjectResource::pods()),
         ["web/a=1", "web/b=1"]
     );
     let third = rig.cycle();
@@ -399,7 +399,7 @@ fn a_replan_taking_another_plugins_metric_is_refused_whole() {
         );
         assert_neighbour_fine(&rig, &metrics);
         assert_eq!(
-            custom_names(&metrics, "hostile_ok", ObjectResource::Pods).len(),
+            custom_names(&metrics, "hostile_ok", ObjectResource::pods()).len(),
             2
         );
     }

@@ -360,7 +360,7 @@ fn values(rig: &Rig, metric: &str) -> usize {
     match snapshot
         .plugin_metrics
         .custom
-        .get(&(ObjectResource::Pods, metric.into()))
+        .get(&(ObjectResource::pods(), metric.into()))
         .map(|m| &m.state)
     {
         Some(MetricState::Values(v)) => v.len(),

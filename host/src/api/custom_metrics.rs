@@ -2,9 +2,10 @@
 //! by plugins or built in, served from the current snapshot.
 //!
 //! Paths (after `/apis/custom.metrics.k8s.io/{version}`):
-//! - `/namespaces/{ns}/{resource}/{name|*}/{metric}` for namespaced objects (`pods`,
-//!   `deployments.apps`, also accepted as `deployments`);
-//! - `/{resource}/{name|*}/{metric}` for cluster-scoped objects (`nodes`, `namespaces`);
+//! - `/namespaces/{ns}/{resource}/{name|*}/{metric}` for namespaced objects (`pods`, `services`,
+//!   `deployments.apps`, `ingresses.networking.k8s.io`, any resource the cluster's discovery
+//!   lists; a plural without its group is accepted when a published metric of that name has it);
+//! - `/{resource}/{name|*}/{metric}` for cluster-scoped objects (`nodes`, `namespaces`, …);
 //! - `/namespaces/{ns}/metrics/{metric}` for the Namespace object `ns` itself.
 //!
 //! `labelSelector` selects objects by their labels on `*` requests; `metricLabelSelector`
@@ -34,7 +35,7 @@ use super::selector::{LabelSelector, LabelSelectorObject};
 use super::status::ApiError;
 use crate::clock::rfc3339_seconds;
 use crate::store::Snapshot;
-use crate::store::custom::{CustomMetric, MetricState, ObjectResource, ObjectValue};
+use crate::store::custom::{CustomMetric, MetricState, ObjectResource, ObjectValue, Watched};
 
 /// `custom.metrics.k8s.io`.
 pub const CUSTOM_GROUP: &str = "custom.metrics.k8s.io";
@@ -56,11 +57,11 @@ pub const CUSTOM_VERSIONS: [&str; 2] = ["v1beta2", "v1beta1"];
 /// rules (only pods with every container measured) and its staleness limit
 /// (`metrics.max_sample_age_secs`). Memory is instantaneous, so it has no window. A plugin
 /// metric with the same resource and name takes precedence.
-pub const BUILTIN_CUSTOM_METRICS: [(ObjectResource, &str); 4] = [
-    (ObjectResource::Pods, CPU_USAGE),
-    (ObjectResource::Pods, MEMORY_WORKING_SET),
-    (ObjectResource::Nodes, CPU_USAGE),
-    (ObjectResource::Nodes, MEMORY_WORKING_SET),
+pub const BUILTIN_CUSTOM_METRICS: [(&str, &str); 4] = [
+    ("pods", CPU_USAGE),
+    ("pods", MEMORY_WORKING_SET),
+    ("nodes", CPU_USAGE),
+    ("nodes", MEMORY_WORKING_SET),
 ];
 
 const CPU_USAGE: &str = "cpu_usage";
@@ -85,32 +86,39 @@ impl Version {
 /// Discovery entries, `("{resource}/{metric}", namespaced)`: the built-in metrics and every
 /// metric plugins publish (failed ones too: they exist, they just answer errors now), sorted.
 pub fn discovery_entries(snapshot: &Snapshot) -> Vec<(String, bool)> {
+    let builtin = BUILTIN_CUSTOM_METRICS
+        .into_iter()
+        .map(|(resource, metric)| (format!("{resource}/{metric}"), resource == "pods"));
     let plugin = snapshot
         .plugin_metrics
         .custom
-        .keys()
-        .map(|(r, m)| (*r, &**m));
-    BUILTIN_CUSTOM_METRICS
-        .into_iter()
+        .iter()
+        .map(|((r, m), metric)| (format!("{r}/{m}"), metric.namespaced));
+    builtin
         .chain(plugin)
-        .map(|(resource, metric)| {
-            (
-                format!("{}/{metric}", resource.as_str()),
-                resource.namespaced(),
-            )
-        })
         .collect::<BTreeMap<_, _>>()
         .into_iter()
         .collect()
 }
 
-/// The resource in a path: the plural with its group unless core, or a plain plural when only
-/// one supported group has it.
-fn parse_resource(resource: &str) -> Option<ObjectResource> {
-    ObjectResource::parse(resource).or(match resource {
-        "deployments" => Some(ObjectResource::Deployments),
-        _ => None,
-    })
+/// The published metric a request names: by its exact resource, or, for a plural without a
+/// group, the first published resource of that plural with this metric (core first).
+fn find_metric<'s>(
+    snapshot: &'s Snapshot,
+    target: &Target<'_>,
+) -> Option<(ObjectResource, &'s CustomMetric)> {
+    let custom = &snapshot.plugin_metrics.custom;
+    let key = (target.resource.clone(), Arc::<str>::from(target.metric));
+    if let Some(metric) = custom.get(&key) {
+        return Some((key.0, metric));
+    }
+    if !target.resource.group().is_empty() {
+        return None;
+    }
+    custom
+        .iter()
+        .find(|((r, m), _)| r.plural() == target.resource.plural() && **m == *target.metric)
+        .map(|((r, _), metric)| (r.clone(), metric))
 }
 
 fn metric_not_found(metric: &str, resource: &str) -> ApiError {
@@ -143,24 +151,29 @@ impl<'p> Target<'p> {
             [resource, name, metric] => ("", *resource, *name, *metric),
             _ => return Err(ApiError::UnknownPath),
         };
-        // As custom-metrics-apiserver: a namespaced path means namespaced objects, a root path
-        // cluster-scoped ones; the other combination names no metric.
-        let resource_kind = parse_resource(resource)
-            .filter(|r| r.namespaced() != namespace.is_empty())
-            .ok_or_else(|| metric_not_found(metric, resource))?;
+        let resource =
+            ObjectResource::parse(resource).map_err(|_| metric_not_found(metric, resource))?;
         Ok(Target {
-            resource: resource_kind,
+            resource,
             namespace,
             name: (name != "*").then_some(name),
             metric,
         })
     }
 
+    /// As custom-metrics-apiserver: a namespaced path means namespaced objects, a root path
+    /// cluster-scoped ones; the other combination names no metric.
+    fn check_scope(&self, namespaced: bool) -> Result<(), ApiError> {
+        if namespaced == self.namespace.is_empty() {
+            return Err(metric_not_found(self.metric, &self.resource.to_string()));
+        }
+        Ok(())
+    }
+
     fn not_found(&self, name: &str) -> ApiError {
         ApiError::MetricNotFound(format!(
             "the server could not find the metric {} for {} {name}",
-            self.metric,
-            self.resource.as_str()
+            self.metric, self.resource
         ))
     }
 }
@@ -247,17 +260,19 @@ fn collect_plugin<'s>(
         MetricState::Failed(reason) => {
             return Err(ApiError::Internal(format!(
                 "metric {} for {} is unavailable: plugin {} failed: {reason}",
-                metric.name,
-                target.resource.as_str(),
-                metric.plugin
+                metric.name, target.resource, metric.plugin
             )));
         }
         MetricState::Unavailable(reason) => {
             return Err(ApiError::Internal(format!(
                 "metric {} for {} is unavailable: plugin {} could not compute it: {reason}",
-                metric.name,
-                target.resource.as_str(),
-                metric.plugin
+                metric.name, target.resource, metric.plugin
+            )));
+        }
+        MetricState::Unresolved(reason) => {
+            return Err(ApiError::MetricNotFound(format!(
+                "the server could not find the metric {} for {}: plugin {}: {reason}",
+                metric.name, target.resource, metric.plugin
             )));
         }
     };
@@ -340,8 +355,8 @@ fn collect_builtin<'s>(
         }
         out.items.push(object);
     };
-    match target.resource {
-        ObjectResource::Pods => {
+    match target.resource.watched() {
+        Some(Watched::Pods) => {
             let pods = match target.name {
                 Some(name) => snapshot
                     .pod(target.namespace, name)
@@ -366,7 +381,7 @@ fn collect_builtin<'s>(
                 offer(item, &p.labels);
             }
         }
-        ObjectResource::Nodes => {
+        Some(Watched::Nodes) => {
             let nodes: Box<dyn Iterator<Item = _>> = match target.name {
                 Some(name) => Box::new(snapshot.nodes.get(name).into_iter()),
                 None => Box::new(snapshot.nodes.values()),
@@ -388,7 +403,7 @@ fn collect_builtin<'s>(
                 offer(item, &n.labels);
             }
         }
-        ObjectResource::Namespaces | ObjectResource::Deployments => {}
+        _ => {}
     }
     out
 }
@@ -396,11 +411,17 @@ fn collect_builtin<'s>(
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ObjectReference<'a> {
-    kind: &'static str,
+    kind: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     namespace: &'a str,
     name: &'a str,
-    api_version: &'static str,
+    api_version: &'a str,
+}
+
+/// `describedObject`'s kind and API version.
+struct Described<'a> {
+    kind: &'a str,
+    api_version: String,
 }
 
 /// `custom_metrics/v1beta1.MetricValue`.
@@ -438,14 +459,15 @@ struct ValueV1Beta2<'a> {
 fn render<'s>(
     version: Version,
     target: &Target<'_>,
+    described: &Described<'_>,
     items: Vec<Item<'s>>,
     selector: Option<&LabelSelectorObject>,
 ) -> Result<Response, ApiError> {
-    let reference = |item: &Item<'s>| ObjectReference::<'s> {
-        kind: target.resource.kind(),
+    let reference = |item: &Item<'s>| ObjectReference {
+        kind: described.kind,
         namespace: item.namespace,
         name: item.name,
-        api_version: target.resource.api_version(),
+        api_version: &described.api_version,
     };
     fn list<T>(version: Version, items: Vec<T>) -> List<'static, T> {
         List {
@@ -509,16 +531,42 @@ async fn serve(
         .then(|| sel.series.to_object())
         .transpose()
         .map_err(|e| ApiError::BadRequest(format!("invalid metricLabelSelector: {e}")))?;
-    let target = Target::parse(&path)?;
+    let mut target = Target::parse(&path)?;
     let snapshot = state.store.load();
     let now_ms = state.clock.now_ms();
-    let key = (target.resource, Arc::<str>::from(target.metric));
-    let collected = match snapshot.plugin_metrics.custom.get(&key) {
-        Some(metric) => collect_plugin(metric, &target, &sel, now_ms)?,
-        None if BUILTIN_CUSTOM_METRICS.contains(&(target.resource, target.metric)) => {
-            collect_builtin(&snapshot, &target, &sel, now_ms, state.max_sample_age_ms())
+    let (collected, described) = match find_metric(&snapshot, &target) {
+        Some((resource, metric)) => {
+            target.check_scope(metric.namespaced)?;
+            target.resource = resource;
+            let described = match &metric.described {
+                Some(info) => Described {
+                    kind: &info.kind,
+                    api_version: info.api_version(),
+                },
+                None => Described {
+                    kind: "",
+                    api_version: String::new(),
+                },
+            };
+            (collect_plugin(metric, &target, &sel, now_ms)?, described)
         }
-        None => return Err(metric_not_found(target.metric, target.resource.as_str())),
+        None => {
+            let resource = target.resource.to_string();
+            let builtin = BUILTIN_CUSTOM_METRICS.contains(&(resource.as_str(), target.metric));
+            let kind = match target.resource.watched() {
+                Some(Watched::Pods) if builtin => "Pod",
+                Some(Watched::Nodes) if builtin => "Node",
+                _ => return Err(metric_not_found(target.metric, &resource)),
+            };
+            target.check_scope(kind == "Pod")?;
+            let collected =
+                collect_builtin(&snapshot, &target, &sel, now_ms, state.max_sample_age_ms());
+            let described = Described {
+                kind,
+                api_version: "/v1".to_owned(),
+            };
+            (collected, described)
+        }
     };
     if let Some(name) = target.name
         && collected.items.is_empty()
@@ -540,7 +588,7 @@ async fn serve(
             )),
         });
     }
-    render(version, &target, collected.items, echo.as_ref())
+    render(version, &target, &described, collected.items, echo.as_ref())
 }
 
 async fn serve_v1beta1(
@@ -582,20 +630,24 @@ mod tests {
         assert_eq!(
             t("namespaces/default/pods/*/rps"),
             Ok(Target {
-                resource: ObjectResource::Pods,
+                resource: ObjectResource::pods(),
                 namespace: "default",
                 name: None,
                 metric: "rps",
             })
         );
         assert_eq!(
-            t("namespaces/default/deployments/web/rps").map(|t| (t.resource, t.name)),
-            Ok((ObjectResource::Deployments, Some("web")))
+            t("namespaces/default/deployments.apps/web/rps").map(|t| (t.resource, t.name)),
+            Ok((ObjectResource::deployments(), Some("web")))
+        );
+        assert_eq!(
+            t("namespaces/default/ingresses.networking.k8s.io/web/rps").map(|t| t.resource),
+            Ok(ObjectResource::new("networking.k8s.io", "ingresses"))
         );
         assert_eq!(
             t("namespaces/team-a/metrics/queue"),
             Ok(Target {
-                resource: ObjectResource::Namespaces,
+                resource: ObjectResource::namespaces(),
                 namespace: "",
                 name: Some("team-a"),
                 metric: "queue",
@@ -603,20 +655,20 @@ mod tests {
         );
         assert_eq!(
             t("nodes/n1/load").map(|t| (t.resource, t.namespace, t.name)),
-            Ok((ObjectResource::Nodes, "", Some("n1")))
+            Ok((ObjectResource::nodes(), "", Some("n1")))
         );
         assert_eq!(
-            t("pods/*/rps").unwrap_err(),
+            t("namespaces/default/Services/s/rps").unwrap_err(),
+            "the server could not find the metric rps for Services"
+        );
+        let pods = Target::parse("pods/*/rps").unwrap();
+        assert_eq!(
+            pods.check_scope(true).unwrap_err().to_string(),
             "the server could not find the metric rps for pods"
         );
-        assert_eq!(
-            t("namespaces/default/nodes/n1/load").unwrap_err(),
-            "the server could not find the metric load for nodes"
-        );
-        assert_eq!(
-            t("namespaces/default/services/s/rps").unwrap_err(),
-            "the server could not find the metric rps for services"
-        );
+        let nodes = Target::parse("namespaces/default/nodes/n1/load").unwrap();
+        assert!(nodes.check_scope(false).is_err());
+        assert!(nodes.check_scope(true).is_ok());
         for bad in [
             "namespaces/default/pods/p",
             "pods/p",

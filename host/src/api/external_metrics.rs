@@ -121,7 +121,7 @@ fn collect_plugin<'s>(
                 metric.name, metric.plugin
             )));
         }
-        MetricState::Unavailable(reason) => {
+        MetricState::Unavailable(reason) | MetricState::Unresolved(reason) => {
             return Err(ApiError::Internal(format!(
                 "external metric {} is unavailable: plugin {} could not compute it: {reason}",
                 metric.name, metric.plugin

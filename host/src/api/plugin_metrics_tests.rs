@@ -14,6 +14,7 @@ use tower::ServiceExt;
 use super::router;
 use super::tests::{T, core_snapshot, labels, state_from, urlencode};
 use crate::sources::cluster::LabelSet;
+use crate::sources::discovery::ApiTable;
 use crate::store::Snapshot;
 use crate::store::custom::{
     CustomMetric, ExternalMetric, ExternalValue, MetricState, ObjectResource, ObjectValue,
@@ -38,6 +39,7 @@ fn published<V>(
         plugin: plugin.into(),
         namespaced,
         max_age_ms: 60_000,
+        described: None,
         state,
     }
 }
@@ -160,12 +162,14 @@ fn plugin_snapshot() -> Snapshot {
         ),
     ];
     let resources = [
-        ObjectResource::Pods,
-        ObjectResource::Deployments,
-        ObjectResource::Namespaces,
-        ObjectResource::Nodes,
+        ObjectResource::pods(),
+        ObjectResource::deployments(),
+        ObjectResource::namespaces(),
+        ObjectResource::nodes(),
     ];
-    for (resource, metric) in resources.into_iter().zip(custom) {
+    let table = ApiTable::builtin();
+    for (resource, mut metric) in resources.into_iter().zip(custom) {
+        metric.described = table.get(&resource).cloned();
         snap.plugin_metrics
             .custom
             .insert((resource, metric.name.clone()), metric);

@@ -196,7 +196,7 @@ impl Default for ServerConfig {
 }
 
 /// `[kubernetes]`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KubernetesConfig {
     /// Path of a kubeconfig file; when absent: in-cluster config, then `$KUBECONFIG` or
@@ -204,6 +204,24 @@ pub struct KubernetesConfig {
     pub kubeconfig: Option<PathBuf>,
     /// Context to use from the kubeconfig (default: its current context).
     pub context: Option<String>,
+    /// Seconds between reads of the cluster's API discovery (the resources custom metrics may
+    /// describe, handed to plugins).
+    #[serde(default = "default_discovery_refresh")]
+    pub discovery_refresh_secs: AtLeastOne,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        KubernetesConfig {
+            kubeconfig: None,
+            context: None,
+            discovery_refresh_secs: default_discovery_refresh(),
+        }
+    }
+}
+
+fn default_discovery_refresh() -> AtLeastOne {
+    AtLeastOne::new(300)
 }
 
 /// The node address types, in `status.addresses`.

@@ -20,7 +20,9 @@ use crate::config::{KubeletConfig, ResourceSource};
 use crate::core_metrics::NodeSeries;
 use crate::plugins::PluginSet;
 use crate::samples::{Batch, CycleSamples, SeriesCache, Source};
+use crate::sources::cluster::objects::ObjectWatches;
 use crate::sources::cluster::{ClusterCache, NodeInfo};
+use crate::sources::discovery::Discovery;
 use crate::sources::kubelet::resource::decode;
 use crate::sources::kubelet::samples::NodeSamples;
 use crate::sources::kubelet::{
@@ -101,6 +103,11 @@ pub struct Collector {
     /// Where `metrics.k8s.io` comes from: kubelets are scraped for it, or not at all unless a
     /// plugin reads them.
     resource_source: ResourceSource,
+    /// The cluster's API resources (the built-in table without a cluster).
+    discovery: Arc<Discovery>,
+    /// Metadata watches of the resources plugins' custom metrics describe, when there is a
+    /// cluster.
+    objects: Option<Arc<ObjectWatches>>,
 }
 
 /// The plugin part of a cycle.
@@ -136,7 +143,27 @@ impl Collector {
             cycle_now: tokio::sync::Notify::new(),
             prometheus: None,
             resource_source: ResourceSource::default(),
+            discovery: Arc::default(),
+            objects: None,
         }
+    }
+
+    /// Resolves plugins' custom metrics against `discovery`'s API resources (handing them to
+    /// plugins when they change) and, when `objects` is given, watches the objects of the
+    /// resources they describe.
+    pub fn with_discovery(
+        mut self,
+        discovery: Arc<Discovery>,
+        objects: Option<Arc<ObjectWatches>>,
+    ) -> Collector {
+        self.discovery = discovery;
+        self.objects = objects;
+        self
+    }
+
+    /// The API resources in use.
+    pub fn discovery(&self) -> &Arc<Discovery> {
+        &self.discovery
     }
 
     /// Builds `metrics.k8s.io` from `source` (default: the kubelets).
@@ -220,6 +247,17 @@ impl Collector {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
+        if let Some(stage) = stage.as_mut() {
+            stage.set.set_api_table(self.discovery.table());
+        }
+        if let Some(objects) = &self.objects {
+            objects.set(
+                stage
+                    .as_ref()
+                    .map(|s| s.set.described_resources())
+                    .unwrap_or_default(),
+            );
+        }
         let wanted = Arc::new(
             stage
                 .as_ref()

@@ -130,10 +130,11 @@ pub fn run(
             fixture.interval_ms
         )?;
         for ((resource, name), metric) in &result.metrics.custom {
-            write!(text, "  custom {}/{name}:", resource.as_str())?;
+            write!(text, "  custom {resource}/{name}:")?;
             match &metric.state {
                 MetricState::Failed(e) => writeln!(text, " FAILED: {e}")?,
                 MetricState::Unavailable(e) => writeln!(text, " UNAVAILABLE: {e}")?,
+                MetricState::Unresolved(e) => writeln!(text, " UNRESOLVED: {e}")?,
                 MetricState::Values(values) => {
                     writeln!(text, " {} values", values.len())?;
                     for v in values {
@@ -158,6 +159,7 @@ pub fn run(
             match &metric.state {
                 MetricState::Failed(e) => writeln!(text, " FAILED: {e}")?,
                 MetricState::Unavailable(e) => writeln!(text, " UNAVAILABLE: {e}")?,
+                MetricState::Unresolved(e) => writeln!(text, " UNRESOLVED: {e}")?,
                 MetricState::Values(values) => {
                     writeln!(text, " {} values", values.len())?;
                     for v in values {
@@ -213,8 +215,8 @@ fn describe(m: &Metric) -> String {
         0 => String::new(),
         ms => format!(", max age {ms} ms"),
     };
-    match m.target {
-        MetricTarget::Custom(r) => format!("custom {}/{}{max_age}", r.as_str(), m.name),
+    match &m.target {
+        MetricTarget::Custom(r) => format!("custom {r}/{}{max_age}", m.name),
         MetricTarget::External => format!(
             "external {}{}{max_age}",
             m.name,

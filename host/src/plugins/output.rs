@@ -9,7 +9,9 @@ use super::plan::{MetricTarget, Plan};
 use super::wit::types;
 use crate::samples::{Batch, Series};
 use crate::sources::cluster::{ClusterState, LabelSet};
-use crate::store::custom::{ExternalValue, ObjectResource, ObjectValue, ResourceSample};
+use crate::store::custom::{
+    ExternalValue, ObjectResource, ObjectValue, ResourceSample, Watched,
+};
 
 /// Why an output value was dropped (the `reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,13 +241,15 @@ pub fn validate(
                 .add(DropReason::UnknownMetric, || v.metric.clone());
             continue;
         }
-        let found = ObjectResource::parse(&v.object.resource).and_then(|r| {
-            candidates
-                .iter()
-                .find(|&&i| plan.metrics[i].target == MetricTarget::Custom(r))
-                .map(|&i| (i, r))
-        });
-        let Some((index, resource)) = found else {
+        let found = ObjectResource::parse(&v.object.resource)
+            .ok()
+            .and_then(|r| {
+                candidates
+                    .iter()
+                    .find(|&&i| plan.metrics[i].target == MetricTarget::Custom(r.clone()))
+            })
+            .copied();
+        let Some(index) = found else {
             let reason = if candidates
                 .iter()
                 .any(|&i| matches!(plan.metrics[i].target, MetricTarget::Custom(_)))
@@ -259,6 +263,10 @@ pub fn validate(
                 .add(reason, || format!("{} for {}", v.metric, v.object.resource));
             continue;
         };
+        let metric = &plan.metrics[index];
+        let MetricTarget::Custom(resource) = &metric.target else {
+            continue;
+        };
         if !v.value.is_finite() {
             accepted.drops.add(DropReason::NonFinite, || {
                 format!("{} = {}", v.metric, v.value)
@@ -266,14 +274,9 @@ pub fn validate(
             continue;
         }
         let object = &v.object;
-        if resource.namespaced() == object.namespace.is_empty() {
+        if metric.namespaced == object.namespace.is_empty() {
             accepted.drops.add(DropReason::BadNamespace, || {
-                format!(
-                    "{} {:?}/{}",
-                    resource.as_str(),
-                    object.namespace,
-                    object.name
-                )
+                format!("{resource} {:?}/{}", object.namespace, object.name)
             });
             continue;
         }
@@ -283,7 +286,7 @@ pub fn validate(
                     Some(found) => found,
                     None => {
                         accepted.drops.add(DropReason::UnknownObject, || {
-                            format!("{} {}/{}", resource.as_str(), object.namespace, object.name)
+                            format!("{resource} {}/{}", object.namespace, object.name)
                         });
                         continue;
                     }
@@ -523,30 +526,32 @@ fn window(ms: u64) -> Option<i64> {
     (ms > 0).then(|| i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
-/// The object's namespace, name and labels from the cluster state.
+/// The object's namespace, name and labels from the cluster state: the gateway's own watches
+/// for the resources they cover, the on-demand metadata watches for the others.
 fn lookup(
     cluster: &ClusterState,
-    resource: ObjectResource,
+    resource: &ObjectResource,
     namespace: &str,
     name: &str,
 ) -> Option<(Arc<str>, Arc<str>, Arc<LabelSet>)> {
-    match resource {
-        ObjectResource::Pods => cluster
+    match resource.watched() {
+        Some(Watched::Pods) => cluster
             .pod(namespace, name)
             .map(|p| (p.namespace.clone(), p.name.clone(), p.labels.clone())),
-        ObjectResource::Deployments => cluster
-            .deployments
-            .get(namespace)?
-            .get(name)
+        Some(Watched::Deployments) => cluster
+            .deployment(namespace, name)
             .map(|d| (d.namespace.clone(), d.name.clone(), d.labels.clone())),
-        ObjectResource::Nodes => cluster
+        Some(Watched::Nodes) => cluster
             .nodes
             .get(name)
             .map(|n| (Arc::from(""), n.name.clone(), n.labels.clone())),
-        ObjectResource::Namespaces => cluster
+        Some(Watched::Namespaces) => cluster
             .namespaces
             .get(name)
             .map(|n| (Arc::from(""), n.name.clone(), n.labels.clone())),
+        None => cluster
+            .object(resource, namespace, name)
+            .map(|o| (o.namespace.clone(), o.name.clone(), o.labels.clone())),
     }
 }
 

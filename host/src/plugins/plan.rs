@@ -7,7 +7,8 @@ use std::sync::Arc;
 use super::wit::types;
 use crate::config::{Config, PrometheusConfig, ResourceSource, prometheus_backend};
 use crate::samples::Source;
-use crate::store::custom::ObjectResource;
+use crate::sources::discovery::ApiTable;
+use crate::store::custom::{ObjectResource, Watched};
 
 /// Longest metric or derived series name accepted.
 const MAX_NAME_LEN: usize = 253;
@@ -24,7 +25,7 @@ pub struct Input {
 }
 
 /// Which API serves a metric, and for custom metrics the described resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum MetricTarget {
     /// `custom.metrics.k8s.io`, values per object of this resource.
     Custom(ObjectResource),
@@ -61,8 +62,8 @@ pub enum MetricKey {
 impl Metric {
     /// Its identity.
     pub fn key(&self) -> MetricKey {
-        match self.target {
-            MetricTarget::Custom(r) => MetricKey::Custom(r, self.name.clone()),
+        match &self.target {
+            MetricTarget::Custom(r) => MetricKey::Custom(r.clone(), self.name.clone()),
             MetricTarget::External => MetricKey::External(self.name.clone()),
             MetricTarget::Resource(r) => MetricKey::Resource(r, self.name.clone()),
         }
@@ -72,7 +73,7 @@ impl Metric {
 impl fmt::Display for MetricKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MetricKey::Custom(r, name) => write!(f, "custom metric {name} of {}", r.as_str()),
+            MetricKey::Custom(r, name) => write!(f, "custom metric {name} of {r}"),
             MetricKey::External(name) => write!(f, "external metric {name}"),
             MetricKey::Resource(r, name) => write!(f, "resource metric {name} of {}", r.as_str()),
         }
@@ -167,6 +168,27 @@ impl Plan {
         Ok(())
     }
 
+    /// Checks custom metrics' scope against the cluster's API resources: a resource the table
+    /// lists with the other scope is an error naming the metric. A resource it does not list is
+    /// accepted (a CRD may be installed later; its values are served once discovery lists it)
+    /// and returned, so the caller can warn when the table is the cluster's.
+    pub fn check_resources(&self, table: &ApiTable) -> Result<Vec<&ObjectResource>, String> {
+        let mut unknown = Vec::new();
+        for metric in &self.metrics {
+            let MetricTarget::Custom(resource) = &metric.target else {
+                continue;
+            };
+            match table.get(resource) {
+                Some(info) if info.namespaced != metric.namespaced => {
+                    return Err(scope_mismatch(&metric.name, metric.namespaced, resource));
+                }
+                Some(_) => {}
+                None => unknown.push(resource),
+            }
+        }
+        Ok(unknown)
+    }
+
     /// Validates what `configure` returned.
     pub fn validate(plan: types::Plan) -> Result<Plan, String> {
         let mut inputs = Vec::with_capacity(plan.inputs.len());
@@ -194,26 +216,12 @@ impl Plan {
             check_name("metric", &spec.name)?;
             let target = match spec.kind {
                 types::MetricKind::Custom => {
-                    let resource = ObjectResource::parse(&spec.resource).ok_or_else(|| {
-                        format!(
-                            "metric {}: resource {:?} is not one of {}",
-                            spec.name,
-                            spec.resource,
-                            ObjectResource::ALL.map(ObjectResource::as_str).join(", ")
-                        )
-                    })?;
-                    if spec.namespaced != resource.namespaced() {
-                        return Err(format!(
-                            "metric {}: namespaced = {} but {} objects are {}",
-                            spec.name,
-                            spec.namespaced,
-                            resource.as_str(),
-                            if resource.namespaced() {
-                                "namespaced"
-                            } else {
-                                "cluster-scoped"
-                            }
-                        ));
+                    let resource = ObjectResource::parse(&spec.resource)
+                        .map_err(|e| format!("metric {}: {e}", spec.name))?;
+                    if let Some(watched) = builtin_scope(&resource)
+                        && spec.namespaced != watched
+                    {
+                        return Err(scope_mismatch(&spec.name, spec.namespaced, &resource));
                     }
                     MetricTarget::Custom(resource)
                 }
@@ -279,6 +287,23 @@ impl Plan {
             derived,
         })
     }
+}
+
+/// The scope of a resource the gateway's watches cover (known without discovery).
+fn builtin_scope(resource: &ObjectResource) -> Option<bool> {
+    resource.watched().map(|w| matches!(w, Watched::Pods | Watched::Deployments))
+}
+
+/// The error for a metric whose `namespaced` disagrees with its resource's scope.
+pub fn scope_mismatch(metric: &str, namespaced: bool, resource: &ObjectResource) -> String {
+    let (want, is) = if namespaced {
+        ("namespaced", "cluster-scoped")
+    } else {
+        ("cluster-scoped", "namespaced")
+    };
+    format!(
+        "metric {metric}: namespaced = {namespaced} but {resource} objects are {is}, not {want}"
+    )
 }
 
 /// Names: 1–253 characters of letters, digits, `_`, `-`, `.` and `:`, starting with a letter or
@@ -350,7 +375,7 @@ mod tests {
         assert_eq!(p.inputs[0].source, Source::KubeletSummary);
         assert_eq!(
             p.metrics[1].target,
-            MetricTarget::Custom(ObjectResource::Nodes)
+            MetricTarget::Custom(ObjectResource::nodes())
         );
         assert_eq!(p.derived, [Arc::<str>::from("d")]);
 
@@ -405,12 +430,16 @@ mod tests {
                 "\"a/b\" is invalid",
             ),
             (
-                spec("m", types::MetricKind::Custom, "services", true),
-                "\"services\" is not one of pods, nodes",
+                spec("m", types::MetricKind::Custom, "Services", true),
+                "metric m: resource \"Services\" is not a plural resource name",
+            ),
+            (
+                spec("m", types::MetricKind::Custom, "pods/log", true),
+                "resource \"pods/log\" is not a plural resource name",
             ),
             (
                 spec("m", types::MetricKind::Custom, "nodes", true),
-                "nodes objects are cluster-scoped",
+                "metric m: namespaced = true but nodes objects are cluster-scoped",
             ),
             (
                 spec("m", types::MetricKind::External, "pods", false),
@@ -485,6 +514,45 @@ mod tests {
         custom_only
             .check_resource_source(ResourceSource::Kubelets)
             .unwrap();
+    }
+
+    #[test]
+    fn any_resource_in_the_contract_form_is_accepted_and_scope_is_checked_against_discovery() {
+        use crate::sources::discovery::{ResourceInfo, TableSource};
+        let p = Plan::validate(plan(vec![
+            spec("rps", types::MetricKind::Custom, "services", true),
+            spec("rps", types::MetricKind::Custom, "ingresses.networking.k8s.io", true),
+            spec("depth", types::MetricKind::Custom, "widgets.example.io", false),
+            spec("rps", types::MetricKind::Custom, "gadgets.example.io", true),
+        ]))
+        .unwrap();
+        assert_eq!(
+            p.metrics[1].target,
+            MetricTarget::Custom(ObjectResource::new("networking.k8s.io", "ingresses"))
+        );
+        assert_eq!(
+            p.metrics[0].key().to_string(),
+            "custom metric rps of services"
+        );
+        // The built-in table knows services and ingresses; the CRDs are not known yet.
+        let unknown = p.check_resources(&ApiTable::builtin()).unwrap();
+        assert_eq!(
+            unknown.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+            ["widgets.example.io", "gadgets.example.io"]
+        );
+        // Discovery says widgets are namespaced: the cluster-scoped metric is refused by name.
+        let table = ApiTable::new(
+            vec![
+                ResourceInfo::new("", "v1", "services", "service", "Service", true),
+                ResourceInfo::new("example.io", "v1", "widgets", "widget", "Widget", true),
+            ],
+            TableSource::Discovered,
+        );
+        assert_eq!(
+            p.check_resources(&table).unwrap_err(),
+            "metric depth: namespaced = false but widgets.example.io objects are namespaced, \
+             not cluster-scoped"
+        );
     }
 
     #[test]

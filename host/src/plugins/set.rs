@@ -12,13 +12,14 @@ use super::PluginError;
 use super::input::{IdMap, InputState};
 use super::instance::{Fault, Instance, Limits, Outcome};
 use super::output::{self, Accepted, Objects};
-use super::plan::{Metric, MetricKey, MetricTarget, Plan, PlanRules};
+use super::plan::{Metric, MetricKey, MetricTarget, Plan, PlanRules, scope_mismatch};
 use super::runtime::{LoadError, LoadedComponent, MAX_MEMORY_BYTES, PluginRuntime};
 use super::wit::types;
 use crate::config::{Config, PluginConfig};
 use crate::samples::{Batch, CycleSamples, Series, Source};
 use crate::sources::cluster::ClusterState;
-use crate::store::custom::{MetricState, PluginMetrics, PublishedMetric};
+use crate::sources::discovery::{ApiTable, ResourceInfo};
+use crate::store::custom::{MetricState, ObjectResource, PluginMetrics, PublishedMetric};
 use crate::telemetry::{
     PluginCallLabels, PluginDropLabels, PluginLabels, PluginOutcomeLabels, Telemetry,
 };
@@ -34,11 +35,23 @@ pub struct PluginSet {
 }
 
 /// The cluster's API resources as plugins get them, with a version bumped on every change.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct ApiResources {
+    table: Arc<ApiTable>,
     list: Vec<types::ApiResource>,
-    /// 0 until set; an instance sent version `v` gets the list again when it differs.
+    /// An instance sent version `v` gets the list again when it differs (0: none sent yet).
     version: u64,
+}
+
+impl Default for ApiResources {
+    fn default() -> Self {
+        let table = ApiTable::builtin();
+        ApiResources {
+            list: table.to_wit(),
+            table: Arc::new(table),
+            version: 1,
+        }
+    }
 }
 
 impl std::fmt::Debug for PluginSet {
@@ -147,7 +160,7 @@ fn metric_names(plan: Option<&Plan>) -> Vec<String> {
     plan.iter()
         .flat_map(|p| &p.metrics)
         .map(|m| match m.key() {
-            MetricKey::Custom(resource, name) => format!("{}/{name}", resource.as_str()),
+            MetricKey::Custom(resource, name) => format!("{resource}/{name}"),
             MetricKey::External(name) => format!("external/{name}"),
             MetricKey::Resource(resource, name) => {
                 format!("metrics.k8s.io/{}/{name}", resource.as_str())
@@ -311,7 +324,12 @@ impl PluginSet {
         });
         let mut plugin = Plugin { name, state };
         if let Ok(running) = &mut plugin.state
-            && let Err(message) = start(&plugin.name, running, &mut self.owners)
+            && let Err(message) = start(
+                &plugin.name,
+                running,
+                &mut self.owners,
+                &self.api_resources.table,
+            )
         {
             let e = PluginError::Configure {
                 plugin: plugin.name.to_string(),
@@ -369,7 +387,8 @@ impl PluginSet {
         let name = checked.name.clone();
         let file = checked.file.clone();
         let mut running = scratch.prepare(checked)?;
-        start(&name, &mut running, &mut HashMap::new()).map_err(|message| {
+        let table = scratch.api_resources.table.clone();
+        start(&name, &mut running, &mut HashMap::new(), &table).map_err(|message| {
             PluginError::Configure {
                 plugin: name.to_string(),
                 path: file,
@@ -392,11 +411,38 @@ impl PluginSet {
         }
     }
 
-    /// Replaces the cluster's API resources: every instance gets the new list in its next cycle.
-    /// Call only when the list changed.
-    pub fn set_api_resources(&mut self, list: Vec<types::ApiResource>) {
-        self.api_resources.list = list;
+    /// Replaces the cluster's API resources (the built-in table until called): when they
+    /// changed, every instance gets the new list in its next cycle, and custom metrics are
+    /// resolved against them from this cycle on.
+    pub fn set_api_table(&mut self, table: Arc<ApiTable>) {
+        let current = &self.api_resources.table;
+        if Arc::ptr_eq(current, &table) || **current == *table {
+            return;
+        }
+        self.api_resources.list = table.to_wit();
+        self.api_resources.table = table;
         self.api_resources.version += 1;
+    }
+
+    /// The API resources the set resolves custom metrics against.
+    pub fn api_table(&self) -> &Arc<ApiTable> {
+        &self.api_resources.table
+    }
+
+    /// The resources of the set's custom metrics that the table lists.
+    pub fn described_resources(&self) -> Vec<Arc<ResourceInfo>> {
+        let mut out: Vec<Arc<ResourceInfo>> = Vec::new();
+        for (_, plan) in self.plans() {
+            for metric in &plan.metrics {
+                if let MetricTarget::Custom(resource) = &metric.target
+                    && let Some(info) = self.api_resources.table.get(resource)
+                    && !out.iter().any(|o| o.resource == *resource)
+                {
+                    out.push(info.clone());
+                }
+            }
+        }
+        out
     }
 
     /// The fingerprint of every loaded plugin (plugins that failed to load have none).
@@ -574,17 +620,30 @@ impl PluginSet {
                     0 => default_max_age_ms,
                     ms => i64::try_from(ms).unwrap_or(i64::MAX),
                 };
-                match metric.target {
+                match &metric.target {
                     MetricTarget::Custom(resource) => {
                         let values = accepted
                             .as_mut()
                             .map(|a| std::mem::take(&mut a.custom[i]))
                             .unwrap_or_default();
-                        let state = metric_state(&failed, accepted.as_ref(), metric, values);
-                        result.metrics.custom.insert(
-                            (resource, metric.name.clone()),
-                            published(metric, &plugin.name, max_age_ms, state),
-                        );
+                        let described = self.api_resources.table.get(resource).cloned();
+                        // `plugin test` fixtures check neither objects nor resources.
+                        let resolved = match objects {
+                            Objects::Cluster(_) => {
+                                resolve(&self.api_resources.table, metric, resource)
+                            }
+                            Objects::Unchecked => Ok(()),
+                        };
+                        let state = match resolved {
+                            Err(reason) => MetricState::Unresolved(reason.into()),
+                            Ok(()) => metric_state(&failed, accepted.as_ref(), metric, values),
+                        };
+                        let mut served = published(metric, &plugin.name, max_age_ms, state);
+                        served.described = described;
+                        result
+                            .metrics
+                            .custom
+                            .insert((resource.clone(), metric.name.clone()), served);
                     }
                     MetricTarget::External => {
                         let values = accepted
@@ -622,6 +681,23 @@ impl PluginSet {
     }
 }
 
+/// Whether a custom metric's resource can be served: the table lists it, with the scope the
+/// metric declares.
+fn resolve(table: &ApiTable, metric: &Metric, resource: &ObjectResource) -> Result<(), String> {
+    match table.get(resource) {
+        None if table.is_discovered() => Err(format!(
+            "the cluster's API discovery does not list the resource {resource}"
+        )),
+        None => Err(format!(
+            "the resource {resource} is not known until the cluster's API discovery answers"
+        )),
+        Some(info) if info.namespaced != metric.namespaced => {
+            Err(scope_mismatch(&metric.name, metric.namespaced, resource))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
 /// The served form of `metric`, published by `plugin`.
 fn published<T>(
     metric: &Metric,
@@ -634,6 +710,7 @@ fn published<T>(
         plugin: plugin.clone(),
         namespaced: metric.namespaced,
         max_age_ms,
+        described: None,
         state,
     }
 }
@@ -668,7 +745,7 @@ fn run_one(
     now_ms: i64,
     interval_ms: u64,
 ) -> Result<Accepted, String> {
-    start(name, r, owners)?;
+    start(name, r, owners, &api_resources.table)?;
     if let Some(plan) = r.pending.take()
         && let Some(live) = &mut r.live
     {
@@ -721,7 +798,7 @@ fn run_one(
     }
     let mut accepted = accepted;
     if let Some(replan) = accepted.replan.take() {
-        accept_replan(name, r, owners, replan);
+        accept_replan(name, r, owners, &api_resources.table, replan);
     }
     r.telemetry.published(accepted.published());
     for (reason, count, example) in accepted.drops.iter() {
@@ -744,10 +821,12 @@ fn accept_replan(
     name: &Arc<str>,
     r: &mut Running,
     owners: &mut HashMap<MetricKey, Arc<str>>,
+    table: &ApiTable,
     replan: types::Plan,
 ) {
     let checked = Plan::validate(replan)
         .and_then(|plan| r.rules.check(&plan).map(|()| plan))
+        .and_then(|plan| check_resources(name, &plan, table).map(|()| plan))
         .and_then(|plan| claim(name, owners, &plan).map(|()| plan));
     match checked {
         Ok(plan) => {
@@ -806,11 +885,29 @@ fn discard(name: &str, r: &mut Running, call: &str, fault: Fault) -> String {
     message
 }
 
+/// Checks a plan's custom metrics against the API resources (scope), warning about resources the
+/// cluster's discovery does not list.
+fn check_resources(name: &str, plan: &Plan, table: &ApiTable) -> Result<(), String> {
+    let unknown = plan.check_resources(table)?;
+    if table.is_discovered() {
+        for resource in unknown {
+            tracing::warn!(
+                plugin = name,
+                resource = %resource,
+                "a custom metric describes a resource the cluster's API discovery does not list; \
+                 its values are served once it does"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Makes sure the plugin has a configured, restored instance.
 fn start(
     name: &Arc<str>,
     r: &mut Running,
     owners: &mut HashMap<MetricKey, Arc<str>>,
+    table: &ApiTable,
 ) -> Result<(), String> {
     if r.live.is_some() {
         return Ok(());
@@ -839,6 +936,7 @@ fn start(
     };
     let plan = Plan::validate(plan)
         .and_then(|p| r.rules.check(&p).map(|()| p))
+        .and_then(|p| check_resources(name, &p, table).map(|()| p))
         .map_err(|e| format!("invalid plan: {e}"))?;
     match &r.configured {
         Some(old) if *old != plan => {

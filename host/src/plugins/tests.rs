@@ -145,7 +145,7 @@ fn cycle(set: &mut PluginSet) -> PluginMetrics {
 }
 
 fn state(metrics: &PluginMetrics, name: &str) -> MetricState<crate::store::custom::ObjectValue> {
-    metrics.custom[&(ObjectResource::Pods, Arc::from(name))]
+    metrics.custom[&(ObjectResource::pods(), Arc::from(name))]
         .state
         .clone()
 }
@@ -155,6 +155,7 @@ fn failed(state: &MetricState<crate::store::custom::ObjectValue>) -> &str {
         MetricState::Failed(m) => m,
         MetricState::Values(v) => panic!("expected a failure, got {} values", v.len()),
         MetricState::Unavailable(m) => panic!("expected a failure, got unavailable: {m}"),
+        MetricState::Unresolved(m) => panic!("expected a failure, got unresolved: {m}"),
     }
 }
 
@@ -230,7 +231,7 @@ fn a_metric_published_by_two_plugins_is_refused_for_the_second() {
     let metrics = cycle(&mut set);
     assert_eq!(metrics.custom.len(), 1);
     assert_eq!(
-        &*metrics.custom[&(ObjectResource::Pods, Arc::from("x"))].plugin,
+        &*metrics.custom[&(ObjectResource::pods(), Arc::from("x"))].plugin,
         "first"
     );
 }

@@ -5,73 +5,116 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::sources::cluster::LabelSet;
+use crate::sources::discovery::ResourceInfo;
 
-/// The Kubernetes resources custom metrics may describe: what the gateway can check exist and
-/// whose labels it knows from its watches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ObjectResource {
-    /// `pods` (namespaced).
+/// A resource custom metrics describe: its API group (empty for the core group) and plural
+/// name, written `plural` or `plural.group` as in URLs and discovery (`services`,
+/// `deployments.apps`, `ingresses.networking.k8s.io`). Scope, kind and version come from the
+/// cluster's discovery ([`crate::sources::discovery::ApiTable`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectResource {
+    group: Arc<str>,
+    plural: Arc<str>,
+}
+
+/// The resources the gateway's own watches cover: their objects and labels are always known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watched {
+    /// `pods`.
     Pods,
     /// `nodes`.
     Nodes,
     /// `namespaces`.
     Namespaces,
-    /// `deployments.apps` (namespaced).
+    /// `deployments.apps`.
     Deployments,
 }
 
 impl ObjectResource {
-    /// Every supported resource.
-    pub const ALL: [ObjectResource; 4] = [
-        ObjectResource::Pods,
-        ObjectResource::Nodes,
-        ObjectResource::Namespaces,
-        ObjectResource::Deployments,
-    ];
+    /// The resource `plural` of `group` (empty for core), taken as given.
+    pub fn new(group: &str, plural: &str) -> ObjectResource {
+        ObjectResource {
+            group: group.into(),
+            plural: plural.into(),
+        }
+    }
 
-    /// Parses the plural resource with its group unless core (`pods`, `deployments.apps`).
-    pub fn parse(resource: &str) -> Option<ObjectResource> {
-        Some(match resource {
-            "pods" => ObjectResource::Pods,
-            "nodes" => ObjectResource::Nodes,
-            "namespaces" => ObjectResource::Namespaces,
-            "deployments.apps" => ObjectResource::Deployments,
+    /// `pods`.
+    pub fn pods() -> ObjectResource {
+        ObjectResource::new("", "pods")
+    }
+
+    /// `nodes`.
+    pub fn nodes() -> ObjectResource {
+        ObjectResource::new("", "nodes")
+    }
+
+    /// `namespaces`.
+    pub fn namespaces() -> ObjectResource {
+        ObjectResource::new("", "namespaces")
+    }
+
+    /// `deployments.apps`.
+    pub fn deployments() -> ObjectResource {
+        ObjectResource::new("apps", "deployments")
+    }
+
+    /// Parses `plural` or `plural.group` (lower case; a plural has no dot, so the group is
+    /// everything after the first one).
+    pub fn parse(resource: &str) -> Result<ObjectResource, String> {
+        let (plural, group) = match resource.split_once('.') {
+            Some((plural, group)) => (plural, group),
+            None => (resource, ""),
+        };
+        let label = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 63
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !s.starts_with('-')
+                && !s.ends_with('-')
+        };
+        let group_ok =
+            group.is_empty() || (group.len() <= 253 && group.split('.').all(|l| label(l)));
+        if label(plural) && group_ok {
+            Ok(ObjectResource::new(group, plural))
+        } else {
+            Err(format!(
+                "resource {resource:?} is not a plural resource name with its group unless core \
+                 (lower case, e.g. \"services\", \"ingresses.networking.k8s.io\")"
+            ))
+        }
+    }
+
+    /// The API group, empty for core.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The plural name.
+    pub fn plural(&self) -> &str {
+        &self.plural
+    }
+
+    /// Which of the gateway's own watches covers it, if one does.
+    pub fn watched(&self) -> Option<Watched> {
+        Some(match (&*self.group, &*self.plural) {
+            ("", "pods") => Watched::Pods,
+            ("", "nodes") => Watched::Nodes,
+            ("", "namespaces") => Watched::Namespaces,
+            ("apps", "deployments") => Watched::Deployments,
             _ => return None,
         })
     }
+}
 
-    /// The plural resource with its group unless core, as in URLs and discovery.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ObjectResource::Pods => "pods",
-            ObjectResource::Nodes => "nodes",
-            ObjectResource::Namespaces => "namespaces",
-            ObjectResource::Deployments => "deployments.apps",
+impl std::fmt::Display for ObjectResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.group.is_empty() {
+            f.write_str(&self.plural)
+        } else {
+            write!(f, "{}.{}", self.plural, self.group)
         }
-    }
-
-    /// The object kind (`describedObject.kind`).
-    pub fn kind(self) -> &'static str {
-        match self {
-            ObjectResource::Pods => "Pod",
-            ObjectResource::Nodes => "Node",
-            ObjectResource::Namespaces => "Namespace",
-            ObjectResource::Deployments => "Deployment",
-        }
-    }
-
-    /// The object's API version (`describedObject.apiVersion`): `/v1` for core objects, as the
-    /// reference implementation renders it.
-    pub fn api_version(self) -> &'static str {
-        match self {
-            ObjectResource::Deployments => "apps/v1",
-            _ => "/v1",
-        }
-    }
-
-    /// Objects of this resource live in a namespace.
-    pub fn namespaced(self) -> bool {
-        matches!(self, ObjectResource::Pods | ObjectResource::Deployments)
     }
 }
 
@@ -136,6 +179,9 @@ pub enum MetricState<T> {
     /// The publishing plugin ran but reported it could not compute this metric this cycle
     /// (typically because an input failed); the message is the plugin's.
     Unavailable(Arc<str>),
+    /// Custom metrics: the described resource is not one the cluster's API discovery lists, or
+    /// not with the scope the metric declares; the message says which.
+    Unresolved(Arc<str>),
 }
 
 /// One published metric.
@@ -149,6 +195,9 @@ pub struct PublishedMetric<T> {
     pub namespaced: bool,
     /// Values older than this are not served, ms.
     pub max_age_ms: i64,
+    /// Custom metrics: the described resource as the cluster's discovery lists it (kind and
+    /// version of `describedObject`); `None` for external metrics.
+    pub described: Option<Arc<ResourceInfo>>,
     /// Values or failure.
     pub state: MetricState<T>,
 }
@@ -170,4 +219,51 @@ pub struct PluginMetrics {
     /// Resource metrics by (`pods` or `nodes`, `cpu` or `memory`); values sorted by (namespace,
     /// name, container).
     pub resource: BTreeMap<(ObjectResource, Arc<str>), ResourceMetric>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_identities_parse_from_the_contract_form() {
+        for (text, group, plural) in [
+            ("pods", "", "pods"),
+            ("services", "", "services"),
+            ("deployments.apps", "apps", "deployments"),
+            (
+                "ingresses.networking.k8s.io",
+                "networking.k8s.io",
+                "ingresses",
+            ),
+            ("widgets.example-1.io", "example-1.io", "widgets"),
+        ] {
+            let r = ObjectResource::parse(text).unwrap();
+            assert_eq!((r.group(), r.plural()), (group, plural), "{text}");
+            assert_eq!(r.to_string(), text);
+        }
+        assert_eq!(
+            ObjectResource::parse("deployments.apps").unwrap(),
+            ObjectResource::deployments()
+        );
+        assert_eq!(
+            ObjectResource::deployments().watched(),
+            Some(Watched::Deployments)
+        );
+        assert_eq!(ObjectResource::parse("services").unwrap().watched(), None);
+        for bad in [
+            "",
+            "Services",
+            "pods/log",
+            ".apps",
+            "deployments.",
+            "deployments..apps",
+            "-pods",
+            "pods.Apps",
+            "a b",
+        ] {
+            let e = ObjectResource::parse(bad).unwrap_err();
+            assert!(e.contains("is not a plural resource name"), "{bad}: {e}");
+        }
+    }
 }

@@ -83,6 +83,7 @@ pub async fn explain(args: &ExplainArgs) -> anyhow::Result<Report> {
     let config = crate::sources::cluster::kube_config(&crate::config::KubernetesConfig {
         kubeconfig: args.kubeconfig.clone(),
         context: args.context.clone(),
+        ..Default::default()
     })
     .await?;
     let client = kube::Client::try_from(config).context("building the Kubernetes client")?;

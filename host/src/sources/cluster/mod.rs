@@ -1,11 +1,14 @@
 //! Cluster state from the Kubernetes API: watches on nodes, pods, namespaces, Deployments and
-//! ReplicaSets, kept as small projections; [`samples`] turns it into kube-state-metrics series.
+//! ReplicaSets, kept as small projections, plus metadata-only watches of the other resources
+//! plugins publish metrics for ([`objects`]); [`samples`] turns it into kube-state-metrics
+//! series.
 //!
 //! A relist (after a watch error or a too-old resource version) fills a fresh map that replaces
 //! the served one only when complete, so the API never sees a half-listed cluster. Readiness
 //! ([`ClusterCache::synced`]) waits for nodes and pods only: the other watches feed plugins and
 //! object labels, and a cluster whose RBAC forbids them still serves resource metrics.
 
+pub mod objects;
 pub mod projection;
 pub mod samples;
 #[cfg(test)]
@@ -27,10 +30,11 @@ use tokio::task::JoinHandle;
 
 pub use projection::{
     ConditionStatus, ContainerStatusInfo, DeploymentInfo, Interners, LabelSet, NamespaceInfo,
-    NodeInfo, OwnerRef, PodInfo, PodPhase, PodStatusInfo, ReplicaSetInfo,
+    NodeInfo, ObjectInfo, OwnerRef, PodInfo, PodPhase, PodStatusInfo, ReplicaSetInfo,
 };
 
 use crate::config::KubernetesConfig;
+use crate::store::custom::ObjectResource;
 use crate::telemetry::{KindLabels, Telemetry};
 
 /// Failure to set up the Kubernetes client.
@@ -93,6 +97,10 @@ pub struct ClusterState {
     pub deployments: NamespacedMap<DeploymentInfo>,
     /// ReplicaSets by namespace and name.
     pub replicasets: NamespacedMap<ReplicaSetInfo>,
+    /// Objects of the other resources plugins publish metrics for, from the on-demand metadata
+    /// watches ([`objects::ObjectWatches`]), by resource, then namespace (empty for
+    /// cluster-scoped ones) and name. A resource is present once its first list completed.
+    pub objects: HashMap<ObjectResource, NamespacedMap<ObjectInfo>>,
 }
 
 impl ClusterState {
@@ -122,6 +130,16 @@ impl ClusterState {
         rs.controller()
             .filter(|o| &*o.kind == "Deployment")
             .map(|o| &o.name)
+    }
+
+    /// The object `namespace/name` of a resource watched on demand, if known.
+    pub fn object(
+        &self,
+        resource: &ObjectResource,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&Arc<ObjectInfo>> {
+        self.objects.get(resource)?.get(namespace)?.get(name)
     }
 
     /// Number of pods.

@@ -197,6 +197,17 @@ pub struct NamespaceInfo {
     pub labels: Arc<LabelSet>,
 }
 
+/// What the gateway knows about an object of a resource watched on demand (metadata only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectInfo {
+    /// Namespace; empty for cluster-scoped objects.
+    pub namespace: Arc<str>,
+    /// Name.
+    pub name: Arc<str>,
+    /// Labels.
+    pub labels: Arc<LabelSet>,
+}
+
 /// What the gateway knows about a Deployment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeploymentInfo {
@@ -472,6 +483,17 @@ pub fn project_pod(pod: &Pod, interners: &Interners) -> Option<PodInfo> {
 /// Projects a Namespace from its metadata (all the gateway reads); `None` when it has no name.
 pub fn project_namespace(meta: &ObjectMeta, interners: &Interners) -> Option<NamespaceInfo> {
     Some(NamespaceInfo {
+        name: interners.strings.intern(meta.name.as_deref()?),
+        labels: interners.labels(meta.labels.as_ref()),
+    })
+}
+
+/// Projects any object's metadata; `None` when it has no name.
+pub fn project_object(meta: &ObjectMeta, interners: &Interners) -> Option<ObjectInfo> {
+    Some(ObjectInfo {
+        namespace: interners
+            .strings
+            .intern(meta.namespace.as_deref().unwrap_or_default()),
         name: interners.strings.intern(meta.name.as_deref()?),
         labels: interners.labels(meta.labels.as_ref()),
     })

@@ -63,6 +63,7 @@ async fn start(authorizer: metrics_gateway_testkit::apiserver::Authorizer) -> Se
     let config = kube_config(&KubernetesConfig {
         kubeconfig: Some(kubeconfig),
         context: None,
+        ..KubernetesConfig::default()
     })
     .await
     .expect("kube config");
