@@ -136,7 +136,7 @@ fn assert_neighbour_fine(rig: &Rig, metrics: &PluginMetrics) {
                 .collect();
             assert_eq!(web, [1.0]);
         }
-        MetricState::Failed(e) | MetricState::Unavailable(e) => {
+        MetricState::Failed(e) | MetricState::Unavailable(e) | MetricState::Unresolved(e) => {
             panic!("the neighbour plugin failed: {e}")
         }
     }
@@ -152,7 +152,9 @@ fn hostile_failure(metrics: &PluginMetrics) -> String {
     match &m.state {
         MetricState::Failed(e) => e.to_string(),
         MetricState::Values(v) => panic!("expected hostile_ok to fail, got {v:?}"),
-        MetricState::Unavailable(e) => panic!("expected hostile_ok to fail, got unavailable: {e}"),
+        MetricState::Unavailable(e) | MetricState::Unresolved(e) => {
+            panic!("expected hostile_ok to fail, got unavailable: {e}")
+        }
     }
 }
 
@@ -162,7 +164,9 @@ fn custom_names(metrics: &PluginMetrics, metric: &str, resource: ObjectResource)
             .iter()
             .map(|v| format!("{}/{}={}", v.namespace, v.name, v.value))
             .collect(),
-        MetricState::Failed(e) | MetricState::Unavailable(e) => panic!("{metric} failed: {e}"),
+        MetricState::Failed(e) | MetricState::Unavailable(e) | MetricState::Unresolved(e) => {
+            panic!("{metric} failed: {e}")
+        }
     }
 }
 
@@ -278,7 +282,9 @@ fn state_survives_a_trap_restart() {
     let cycles = |metrics: &PluginMetrics| -> Option<f64> {
         match &metrics.external[&Arc::<str>::from("hostile_cycles")].state {
             MetricState::Values(v) => Some(v[0].value),
-            MetricState::Failed(_) | MetricState::Unavailable(_) => None,
+            MetricState::Failed(_) | MetricState::Unavailable(_) | MetricState::Unresolved(_) => {
+                None
+            }
         }
     };
     let seen: Vec<Option<f64>> = (0..6)

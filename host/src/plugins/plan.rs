@@ -291,7 +291,9 @@ impl Plan {
 
 /// The scope of a resource the gateway's watches cover (known without discovery).
 fn builtin_scope(resource: &ObjectResource) -> Option<bool> {
-    resource.watched().map(|w| matches!(w, Watched::Pods | Watched::Deployments))
+    resource
+        .watched()
+        .map(|w| matches!(w, Watched::Pods | Watched::Deployments))
 }
 
 /// The error for a metric whose `namespaced` disagrees with its resource's scope.
@@ -521,8 +523,18 @@ mod tests {
         use crate::sources::discovery::{ResourceInfo, TableSource};
         let p = Plan::validate(plan(vec![
             spec("rps", types::MetricKind::Custom, "services", true),
-            spec("rps", types::MetricKind::Custom, "ingresses.networking.k8s.io", true),
-            spec("depth", types::MetricKind::Custom, "widgets.example.io", false),
+            spec(
+                "rps",
+                types::MetricKind::Custom,
+                "ingresses.networking.k8s.io",
+                true,
+            ),
+            spec(
+                "depth",
+                types::MetricKind::Custom,
+                "widgets.example.io",
+                false,
+            ),
             spec("rps", types::MetricKind::Custom, "gadgets.example.io", true),
         ]))
         .unwrap();

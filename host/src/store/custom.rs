@@ -62,9 +62,9 @@ impl ObjectResource {
     /// Parses `plural` or `plural.group` (lower case; a plural has no dot, so the group is
     /// everything after the first one).
     pub fn parse(resource: &str) -> Result<ObjectResource, String> {
-        let (plural, group) = match resource.split_once('.') {
-            Some((plural, group)) => (plural, group),
-            None => (resource, ""),
+        let (plural, group, dotted) = match resource.split_once('.') {
+            Some((plural, group)) => (plural, group, true),
+            None => (resource, "", false),
         };
         let label = |s: &str| {
             !s.is_empty()
@@ -74,8 +74,11 @@ impl ObjectResource {
                 && !s.starts_with('-')
                 && !s.ends_with('-')
         };
-        let group_ok =
-            group.is_empty() || (group.len() <= 253 && group.split('.').all(|l| label(l)));
+        let group_ok = if dotted {
+            group.len() <= 253 && group.split('.').all(|l| label(l))
+        } else {
+            true
+        };
         if label(plural) && group_ok {
             Ok(ObjectResource::new(group, plural))
         } else {

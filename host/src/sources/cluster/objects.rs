@@ -91,14 +91,7 @@ impl ObjectWatches {
             let active = Arc::new(AtomicBool::new(true));
             let task = self.start(&info, active.clone());
             tracing::info!(resource = %resource, version = %info.version, "watching object metadata for plugin metrics");
-            running.insert(
-                resource,
-                Running {
-                    info,
-                    task,
-                    active,
-                },
-            );
+            running.insert(resource, Running { info, task, active });
         }
     }
 

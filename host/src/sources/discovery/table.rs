@@ -116,10 +116,31 @@ impl ApiTable {
                     "PersistentVolumeClaim",
                     true,
                 ),
-                r("apps", "v1", "deployments", "deployment", "Deployment", true),
-                r("apps", "v1", "statefulsets", "statefulset", "StatefulSet", true),
+                r(
+                    "apps",
+                    "v1",
+                    "deployments",
+                    "deployment",
+                    "Deployment",
+                    true,
+                ),
+                r(
+                    "apps",
+                    "v1",
+                    "statefulsets",
+                    "statefulset",
+                    "StatefulSet",
+                    true,
+                ),
                 r("apps", "v1", "daemonsets", "daemonset", "DaemonSet", true),
-                r("apps", "v1", "replicasets", "replicaset", "ReplicaSet", true),
+                r(
+                    "apps",
+                    "v1",
+                    "replicasets",
+                    "replicaset",
+                    "ReplicaSet",
+                    true,
+                ),
                 r("batch", "v1", "jobs", "job", "Job", true),
                 r("batch", "v1", "cronjobs", "cronjob", "CronJob", true),
                 r(
@@ -189,7 +210,9 @@ mod tests {
         );
         assert_eq!(table.len(), 2);
         assert!(table.is_discovered());
-        let w = table.get(&ObjectResource::new("example.io", "widgets")).unwrap();
+        let w = table
+            .get(&ObjectResource::new("example.io", "widgets"))
+            .unwrap();
         assert_eq!((&*w.version, w.namespaced), ("v1", true));
         assert_eq!(w.api_version(), "example.io/v1");
         let s = table.get(&ObjectResource::new("", "services")).unwrap();
