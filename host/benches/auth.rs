@@ -106,6 +106,7 @@ async fn cached_check(calls: usize) -> anyhow::Result<()> {
         kube_config(&KubernetesConfig {
             kubeconfig: Some(kubeconfig),
             context: None,
+            ..KubernetesConfig::default()
         })
         .await?,
     )?;

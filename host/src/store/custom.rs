@@ -75,7 +75,7 @@ impl ObjectResource {
                 && !s.ends_with('-')
         };
         let group_ok = if dotted {
-            group.len() <= 253 && group.split('.').all(|l| label(l))
+            group.len() <= 253 && group.split('.').all(&label)
         } else {
             true
         };
