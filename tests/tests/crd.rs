@@ -188,7 +188,7 @@ fn served(gateway: &Gateway) -> Vec<String> {
         .plugin_metrics
         .custom
         .keys()
-        .map(|(r, n)| format!("{}/{n}", r.as_str()))
+        .map(|(r, n)| format!("{r}/{n}"))
         .collect()
 }
 
