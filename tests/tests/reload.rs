@@ -114,7 +114,7 @@ fn served(rig: &Rig) -> Vec<String> {
         .plugin_metrics
         .custom
         .keys()
-        .map(|(r, n)| format!("{}/{n}", r.as_str()))
+        .map(|(r, n)| format!("{r}/{n}"))
         .collect()
 }
 
