@@ -1,7 +1,8 @@
 //! A real Prometheus (Debian's package) over deterministic backfilled data: the harness writes
 //! OpenMetrics text, backfills it with `promtool tsdb create-blocks-from openmetrics`, starts
 //! `prometheus` on a free loopback port, waits for `/-/ready`, can stop and restart it on the
-//! same data and port, and kills it when dropped.
+//! same data and port, and kills it when dropped. Prometheus writes its query log
+//! (`query_log_file`), so tests read the exact queries it was sent ([`Prometheus::queries`]).
 //!
 //! The data ends at [`END_MS`] (samples every [`STEP_SECS`] over [`SPAN_SECS`]); query at or
 //! shortly after it (Prometheus looks back 5 minutes), e.g. with a fixed gateway clock.
@@ -157,7 +158,13 @@ impl Prometheus {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        std::fs::write(dir.path().join("prometheus.yml"), "global: {}\n")?;
+        std::fs::write(
+            dir.path().join("prometheus.yml"),
+            format!(
+                "global:\n  query_log_file: {}\n",
+                dir.path().join("queries.log").display()
+            ),
+        )?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -255,6 +262,22 @@ impl Prometheus {
             .map(|(_, b)| b.to_owned())
             .unwrap_or_default();
         Ok((code, body))
+    }
+
+    /// Every PromQL query Prometheus has evaluated so far (instant and range), in order, from
+    /// its own query log.
+    pub fn queries(&self) -> anyhow::Result<Vec<String>> {
+        let log = std::fs::read_to_string(self.file("queries.log")).unwrap_or_default();
+        log.lines()
+            .map(|line| {
+                let entry: serde_json::Value = serde_json::from_str(line)
+                    .with_context(|| format!("query log line {line:?}"))?;
+                entry["params"]["query"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .with_context(|| format!("query log line without params.query: {line}"))
+            })
+            .collect()
     }
 
     /// Prometheus' own count of answered requests to API handler `handler` (e.g.

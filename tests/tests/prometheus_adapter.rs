@@ -1,7 +1,8 @@
 //! The `prometheus-adapter-compat` plugin end to end against a real Prometheus: a
 //! prometheus-adapter config served unchanged through the aggregated APIs with `kubectl`, one
 //! short query per rule for every pod at once, exact values, external rules with and without
-//! `namespaced: false`, and a Prometheus stopped mid-run failing only the metrics that read it.
+//! `namespaced: false`, a Prometheus stopped mid-run failing only the metrics that read it, and a
+//! namespace of 2,000 pods served from short queries (read from Prometheus' own query log).
 
 mod common;
 
@@ -58,8 +59,8 @@ fn spec() -> ClusterSpec {
 }
 
 /// The cluster's pods, sorted, and its namespaces: the data is written for them.
-fn cluster_objects() -> (Vec<(String, String)>, Vec<String>) {
-    let cluster = SimCluster::generate(&spec(), SimClock::manual(END_MS));
+fn cluster_objects(spec: &ClusterSpec) -> (Vec<(String, String)>, Vec<String>) {
+    let cluster = SimCluster::generate(spec, SimClock::manual(END_MS));
     let state = cluster.read();
     let pods = state.pods.keys().cloned().collect();
     let namespaces = state
@@ -140,7 +141,7 @@ fn queues(list: &serde_json::Value) -> Vec<(String, f64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_adapter_config_is_served_unchanged_with_one_query_per_rule() {
-    let (pods, namespaces) = cluster_objects();
+    let (pods, namespaces) = cluster_objects(&spec());
     let mut prom = Prometheus::start_with(&openmetrics(&pods, &namespaces)).unwrap();
     let url = prom.url();
     let mut config = toml::Table::new();
@@ -313,4 +314,160 @@ async fn an_adapter_config_is_served_unchanged_with_one_query_per_rule() {
     rig.gateway.collector.run_cycle().await;
     let back = try_raw(&kc, &path).expect("values are back after the restart");
     assert!(!back["items"].as_array().unwrap().is_empty(), "{back}");
+}
+
+/// The pods rule alone (prometheus-adapter's documented counter-rate rule).
+const PODS_RULE: &str = r#"
+rules:
+- seriesQuery: 'http_requests_total{namespace!="",pod!=""}'
+  resources:
+    overrides:
+      namespace: {resource: namespace}
+      pod: {resource: pod}
+  name: {matches: "^(.*)_total$", as: "${1}_per_second"}
+  metricsQuery: 'sum(rate(<<.Series>>{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>)'
+"#;
+
+/// Upper bound on any query the gateway sends, whatever the number of pods.
+const MAX_QUERY_BYTES: usize = 512;
+
+/// `(pod, value)` of a custom metrics list, sorted by pod.
+fn pod_values(list: &serde_json::Value) -> Vec<(String, f64)> {
+    let mut got: Vec<(String, f64)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            assert_eq!(i["describedObject"]["kind"], "Pod");
+            (
+                i["describedObject"]["name"].as_str().unwrap().to_owned(),
+                quantity(i["value"].as_str().unwrap()),
+            )
+        })
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    got
+}
+
+fn assert_values(got: &[(String, f64)], want: &[(String, f64)]) {
+    assert_eq!(got.len(), want.len());
+    for ((gp, gv), (wp, wv)) in got.iter().zip(want) {
+        assert_eq!(gp, wp);
+        assert!((gv - wv).abs() < 1e-3, "{gp}: {gv} != {wv}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_of_2000_pods_is_served_from_one_short_query_per_rule() {
+    // 4,000 pods round robin over two namespaces: 2,000 in `default`, 2,000 in `ns-1`.
+    let spec = ClusterSpec {
+        nodes: 8,
+        pods_per_node: 500,
+        containers_per_pod: (1, 1),
+        namespaces: 2,
+        ..ClusterSpec::default()
+    };
+    let (pods, namespaces) = cluster_objects(&spec);
+    let ns = "default";
+    assert_eq!(pods.iter().filter(|(pns, _)| pns == ns).count(), 2000);
+    let prom = Prometheus::start_with(&openmetrics(&pods, &namespaces)).unwrap();
+    let url = prom.url();
+    let mut config = toml::Table::new();
+    config.insert("adapter_config".into(), PODS_RULE.into());
+    let plugin = RigPlugin {
+        config,
+        ..RigPlugin::new(
+            "adapter",
+            common::plugin_wasm("prometheus-adapter-compat"),
+            "",
+        )
+    };
+    let (rig, _) = common::rig_with(spec.clone(), |o| {
+        o.clock = SimClock::manual(END_MS);
+        o.plugins = vec![plugin];
+        o.extra_config = format!("[[prometheus]]\nname = \"main\"\nurl = \"{url}\"\n");
+    })
+    .await;
+    assert!(
+        rig.gateway.plugin_errors.is_empty(),
+        "{:?}",
+        rig.gateway.plugin_errors
+    );
+    // Discovery, then the replan's queries, then their values.
+    for _ in 0..3 {
+        rig.gateway.collector.run_cycle().await;
+    }
+
+    // (a) One cycle's queries: each distinct (one per rule and resource, none repeated), short
+    // whatever the pod count.
+    let before = prom.queries().unwrap().len();
+    rig.gateway.collector.run_cycle().await;
+    let cycle: Vec<String> = prom.queries().unwrap().split_off(before);
+    assert!(!cycle.is_empty(), "the cycle queried Prometheus");
+    // The rule serves pods and namespaces: at most one query for each.
+    assert!(cycle.len() <= 2, "{cycle:#?}");
+    let distinct: std::collections::BTreeSet<&String> = cycle.iter().collect();
+    assert_eq!(distinct.len(), cycle.len(), "a query repeated: {cycle:#?}");
+    for q in &cycle {
+        assert!(q.len() < MAX_QUERY_BYTES, "{} bytes: {q}", q.len());
+    }
+    // The next cycle sends the same queries again, no more (in any order: they run
+    // concurrently).
+    rig.gateway.collector.run_cycle().await;
+    let again = prom.queries().unwrap().split_off(before + cycle.len());
+    assert_eq!(again.len(), cycle.len(), "{again:#?}");
+    assert_eq!(
+        again.iter().collect::<std::collections::BTreeSet<_>>(),
+        distinct
+    );
+
+    // (b) `*` returns every pod of the namespace with its exact rate, and answering costs
+    // Prometheus nothing (served from the snapshot).
+    let kc = rig.dir().join("user.kubeconfig");
+    rig.write_user_kubeconfig(&kc).unwrap();
+    let sent = prom.queries().unwrap().len();
+    let all = pod_values(&raw(
+        &kc,
+        &format!("{CUSTOM}/namespaces/{ns}/pods/*/http_requests_per_second"),
+    ));
+    let want: Vec<(String, f64)> = pods
+        .iter()
+        .enumerate()
+        .filter(|(_, (pns, _))| pns == ns)
+        .map(|(i, (_, pod))| (pod.clone(), rate(i)))
+        .collect();
+    assert_eq!(all.len(), 2000);
+    assert_values(&all, &want);
+
+    // (c) A label selector returns exactly the pods with that label (from the cluster model).
+    let cluster = SimCluster::generate(&spec, SimClock::manual(END_MS));
+    let selected: std::collections::BTreeSet<String> = cluster
+        .read()
+        .pods
+        .values()
+        .filter(|p| p.namespace == ns && p.labels.get("app").is_some_and(|a| a == "app-4"))
+        .map(|p| p.name.clone())
+        .collect();
+    assert!(
+        !selected.is_empty() && selected.len() < 2000,
+        "{}",
+        selected.len()
+    );
+    let subset = pod_values(&raw(
+        &kc,
+        &format!(
+            "{CUSTOM}/namespaces/{ns}/pods/*/http_requests_per_second?labelSelector=app%3Dapp-4"
+        ),
+    ));
+    let want_subset: Vec<(String, f64)> = want
+        .into_iter()
+        .filter(|(p, _)| selected.contains(p))
+        .collect();
+    assert_eq!(want_subset.len(), selected.len());
+    assert_values(&subset, &want_subset);
+    assert_eq!(
+        prom.queries().unwrap().len(),
+        sent,
+        "requests are served from the snapshot, not by querying Prometheus"
+    );
 }
