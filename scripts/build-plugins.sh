@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds every plugin shipped in this repository (and the test plugins) into components under
 # target/plugins/ with `metrics-gateway plugin build`. When no wasm toolchain is present it
-# installs Debian's (rustc-web, cargo-web, rust-web-src, lld-22; see docs/PLUGINS.md).
+# installs Debian's (rustc-web, cargo-web, rust-web-src, rust-web-llvm, lld-22; the list of
+# DEBIAN_PACKAGES in host/src/plugin_dev/build.rs; see docs/PLUGINS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,7 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknow
   echo "installing the wasm toolchain for plugins from Debian's packages" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-    rustc-web cargo-web rust-web-src lld-22 >/dev/null
+    rustc-web cargo-web rust-web-src rust-web-llvm lld-22 >/dev/null
 fi
 
 cargo build --locked -q -p metrics-gateway --bin metrics-gateway

@@ -15,7 +15,13 @@ use sha2::{Digest, Sha256};
 pub const TARGET: &str = "wasm32-unknown-unknown";
 
 /// Debian's packages that provide a wasm-capable toolchain with std sources.
-pub const DEBIAN_PACKAGES: [&str; 4] = ["rustc-web", "cargo-web", "rust-web-src", "lld-22"];
+pub const DEBIAN_PACKAGES: [&str; 5] = [
+    "rustc-web",
+    "cargo-web",
+    "rust-web-src",
+    "rust-web-llvm",
+    "lld-22",
+];
 
 /// A failed build.
 #[derive(Debug, thiserror::Error)]
@@ -152,7 +158,7 @@ impl Toolchain {
                 missing.push("the std sources (rust-web-src)".to_owned());
             }
             if !Path::new("/usr/bin/rust-lld").exists() {
-                missing.push("/usr/bin/rust-lld (lld-22)".to_owned());
+                missing.push("/usr/bin/rust-lld (rust-web-llvm, lld-22)".to_owned());
             }
         }
         missing
