@@ -337,7 +337,9 @@ mod tests {
         fill(&mut snap, &cluster(), &metrics, 1000);
         assert_eq!(
             snap.unavailable.nodes.as_deref(),
-            Some("resource metric cpu of nodes is unavailable: plugin adapter failed: process trapped")
+            Some(
+                "resource metric cpu of nodes is unavailable: plugin adapter failed: process trapped"
+            )
         );
         assert!(snap.nodes.is_empty());
 
