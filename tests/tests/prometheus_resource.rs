@@ -425,10 +425,11 @@ fn assert_exact(kc: &Path, truth: &Truth, now_ms: i64) {
     assert_eq!(got, truth.nodes, "{METRICS}/nodes");
 }
 
-/// What the HPA scales in the test: an app in `default` whose pods are all served.
+/// What the HPA scales in the test: the pods of one `tier` in one namespace, all served.
 struct HpaTarget {
-    /// The `app` label its selector picks.
-    app: String,
+    namespace: String,
+    /// The label selector (`tier=…`).
+    selector: String,
     /// Its pods, sorted.
     pods: Vec<String>,
     /// The pods' summed CPU requests, millicores.
@@ -441,11 +442,14 @@ struct HpaTarget {
 impl HpaTarget {
     fn find(rig: &Rig, truth: &Truth) -> HpaTarget {
         let state = rig.cluster.read();
-        let mut apps: BTreeMap<String, Vec<&SimPod>> = BTreeMap::new();
-        for pod in state.pods.values().filter(|p| p.namespace == "default") {
-            apps.entry(pod.labels["app"].clone()).or_default().push(pod);
+        let mut groups: BTreeMap<(String, String), Vec<&SimPod>> = BTreeMap::new();
+        for pod in state.pods.values() {
+            groups
+                .entry((pod.namespace.clone(), pod.labels["tier"].clone()))
+                .or_default()
+                .push(pod);
         }
-        let (app, pods) = apps
+        let ((namespace, tier), pods) = groups
             .into_iter()
             .find(|(_, pods)| {
                 pods.len() > 1
@@ -453,7 +457,7 @@ impl HpaTarget {
                         .iter()
                         .all(|p| (p.namespace.clone(), p.name.clone()) != truth.partial)
             })
-            .expect("an app of several fully measured pods in default");
+            .expect("a tier of several fully measured pods in a namespace");
         let containers = || pods.iter().flat_map(|p| &p.containers);
         let usage: u64 = containers()
             .map(|c| c.cpu_nanocores.div_ceil(1_000_000))
@@ -462,7 +466,8 @@ impl HpaTarget {
         let mut names: Vec<String> = pods.iter().map(|p| p.name.clone()).collect();
         names.sort();
         HpaTarget {
-            app,
+            namespace,
+            selector: format!("tier={tier}"),
             pods: names,
             requests_millis,
             utilization: (usage * 100 / requests_millis) as i64,
@@ -472,7 +477,7 @@ impl HpaTarget {
     /// The utilization and pods the HPA client reads from `metrics.k8s.io`, or its error.
     async fn read(&self, hpa: &HpaMetricsClient) -> Result<(i64, Vec<String>), HpaClientError> {
         let list = hpa
-            .resource_metrics("default", &format!("app={}", self.app))
+            .resource_metrics(&self.namespace, &self.selector)
             .await?;
         let mut names = Vec::new();
         let mut usage = 0;
@@ -508,8 +513,10 @@ async fn metrics_k8s_io_is_served_from_prometheus_resource_rules() {
     };
     // Another plugin's custom metric, from the cluster state: it must not depend on Prometheus.
     let restarts = RigPlugin::new("restarts", common::plugin_wasm("restarts"), "");
-    let (rig, clock) = common::rig_with(spec(), |o| {
-        o.clock = SimClock::manual(END_MS);
+    // The gateway's clock, at the data's end (Prometheus evaluates the queries at its time).
+    let clock = SimClock::manual(END_MS);
+    let (rig, _) = common::rig_with(spec(), |o| {
+        o.clock = clock.clone();
         o.plugins = vec![adapter, restarts];
         o.extra_config = format!(
             "[metrics]\nresource_source = \"plugins\"\n\n\
