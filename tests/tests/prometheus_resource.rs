@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
@@ -566,6 +566,14 @@ async fn metrics_k8s_io_is_served_from_prometheus_resource_rules() {
         want,
         "HPA CPU utilization"
     );
+
+    // Upstream load: one query per metric and scope per cycle (cpu and memory of containers
+    // and of nodes), whatever the number of pods and requests.
+    let before = prom.queries().unwrap().len();
+    rig.gateway.collector.run_cycle().await;
+    let cycle = prom.queries().unwrap().split_off(before);
+    assert_eq!(cycle.len(), 4, "{cycle:#?}");
+    assert_eq!(cycle.iter().collect::<BTreeSet<_>>().len(), 4, "{cycle:#?}");
 
     // The other plugin's custom metric is served.
     let restarts_path = format!("{CUSTOM}/namespaces/default/pods/*/container_restarts_per_minute");
