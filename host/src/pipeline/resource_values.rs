@@ -69,8 +69,14 @@ fn fresh<'a>(
                 .filter(|v| v.timestamp_ms >= oldest_ms)
                 .collect())
         }
-        MetricState::Failed(reason) => Err(format!("{what} is unavailable: {reason}").into()),
-        MetricState::Unresolved(reason) => Err(format!("{what} is unavailable: {reason}").into()),
+        MetricState::Failed(reason) => Err(format!(
+            "{what} is unavailable: plugin {} failed: {reason}",
+            metric.plugin
+        )
+        .into()),
+        MetricState::Unresolved(reason) => {
+            Err(format!("{what} is unavailable: plugin {}: {reason}", metric.plugin).into())
+        }
         MetricState::Unavailable(reason) => Err(format!(
             "{what} is unavailable: plugin {} could not compute it: {reason}",
             metric.plugin
@@ -325,6 +331,21 @@ mod tests {
         );
         assert!(snap.pods.is_empty());
         assert_eq!(snap.nodes.len(), 1);
+
+        // A plugin that failed as a whole is named too.
+        metrics.resource.insert(
+            (ObjectResource::nodes(), Arc::from("cpu")),
+            metric(MetricState::Failed("process trapped".into())),
+        );
+        let mut snap = Snapshot::default();
+        fill(&mut snap, &cluster(), &metrics, 1000);
+        assert_eq!(
+            snap.unavailable.nodes.as_deref(),
+            Some(
+                "resource metric cpu of nodes is unavailable: plugin adapter failed: process trapped"
+            )
+        );
+        assert!(snap.nodes.is_empty());
 
         // Nothing published: both unavailable, saying so.
         let mut snap = Snapshot::default();
