@@ -44,9 +44,14 @@ struct Args {
     /// Simulated nodes the pods are spread over (must divide `--pods`).
     #[arg(long, default_value_t = 4)]
     nodes: usize,
-    /// Series the memory phase's rule discovers (a multiple of `--pods`).
+    /// Series the memory phase's rule discovers (a multiple of `--pods` × `--fanout`).
     #[arg(long, default_value_t = 100_000)]
     series: usize,
+    /// Series per pod and metric in the memory phase (a `path` label with this many values,
+    /// summed per pod by the rule): 1 serves one value per series, more serve fewer values
+    /// for the same discovered series.
+    #[arg(long, default_value_t = 1)]
+    fanout: usize,
     /// Collection interval of the gateway, seconds.
     #[arg(long, default_value_t = 5)]
     interval_secs: u32,
@@ -176,13 +181,13 @@ fn pod_rate(i: usize) -> f64 {
 }
 
 /// The OpenMetrics data: `http_requests_total` of every pod every 15 s, and `families` gauges
-/// `bench_gauge_NNN` of every pod every 240 s, from `DATA_BEFORE_SECS` before `now_secs` to
-/// `DATA_AFTER_SECS` after it.
-fn openmetrics(pods: &[String], families: usize, now_secs: i64) -> String {
+/// `bench_gauge_NNN` of every pod, `fanout` series each (label `path`), every 240 s, from
+/// `DATA_BEFORE_SECS` before `now_secs` to `DATA_AFTER_SECS` after it.
+fn openmetrics(pods: &[String], families: usize, fanout: usize, now_secs: i64) -> String {
     let start = now_secs - DATA_BEFORE_SECS;
     let end = now_secs + DATA_AFTER_SECS;
     let times = |step: i64| (0..=(end - start) / step).map(move |k| start + k * step);
-    let mut out = String::with_capacity(pods.len() * (families * 8 + 200) * 100);
+    let mut out = String::with_capacity(pods.len() * (families * fanout * 8 + 200) * 110);
     out.push_str("# TYPE http_requests counter\n");
     for (i, pod) in pods.iter().enumerate() {
         for t in times(RATE_STEP_SECS) {
@@ -196,12 +201,14 @@ fn openmetrics(pods: &[String], families: usize, now_secs: i64) -> String {
     for f in 0..families {
         let _ = writeln!(out, "# TYPE bench_gauge_{f:03} gauge");
         for (i, pod) in pods.iter().enumerate() {
-            for t in times(GAUGE_STEP_SECS) {
-                let _ = writeln!(
-                    out,
-                    "bench_gauge_{f:03}{{namespace=\"{NAMESPACE}\",pod=\"{pod}\",container=\"main\",job=\"app\"}} {} {t}",
-                    (i + f) % 1000
-                );
+            for path in 0..fanout {
+                for t in times(GAUGE_STEP_SECS) {
+                    let _ = writeln!(
+                        out,
+                        "bench_gauge_{f:03}{{namespace=\"{NAMESPACE}\",pod=\"{pod}\",container=\"main\",job=\"app\",path=\"/api/v{path}\"}} {} {t}",
+                        (i + f) % 1000
+                    );
+                }
             }
         }
     }
@@ -282,8 +289,8 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         "--nodes must divide --pods"
     );
     ensure!(
-        args.pods > 0 && args.series % args.pods == 0,
-        "--series must be a multiple of --pods"
+        args.pods > 0 && args.fanout > 0 && args.series % (args.pods * args.fanout) == 0,
+        "--series must be a multiple of --pods × --fanout"
     );
     ensure!(args.count_cycles > 0, "--count-cycles must be positive");
     let plugin = args.plugin.canonicalize().with_context(|| {
@@ -328,12 +335,12 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     results.subset_expected = subset_expected;
 
     // Prometheus with the data stamped around now.
-    let families = args.series / args.pods;
+    let families = args.series / (args.pods * args.fanout);
     let now_secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .context("the clock is before 1970")?
         .as_secs() as i64;
-    let data = openmetrics(&pods, families, now_secs);
+    let data = openmetrics(&pods, families, args.fanout, now_secs);
     results.prometheus_samples = data.lines().filter(|l| !l.starts_with('#')).count();
     let begun = Instant::now();
     let prometheus = tokio::task::spawn_blocking(move || Prometheus::start_with(&data))
@@ -823,8 +830,9 @@ fn render(args: &Args, r: &Results, families: usize) -> (String, bool) {
 
     let _ = writeln!(
         out,
-        "### B. Generic gauge rule over {} series ({families} metrics × {} pods)\n",
-        args.series, args.pods
+        "### B. Generic gauge rule over {} series ({families} metrics × {} pods × {} series per \
+         pod)\n",
+        args.series, args.pods, args.fanout
     );
     let _ = writeln!(
         out,
@@ -877,14 +885,14 @@ mod tests {
     #[test]
     fn the_data_has_every_series_and_spans_the_run() {
         let pods = vec!["a".to_string(), "b".to_string()];
-        let text = openmetrics(&pods, 3, 1_000_000);
+        let text = openmetrics(&pods, 3, 2, 1_000_000);
         assert!(text.ends_with("# EOF\n"));
         let series: std::collections::BTreeSet<&str> = text
             .lines()
             .filter(|l| !l.starts_with('#'))
             .filter_map(|l| l.split_once(' ').map(|(s, _)| s))
             .collect();
-        assert_eq!(series.len(), 2 + 2 * 3);
+        assert_eq!(series.len(), 2 + 2 * 3 * 2);
         let rate_samples = text
             .lines()
             .filter(|l| l.starts_with("http_requests_total{") && l.contains("pod=\"a\""))
