@@ -52,11 +52,11 @@ struct Args {
     /// for the same discovered series.
     #[arg(long, default_value_t = 1)]
     fanout: usize,
-    /// Collection interval of the gateway, seconds.
-    #[arg(long, default_value_t = 5)]
+    /// Collection interval of the gateway, seconds (cycles overlap the latency runs).
+    #[arg(long, default_value_t = 10)]
     interval_secs: u32,
     /// Cycles over which queries per cycle are counted (in each phase).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 2)]
     count_cycles: u64,
     /// Requests per second of each latency run.
     #[arg(long, default_value_t = 50.0)]
@@ -259,6 +259,8 @@ struct Results {
     subset_items: usize,
     subset_expected: usize,
     all_pods: Option<LoadRun>,
+    /// `/proc/loadavg` before the latency runs.
+    loadavg: String,
     subset: Option<LoadRun>,
     rate_hwm: u64,
     /// Phase B.
@@ -441,6 +443,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
     results.rate_queries_per_cycle = per_cycle;
     results.rate_queries = queries;
     results.rate_series_requests = prometheus.requests_to("/api/v1/series")? - series_before;
+    results.loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     for (path, slot) in [
         (&all_path, &mut results.all_pods),
         (&subset_path, &mut results.subset),
@@ -753,6 +756,11 @@ fn render(args: &Args, r: &Results, families: usize) -> (String, bool) {
     for q in &r.rate_queries {
         let _ = writeln!(out, "- `{q}` ({} bytes)", q.len());
     }
+    let _ = writeln!(
+        out,
+        "\nLoad average before the latency runs (`/proc/loadavg`): {}.",
+        r.loadavg.trim()
+    );
     let _ = writeln!(
         out,
         "\n| request ({} req/s, {} s, {} connections) | items | ok | errors | p50 | p90 | p99 | p99.9 | max | service p99 | cycles | queries meanwhile |",
