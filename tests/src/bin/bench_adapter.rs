@@ -281,6 +281,8 @@ struct LoadRun {
     ok: u64,
     errors: u64,
     first_error: Option<String>,
+    /// Mean response body, bytes.
+    body_bytes: u64,
     cycles: u64,
     queries: usize,
 }
@@ -720,6 +722,7 @@ async fn load(
         ok: report.ok,
         errors: report.errors,
         first_error: report.first_error,
+        body_bytes: report.body_bytes / report.ok.max(1),
         cycles: cycles1 - cycles0,
         queries: queries1 - queries0,
     })
@@ -763,17 +766,18 @@ fn render(args: &Args, r: &Results, families: usize) -> (String, bool) {
     );
     let _ = writeln!(
         out,
-        "\n| request ({} req/s, {} s, {} connections) | items | ok | errors | p50 | p90 | p99 | p99.9 | max | service p99 | cycles | queries meanwhile |",
+        "\n| request ({} req/s, {} s, {} connections) | items | body bytes | ok | errors | p50 | p90 | p99 | p99.9 | max | service p99 | cycles | queries meanwhile |",
         args.rate, args.load_secs, args.connections
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (run, items) in [(&r.all_pods, r.all_pods_items), (&r.subset, r.subset_items)] {
         let Some(run) = run else { continue };
         let l = &run.latency;
         let _ = writeln!(
             out,
-            "| `{}` | {items} | {} | {} | {:.2} | {:.2} | **{:.2}** | {:.2} | {:.2} | {:.2} | {} | {} |",
+            "| `{}` | {items} | {} | {} | {} | {:.2} | {:.2} | **{:.2}** | {:.2} | {:.2} | {:.2} | {} | {} |",
             run.path,
+            run.body_bytes,
             run.ok,
             run.errors,
             ms(l.p50),
