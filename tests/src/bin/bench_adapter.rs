@@ -289,11 +289,11 @@ struct LoadRun {
 
 async fn run(args: &Args) -> anyhow::Result<bool> {
     ensure!(
-        args.nodes > 0 && args.pods % args.nodes == 0,
+        args.nodes > 0 && args.pods.is_multiple_of(args.nodes),
         "--nodes must divide --pods"
     );
     ensure!(
-        args.pods > 0 && args.fanout > 0 && args.series % (args.pods * args.fanout) == 0,
+        args.pods > 0 && args.fanout > 0 && args.series.is_multiple_of(args.pods * args.fanout),
         "--series must be a multiple of --pods × --fanout"
     );
     ensure!(args.count_cycles > 0, "--count-cycles must be positive");
