@@ -259,9 +259,9 @@ struct Results {
     subset_items: usize,
     subset_expected: usize,
     all_pods: Option<LoadRun>,
+    subset: Option<LoadRun>,
     /// `/proc/loadavg` before the latency runs.
     loadavg: String,
-    subset: Option<LoadRun>,
     rate_hwm: u64,
     /// Phase B.
     discovered: f64,
@@ -287,6 +287,7 @@ struct LoadRun {
     queries: usize,
 }
 
+/// Sets everything up, measures both phases and prints the report; whether every check passed.
 async fn run(args: &Args) -> anyhow::Result<bool> {
     ensure!(
         args.nodes > 0 && args.pods.is_multiple_of(args.nodes),
