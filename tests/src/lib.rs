@@ -10,4 +10,5 @@ pub mod kubelet_sim;
 pub mod loadgen;
 pub mod metrics_types;
 pub mod pki;
+pub mod procs;
 pub mod prometheus;

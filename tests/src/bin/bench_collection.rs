@@ -20,8 +20,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::Mutex;
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
@@ -29,6 +28,9 @@ use clap::Parser;
 use metrics_gateway_testkit::cluster::node_address;
 use metrics_gateway_testkit::loadgen::{
     self, LoadReport, LoadSpec, Percentiles, Session, Target, Timing, TlsTrust,
+};
+use metrics_gateway_testkit::procs::{
+    Fleet, Proc, WorkDir, free_port, log_tail, machine_summary, memory, sample,
 };
 
 /// Measures the gateway's collection cycle, CPU against a real Prometheus, memory and API
@@ -171,141 +173,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// A child process, killed (and reaped) when dropped.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(
-        name: &'static str,
-        mut cmd: Command,
-        log: PathBuf,
-        stdout: Stdio,
-    ) -> anyhow::Result<Proc> {
-        let file =
-            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        cmd.stdin(Stdio::null()).stdout(stdout).stderr(file);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {name} ({:?})", cmd.get_program()))?;
-        tracing::info!(name, pid = child.id(), log = %log.display(), "started");
-        Ok(Proc { name, child, log })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        tracing::info!(name = self.name, "stopped");
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// The children, watched for unexpected exits.
-#[derive(Default)]
-struct Fleet {
-    procs: Mutex<Vec<Proc>>,
-}
-
-impl Fleet {
-    fn add(&self, proc: Proc) {
-        self.lock().push(proc);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Proc>> {
-        self.procs.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn pid(&self, name: &str) -> Option<u32> {
-        self.lock().iter().find(|p| p.name == name).map(Proc::pid)
-    }
-
-    /// Kills and reaps `name` on purpose.
-    fn stop(&self, name: &str) {
-        let mut procs = self.lock();
-        if let Some(i) = procs.iter().position(|p| p.name == name) {
-            procs.remove(i).stop();
-        }
-    }
-
-    /// An error naming the first child that has exited.
-    fn check_alive(&self) -> anyhow::Result<()> {
-        for proc in self.lock().iter_mut() {
-            if let Some(status) = proc.child.try_wait().context("checking a child")? {
-                bail!(
-                    "{} exited unexpectedly ({status}); its log {} ends with:\n{}",
-                    proc.name,
-                    proc.log.display(),
-                    log_tail(&proc.log, 8)
-                );
-            }
-        }
-        Ok(())
-    }
-
-    /// Resolves with an error as soon as a child exits.
-    async fn watchdog(&self) -> anyhow::Error {
-        let mut tick = tokio::time::interval(POLL);
-        loop {
-            tick.tick().await;
-            if let Err(e) = self.check_alive() {
-                return e;
-            }
-        }
-    }
-
-    /// `fut`, failed early if a child dies or `limit` passes.
-    async fn guard<T>(
-        &self,
-        what: &str,
-        limit: Duration,
-        fut: impl Future<Output = anyhow::Result<T>>,
-    ) -> anyhow::Result<T> {
-        tokio::select! {
-            result = fut => result.with_context(|| what.to_string()),
-            error = self.watchdog() => Err(error.context(what.to_string())),
-            _ = tokio::time::sleep(limit) => bail!("{what}: not done within {limit:?}"),
-        }
-    }
-}
-
-/// The last `n` lines of a log file (empty when unreadable).
-fn log_tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Removes the working directory when dropped, unless told to keep it.
-struct WorkDir {
-    path: PathBuf,
-    remove: bool,
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if self.remove {
-            let _ = std::fs::remove_dir_all(&self.path);
-        } else {
-            eprintln!("work directory kept: {}", self.path.display());
-        }
-    }
-}
-
 /// CPU time of a process (all threads, user + system), in clock ticks.
 fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     let path = format!("/proc/{pid}/stat");
@@ -342,23 +209,6 @@ fn machine_busy_ticks() -> anyhow::Result<u64> {
     Ok(fields[0] + fields[1] + fields[2] + fields[5] + fields[6] + fields[7])
 }
 
-/// `VmRSS` and `VmHWM` of a process, bytes.
-fn memory(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    let kb = |key: &str| -> anyhow::Result<u64> {
-        let line = status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .with_context(|| format!("no {key} in {path}"))?;
-        let n = line.trim().trim_end_matches("kB").trim();
-        Ok(n.parse::<u64>()
-            .with_context(|| format!("parsing {key} {n:?}"))?
-            * 1024)
-    };
-    Ok((kb("VmRSS:")?, kb("VmHWM:")?))
-}
-
 /// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ, 100 on Linux; asked of `getconf`).
 fn clock_ticks_per_sec() -> f64 {
     Command::new("getconf")
@@ -368,20 +218,6 @@ fn clock_ticks_per_sec() -> f64 {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.trim().parse::<f64>().ok())
         .unwrap_or(100.0)
-}
-
-/// A port nobody listens on right now.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// The value of the sample `series` (name plus label set, exactly as exposed).
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        let rest = line.strip_prefix(series)?.strip_prefix(' ')?;
-        rest.split_whitespace().next()?.parse().ok()
-    })
 }
 
 /// The sum of every sample of metric `name`, whatever its labels.
@@ -477,7 +313,7 @@ fn cpu_sample(fleet: &Fleet) -> anyhow::Result<BTreeMap<&'static str, u64>> {
     let mut ticks: BTreeMap<&'static str, u64> = fleet
         .lock()
         .iter()
-        .map(|p| Ok((p.name, cpu_ticks(p.pid())?)))
+        .map(|p| Ok((p.name(), cpu_ticks(p.pid())?)))
         .collect::<anyhow::Result<_>>()?;
     ticks.insert("bench", cpu_ticks(std::process::id())?);
     ticks.insert("machine", machine_busy_ticks()?);
@@ -635,7 +471,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         dir.join("sim-cluster.log"),
         Stdio::piped(),
     )?;
-    let stdout = sim.child.stdout.take().context("sim-cluster stdout")?;
+    let stdout = sim.take_stdout().context("sim-cluster stdout")?;
     fleet.add(sim);
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     // Reads the simulator's stdout to its end, so the pipe never fills.
@@ -1026,7 +862,7 @@ fn render(args: &Args, r: &Results) -> (String, bool) {
     let mut out = String::new();
     let mut checks: Vec<(String, bool)> = Vec::new();
     let _ = writeln!(out, "## bench-collection results\n");
-    let _ = writeln!(out, "{}\n", machine_summary(args));
+    let _ = writeln!(out, "{}\n", machine_summary(&args.prometheus_bin));
     let _ = writeln!(
         out,
         "Command: `{}`  \nCluster: {} nodes × {} pods × {} containers, {} namespaces; interval {} s, \
@@ -1268,39 +1104,6 @@ fn render(args: &Args, r: &Results) -> (String, bool) {
     }
     let valid = checks.iter().all(|(_, ok)| *ok);
     (out, valid)
-}
-
-/// Cores, CPU model, memory and kernel of this machine.
-fn machine_summary(args: &Args) -> String {
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or("unknown", |(_, m)| m.trim())
-        .to_string();
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let mem_gib = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let prometheus = Command::new(&args.prometheus_bin)
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| {
-            let text = String::from_utf8_lossy(&o.stdout).into_owned()
-                + &String::from_utf8_lossy(&o.stderr);
-            text.lines().next().map(str::to_string)
-        })
-        .unwrap_or_else(|| "not found".into());
-    format!(
-        "Machine: {cores} cores ({model}), {mem_gib:.1} GiB memory, Linux {}; {prometheus}.",
-        kernel.trim()
-    )
 }
 
 #[cfg(test)]

@@ -1,0 +1,258 @@
+//! Child processes and `/proc` readings for the end-to-end benchmark binaries
+//! (`bench-collection`, `bench-adapter`): children killed on every exit path and watched for
+//! unexpected exits, a working directory removed after a valid run, resident memory, free
+//! ports, self-metrics samples and a one-line description of the machine.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+/// How often [`Fleet::guard`] checks that every child still runs.
+const POLL: Duration = Duration::from_secs(1);
+
+/// A child process, killed (and reaped) when dropped.
+#[derive(Debug)]
+pub struct Proc {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `cmd` as `name`, its stderr to `log`, its stdout as given, stdin closed.
+    pub fn spawn(
+        name: &'static str,
+        mut cmd: Command,
+        log: PathBuf,
+        stdout: Stdio,
+    ) -> anyhow::Result<Proc> {
+        let file =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        cmd.stdin(Stdio::null()).stdout(stdout).stderr(file);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {name} ({:?})", cmd.get_program()))?;
+        tracing::info!(name, pid = child.id(), log = %log.display(), "started");
+        Ok(Proc { name, child, log })
+    }
+
+    /// The name it was started as.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its stdout, when started with [`Stdio::piped`] (once).
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// Kills and reaps it.
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        tracing::info!(name = self.name, "stopped");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// The children, watched for unexpected exits.
+#[derive(Debug, Default)]
+pub struct Fleet {
+    procs: Mutex<Vec<Proc>>,
+}
+
+impl Fleet {
+    /// Adds a child.
+    pub fn add(&self, proc: Proc) {
+        self.lock().push(proc);
+    }
+
+    /// The children.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Proc>> {
+        self.procs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The process id of child `name`.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.lock().iter().find(|p| p.name == name).map(Proc::pid)
+    }
+
+    /// Kills and reaps `name` on purpose.
+    pub fn stop(&self, name: &str) {
+        let mut procs = self.lock();
+        if let Some(i) = procs.iter().position(|p| p.name == name) {
+            procs.remove(i).stop();
+        }
+    }
+
+    /// An error naming the first child that has exited.
+    pub fn check_alive(&self) -> anyhow::Result<()> {
+        for proc in self.lock().iter_mut() {
+            if let Some(status) = proc.child.try_wait().context("checking a child")? {
+                bail!(
+                    "{} exited unexpectedly ({status}); its log {} ends with:\n{}",
+                    proc.name,
+                    proc.log.display(),
+                    log_tail(&proc.log, 8)
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves with an error as soon as a child exits.
+    async fn watchdog(&self) -> anyhow::Error {
+        let mut tick = tokio::time::interval(POLL);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.check_alive() {
+                return e;
+            }
+        }
+    }
+
+    /// `fut`, failed early if a child dies or `limit` passes.
+    pub async fn guard<T>(
+        &self,
+        what: &str,
+        limit: Duration,
+        fut: impl Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        tokio::select! {
+            result = fut => result.with_context(|| what.to_string()),
+            error = self.watchdog() => Err(error.context(what.to_string())),
+            _ = tokio::time::sleep(limit) => bail!("{what}: not done within {limit:?}"),
+        }
+    }
+}
+
+/// The last `n` lines of a log file (empty when unreadable).
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A working directory, removed when dropped unless [`WorkDir::remove`] is false.
+#[derive(Debug)]
+pub struct WorkDir {
+    /// The directory.
+    pub path: PathBuf,
+    /// Remove it when dropped (otherwise its path is printed).
+    pub remove: bool,
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.path);
+        } else {
+            eprintln!("work directory kept: {}", self.path.display());
+        }
+    }
+}
+
+/// `VmRSS` and `VmHWM` of a process, bytes.
+pub fn memory(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let kb = |key: &str| -> anyhow::Result<u64> {
+        let line = status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .with_context(|| format!("no {key} in {path}"))?;
+        let n = line.trim().trim_end_matches("kB").trim();
+        Ok(n.parse::<u64>()
+            .with_context(|| format!("parsing {key} {n:?}"))?
+            * 1024)
+    };
+    Ok((kb("VmRSS:")?, kb("VmHWM:")?))
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// The value of the sample `series` (name plus label set, exactly as exposed) in Prometheus
+/// text.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(series)?.strip_prefix(' ')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Cores, CPU model, memory and kernel of this machine, and the version of `prometheus_bin`.
+pub fn machine_summary(prometheus_bin: &Path) -> String {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown", |(_, m)| m.trim())
+        .to_string();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_gib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let prometheus = Command::new(prometheus_bin)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned()
+                + &String::from_utf8_lossy(&o.stderr);
+            text.lines().next().map(str::to_string)
+        })
+        .unwrap_or_else(|| "not found".into());
+    format!(
+        "Machine: {cores} cores ({model}), {mem_gib:.1} GiB memory, Linux {}; {prometheus}.",
+        kernel.trim()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_samples_by_series() {
+        let text = "# TYPE metrics_gateway_cycles counter\n\
+            metrics_gateway_cycles_total 7\n\
+            metrics_gateway_objects_served{kind=\"pod\"} 150000\n";
+        assert_eq!(sample(text, "metrics_gateway_cycles_total"), Some(7.0));
+        assert_eq!(
+            sample(text, "metrics_gateway_objects_served{kind=\"pod\"}"),
+            Some(150_000.0)
+        );
+        assert_eq!(sample(text, "metrics_gateway_cycles"), None);
+    }
+
+    #[test]
+    fn reads_the_memory_of_this_process() {
+        let (rss, hwm) = memory(std::process::id()).expect("status");
+        assert!(rss > 0 && hwm >= rss);
+    }
+}
