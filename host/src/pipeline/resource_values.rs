@@ -24,11 +24,11 @@ use crate::store::{ContainerUsage, NodeMetrics, PodMetrics, Snapshot};
 /// Fills `snap`'s nodes and pods from `metrics`' resource values as of `now_ms`, or records
 /// why they are unavailable.
 pub fn fill(snap: &mut Snapshot, cluster: &ClusterState, metrics: &PluginMetrics, now_ms: i64) {
-    match fresh_pair(metrics, ObjectResource::Nodes, now_ms) {
+    match fresh_pair(metrics, ObjectResource::nodes(), now_ms) {
         Ok((cpu, memory)) => nodes(snap, cluster, &cpu, &memory),
         Err(message) => snap.unavailable.nodes = Some(message),
     }
-    match fresh_pair(metrics, ObjectResource::Pods, now_ms) {
+    match fresh_pair(metrics, ObjectResource::pods(), now_ms) {
         Ok((cpu, memory)) => pods(snap, cluster, &cpu, &memory),
         Err(message) => snap.unavailable.pods = Some(message),
     }
@@ -44,19 +44,19 @@ fn fresh_pair(
     now_ms: i64,
 ) -> Result<(Values<'_>, Values<'_>), Arc<str>> {
     Ok((
-        fresh(metrics, resource, "cpu", now_ms)?,
-        fresh(metrics, resource, "memory", now_ms)?,
+        fresh(metrics, &resource, "cpu", now_ms)?,
+        fresh(metrics, &resource, "memory", now_ms)?,
     ))
 }
 
 fn fresh<'a>(
     metrics: &'a PluginMetrics,
-    resource: ObjectResource,
+    resource: &ObjectResource,
     name: &str,
     now_ms: i64,
 ) -> Result<Values<'a>, Arc<str>> {
-    let what = format!("resource metric {name} of {}", resource.as_str());
-    let Some(metric) = metrics.resource.get(&(resource, Arc::from(name))) else {
+    let what = format!("resource metric {name} of {}", resource);
+    let Some(metric) = metrics.resource.get(&(resource.clone(), Arc::from(name))) else {
         return Err(
             format!("no plugin publishes {what} (metrics.resource_source = \"plugins\")").into(),
         );
@@ -70,6 +70,7 @@ fn fresh<'a>(
                 .collect())
         }
         MetricState::Failed(reason) => Err(format!("{what} is unavailable: {reason}").into()),
+        MetricState::Unresolved(reason) => Err(format!("{what} is unavailable: {reason}").into()),
         MetricState::Unavailable(reason) => Err(format!(
             "{what} is unavailable: plugin {} could not compute it: {reason}",
             metric.plugin
@@ -243,6 +244,7 @@ mod tests {
             plugin: "adapter".into(),
             namespaced: true,
             max_age_ms: 500,
+            described: None,
             state,
         }
     }
@@ -269,10 +271,10 @@ mod tests {
             sample("web", "pending", "a", 100, 1000),
         ];
         for (resource, name, values) in [
-            (ObjectResource::Nodes, "cpu", cpu[..1].to_vec()),
-            (ObjectResource::Pods, "cpu", cpu[1..].to_vec()),
-            (ObjectResource::Nodes, "memory", memory[..1].to_vec()),
-            (ObjectResource::Pods, "memory", memory[1..].to_vec()),
+            (ObjectResource::nodes(), "cpu", cpu[..1].to_vec()),
+            (ObjectResource::pods(), "cpu", cpu[1..].to_vec()),
+            (ObjectResource::nodes(), "memory", memory[..1].to_vec()),
+            (ObjectResource::pods(), "memory", memory[1..].to_vec()),
         ] {
             metrics.resource.insert(
                 (resource, Arc::from(name)),
@@ -307,7 +309,7 @@ mod tests {
 
         // A failed metric makes its resource unavailable, naming the plugin; the other serves.
         metrics.resource.insert(
-            (ObjectResource::Pods, Arc::from("memory")),
+            (ObjectResource::pods(), Arc::from("memory")),
             metric(MetricState::Unavailable(
                 "prometheus \"main\": connection refused".into(),
             )),

@@ -65,7 +65,7 @@ impl Metric {
         match &self.target {
             MetricTarget::Custom(r) => MetricKey::Custom(r.clone(), self.name.clone()),
             MetricTarget::External => MetricKey::External(self.name.clone()),
-            MetricTarget::Resource(r) => MetricKey::Resource(r, self.name.clone()),
+            MetricTarget::Resource(r) => MetricKey::Resource(r.clone(), self.name.clone()),
         }
     }
 }
@@ -75,7 +75,7 @@ impl fmt::Display for MetricKey {
         match self {
             MetricKey::Custom(r, name) => write!(f, "custom metric {name} of {r}"),
             MetricKey::External(name) => write!(f, "external metric {name}"),
-            MetricKey::Resource(r, name) => write!(f, "resource metric {name} of {}", r.as_str()),
+            MetricKey::Resource(r, name) => write!(f, "resource metric {name} of {}", r),
         }
     }
 }
@@ -241,9 +241,9 @@ impl Plan {
                             spec.name
                         ));
                     }
-                    let resource = match spec.resource.as_str() {
-                        "pods" => ObjectResource::Pods,
-                        "nodes" => ObjectResource::Nodes,
+                    let (resource, namespaced) = match spec.resource.as_str() {
+                        "pods" => (ObjectResource::pods(), true),
+                        "nodes" => (ObjectResource::nodes(), false),
                         other => {
                             return Err(format!(
                                 "resource metric {}: resource {other:?} is not pods or nodes",
@@ -251,12 +251,10 @@ impl Plan {
                             ));
                         }
                     };
-                    if spec.namespaced != resource.namespaced() {
+                    if spec.namespaced != namespaced {
                         return Err(format!(
                             "resource metric {} of {}: namespaced must be {}",
-                            spec.name,
-                            resource.as_str(),
-                            resource.namespaced()
+                            spec.name, resource, namespaced
                         ));
                     }
                     MetricTarget::Resource(resource)
@@ -494,7 +492,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             p.metrics[1].key(),
-            MetricKey::Resource(ObjectResource::Nodes, "cpu".into())
+            MetricKey::Resource(ObjectResource::nodes(), "cpu".into())
         );
         p.check_resource_source(ResourceSource::Plugins).unwrap();
         let err = p
