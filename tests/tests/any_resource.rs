@@ -8,12 +8,14 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{quantity, raw};
-use metrics_gateway::demo::{Rig, RigPlugin};
+use metrics_gateway::demo::{GATEWAY_USER, Rig, RigPlugin};
 use metrics_gateway::store::custom::ObjectResource;
 use metrics_gateway_testkit::apiserver::custom_resource_definition;
 use metrics_gateway_testkit::cluster::{ClusterSpec, SimClock, SimCluster};
@@ -114,7 +116,10 @@ fn values(list: &Value, version: &str) -> Vec<(String, String, String, String, f
                 "v1beta1" => assert_eq!(i["metricName"], METRIC, "{i}"),
                 _ => assert_eq!(i["metric"]["name"], METRIC, "{i}"),
             }
-            assert_eq!(i["timestamp"], "2026-01-01T00:00:00Z", "Prometheus' sample time");
+            assert_eq!(
+                i["timestamp"], "2026-01-01T00:00:00Z",
+                "Prometheus' sample time"
+            );
             let o = &i["describedObject"];
             let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
             (
@@ -168,7 +173,10 @@ async fn cycle_until_watched(rig: &Rig, resources: &[(&ObjectResource, usize)]) 
     .unwrap_or_else(|_| {
         panic!(
             "the gateway did not list the objects of {:?}; watching {:?}",
-            resources.iter().map(|r| r.0.to_string()).collect::<Vec<_>>(),
+            resources
+                .iter()
+                .map(|r| r.0.to_string())
+                .collect::<Vec<_>>(),
             rig.gateway.objects.watching()
         )
     });
@@ -191,7 +199,22 @@ async fn services_and_custom_resources_are_described_from_discovery() {
             "",
         )
     };
+    // The gateway's requests for the described resources, as the API server authorizes them.
+    let requests: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let recorded = requests.clone();
     let (rig, _) = common::rig_with(spec(), |o| {
+        o.apiserver.authorizer = Arc::new(move |spec| {
+            if let Some(a) = &spec.resource_attributes
+                && spec.user == GATEWAY_USER
+                && ["services", "widgets", "gadgets"].contains(&a.resource.as_str())
+            {
+                let _ = recorded.lock().unwrap().insert(format!(
+                    "{} {}.{} {:?}",
+                    a.verb, a.resource, a.group, a.namespace
+                ));
+            }
+            true
+        });
         o.clock = SimClock::manual(END_MS);
         o.plugins = vec![plugin];
         o.extra_config = format!("[[prometheus]]\nname = \"main\"\nurl = \"{url}\"\n");
@@ -222,7 +245,11 @@ async fn services_and_custom_resources_are_described_from_discovery() {
     api.put_object(service(ns0, "web", json!({"app": "web", "tier": "front"})));
     api.put_object(service(ns0, "db", json!({"app": "db", "tier": "back"})));
     api.put_object(service(ns1, "web", json!({"app": "web", "tier": "front"})));
-    for (ns, name, tier) in [(ns0, "w1", "gold"), (ns0, "w2", "silver"), (ns1, "w3", "gold")] {
+    for (ns, name, tier) in [
+        (ns0, "w1", "gold"),
+        (ns0, "w2", "silver"),
+        (ns1, "w3", "gold"),
+    ] {
         api.put_object(custom_object("Widget", ns, name, json!({"tier": tier})));
     }
     rig.gateway.refresh_discovery().await;
@@ -250,7 +277,13 @@ async fn services_and_custom_resources_are_described_from_discovery() {
 
         // Services: per namespace, exact sums, no value for the Service the cluster lacks.
         let svc = |ns: &str, name: &str, v: f64| {
-            (name.to_owned(), ns.to_owned(), "Service".to_owned(), "/v1".to_owned(), v)
+            (
+                name.to_owned(),
+                ns.to_owned(),
+                "Service".to_owned(),
+                "/v1".to_owned(),
+                v,
+            )
         };
         let path = format!("{CUSTOM}/{version}/namespaces/{ns0}/services/*/{METRIC}");
         assert_eq!(
@@ -259,13 +292,19 @@ async fn services_and_custom_resources_are_described_from_discovery() {
         );
         let path = format!("{CUSTOM}/{version}/namespaces/{ns1}/services/web/{METRIC}");
         let one = raw(&kc, &path);
-        assert_eq!(one["kind"], "MetricValueList", "a named object's value is a list");
+        assert_eq!(
+            one["kind"], "MetricValueList",
+            "a named object's value is a list"
+        );
         assert_eq!(values(&one, version), vec![svc(ns1, "web", 13.0)]);
         // labelSelector selects by the Services' own labels.
         let path = format!(
             "{CUSTOM}/{version}/namespaces/{ns0}/services/*/{METRIC}?labelSelector=tier%3Dfront"
         );
-        assert_eq!(values(&raw(&kc, &path), version), vec![svc(ns0, "web", 12.0)]);
+        assert_eq!(
+            values(&raw(&kc, &path), version),
+            vec![svc(ns0, "web", 12.0)]
+        );
 
         // Widgets: the custom resource's kind and group version.
         let widget = |ns: &str, name: &str, v: f64| {
@@ -285,7 +324,10 @@ async fn services_and_custom_resources_are_described_from_discovery() {
         let path = format!(
             "{CUSTOM}/{version}/namespaces/{ns1}/widgets.example.com/*/{METRIC}?labelSelector=tier%20in%20(gold)"
         );
-        assert_eq!(values(&raw(&kc, &path), version), vec![widget(ns1, "w3", 13.0)]);
+        assert_eq!(
+            values(&raw(&kc, &path), version),
+            vec![widget(ns1, "w3", 13.0)]
+        );
     }
 
     // A CRD created after start: nothing until discovery is read again, then its metric.
@@ -327,6 +369,16 @@ async fn services_and_custom_resources_are_described_from_discovery() {
             )]
         );
     }
+    // Cluster-wide list and watch only: what the shipped RBAC (and docs/PLUGINS.md) grants.
+    let mut want: Vec<String> = ["gadgets.example.com", "services.", "widgets.example.com"]
+        .iter()
+        .flat_map(|r| ["list", "watch"].map(|v| format!("{v} {r} \"\"")))
+        .collect();
+    want.sort();
+    assert_eq!(
+        requests.lock().unwrap().iter().cloned().collect::<Vec<_>>(),
+        want
+    );
     assert_eq!(
         rig.gateway.objects.watching(),
         vec![gadgets.clone(), services.clone(), widgets.clone()]

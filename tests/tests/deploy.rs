@@ -921,7 +921,10 @@ impl Manifests {
         let Some(aggregation) = &role.aggregation_rule else {
             return role.rules.clone().unwrap_or_default();
         };
-        let selectors = aggregation.cluster_role_selectors.clone().unwrap_or_default();
+        let selectors = aggregation
+            .cluster_role_selectors
+            .clone()
+            .unwrap_or_default();
         let selected = |r: &ClusterRole| {
             let labels = r.metadata.labels.clone().unwrap_or_default();
             selectors.iter().any(|s| {

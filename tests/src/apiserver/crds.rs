@@ -49,7 +49,12 @@ impl CustomResource {
         let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
         let list = |v: &Value| -> Vec<String> {
             v.as_array()
-                .map(|a| a.iter().filter_map(|s| s.as_str()).map(str::to_string).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str())
+                        .map(str::to_string)
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let mut versions: Vec<ServedVersion> = spec["versions"]
@@ -177,7 +182,12 @@ pub(crate) fn invalid(crd: &Value) -> Option<String> {
     if group.is_empty() {
         return Some("spec.group: Required value".into());
     }
-    if plural.is_empty() || spec["names"]["kind"].as_str().unwrap_or_default().is_empty() {
+    if plural.is_empty()
+        || spec["names"]["kind"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+    {
         return Some("spec.names.plural, spec.names.kind: Required value".into());
     }
     if name != format!("{plural}.{group}") {
@@ -188,13 +198,19 @@ pub(crate) fn invalid(crd: &Value) -> Option<String> {
     if !matches!(spec["scope"].as_str(), Some("Namespaced" | "Cluster")) {
         return Some("spec.scope: Unsupported value: must be Namespaced or Cluster".into());
     }
-    let versions = spec["versions"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let versions = spec["versions"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     let storage = versions
         .iter()
         .filter(|v| v["storage"].as_bool().unwrap_or(false))
         .count();
     if storage != 1 {
-        return Some("spec.versions: Invalid value: must have exactly one version marked as storage version".into());
+        return Some(
+            "spec.versions: Invalid value: must have exactly one version marked as storage version"
+                .into(),
+        );
     }
     None
 }
@@ -234,7 +250,9 @@ pub(crate) fn version_priority(a: &str, b: &str) -> Ordering {
     /// (stability: 2 GA, 1 beta, 0 alpha; major; minor), or None for a non-Kubernetes name.
     fn parse(v: &str) -> Option<(u8, u64, u64)> {
         let rest = v.strip_prefix('v')?;
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let major: u64 = rest[..digits].parse().ok()?;
         let tail = &rest[digits..];
         if tail.is_empty() {
@@ -275,11 +293,15 @@ mod tests {
 
     #[test]
     fn versions_sort_like_kubernetes() {
-        let mut v = vec!["v1alpha1", "foo", "v2", "v1beta1", "v1", "v1beta2", "v10", "bar"];
+        let mut v = vec![
+            "v1alpha1", "foo", "v2", "v1beta1", "v1", "v1beta2", "v10", "bar",
+        ];
         v.sort_by(|a, b| version_priority(a, b));
         assert_eq!(
             v,
-            ["v10", "v2", "v1", "v1beta2", "v1beta1", "v1alpha1", "bar", "foo"]
+            [
+                "v10", "v2", "v1", "v1beta2", "v1beta1", "v1alpha1", "bar", "foo"
+            ]
         );
     }
 
@@ -296,7 +318,11 @@ mod tests {
         assert!(r.kind_at("v1alpha1").is_none());
         assert!(r.kind_at("v1").unwrap().status_subresource);
         assert!(!r.kind_at("v1beta1").unwrap().status_subresource);
-        let names: Vec<Value> = r.api_resources("v1").iter().map(|e| e["name"].clone()).collect();
+        let names: Vec<Value> = r
+            .api_resources("v1")
+            .iter()
+            .map(|e| e["name"].clone())
+            .collect();
         assert_eq!(names, [json!("widgets"), json!("widgets/status")]);
         assert_eq!(r.api_resources("v1")[0]["shortNames"], json!(["wd"]));
         let status = established_status(&c, 0);

@@ -207,7 +207,10 @@ fn group_json(name: &str, versions: &[String]) -> Value {
 
 /// Every group: built-in, CRD-defined and aggregated, highest group priority first (then by
 /// name), each with its versions in preference order.
-fn all_groups(aggregator: &Aggregator, customs: &[CustomResource]) -> Vec<(String, u32, Vec<String>)> {
+fn all_groups(
+    aggregator: &Aggregator,
+    customs: &[CustomResource],
+) -> Vec<(String, u32, Vec<String>)> {
     let mut groups: Vec<(String, u32, Vec<String>)> = BUILTIN_GROUPS
         .iter()
         .map(|g| (g.name.to_string(), g.priority, vec![g.version.to_string()]))
@@ -254,7 +257,11 @@ pub(crate) fn group_list(aggregator: &Aggregator, customs: &[CustomResource]) ->
 }
 
 /// `GET /apis/{group}`, served by the aggregator itself for every group it knows.
-pub(crate) fn group(aggregator: &Aggregator, customs: &[CustomResource], name: &str) -> Option<Value> {
+pub(crate) fn group(
+    aggregator: &Aggregator,
+    customs: &[CustomResource],
+    name: &str,
+) -> Option<Value> {
     let groups = all_groups(aggregator, customs);
     let (name, _, versions) = groups.iter().find(|g| g.0 == name)?;
     let mut doc = group_json(name, versions);
@@ -264,7 +271,11 @@ pub(crate) fn group(aggregator: &Aggregator, customs: &[CustomResource], name: &
 }
 
 /// `GET /apis/{group}/{version}` of a built-in or CRD-defined group version.
-pub(crate) fn group_resources(customs: &[CustomResource], group: &str, version: &str) -> Option<Value> {
+pub(crate) fn group_resources(
+    customs: &[CustomResource],
+    group: &str,
+    version: &str,
+) -> Option<Value> {
     let builtin = BUILTIN_GROUPS
         .iter()
         .find(|g| g.name == group && g.version == version);

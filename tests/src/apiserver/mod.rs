@@ -667,7 +667,9 @@ fn stored_target(inner: &Inner, info: &RequestInfo) -> Option<Target> {
         name: attrs.name.clone(),
         status: attrs.subresource == "status",
     };
-    if target.kind.resource == "configmaps" && !(attrs.verb == "get" && inner.store.contains(&target)) {
+    if target.kind.resource == "configmaps"
+        && !(attrs.verb == "get" && inner.store.contains(&target))
+    {
         return None;
     }
     Some(target)

@@ -508,7 +508,13 @@ impl ObjectStore {
                     name: key.2,
                     status: false,
                 };
-                self.record(&mut state, &instance_target, EventType::Deleted, None, instance);
+                self.record(
+                    &mut state,
+                    &instance_target,
+                    EventType::Deleted,
+                    None,
+                    instance,
+                );
             }
         }
         state.rv += 1;
@@ -673,7 +679,10 @@ pub(crate) fn handle(
         }
         "watch" => {
             let query = StoreQuery::parse(query)?;
-            let from = query.resource_version.as_deref().and_then(|v| v.parse().ok());
+            let from = query
+                .resource_version
+                .as_deref()
+                .and_then(|v| v.parse().ok());
             Ok(store.watch(target, from, query.filter()?, render))
         }
         "create" => Ok(json_response(

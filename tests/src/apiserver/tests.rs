@@ -1959,7 +1959,9 @@ async fn a_crd_created_at_runtime_is_discovered_and_its_objects_listed_and_watch
         .await;
     assert_eq!(item_names(&named.json()), ["w2"]);
     assert_eq!(
-        http.get(&format!("{path}?labelSelector=%3D%3D")).await.status,
+        http.get(&format!("{path}?labelSelector=%3D%3D"))
+            .await
+            .status,
         StatusCode::BAD_REQUEST
     );
 
@@ -1969,11 +1971,17 @@ async fn a_crd_created_at_runtime_is_discovered_and_its_objects_listed_and_watch
         http.open(Method::GET, &watch_path, Some(ADMIN), &[], None)
             .await,
     );
-    assert_eq!(gold_watch.next_change().await["object"]["metadata"]["name"], "w1");
+    assert_eq!(
+        gold_watch.next_change().await["object"]["metadata"]["name"],
+        "w1"
+    );
     server.put_object(widget("w1", "bronze"));
     let left = gold_watch.next_change().await;
     assert_eq!(
-        (left["type"].as_str(), left["object"]["metadata"]["name"].as_str()),
+        (
+            left["type"].as_str(),
+            left["object"]["metadata"]["name"].as_str()
+        ),
         (Some("DELETED"), Some("w1"))
     );
 
@@ -2013,7 +2021,11 @@ async fn a_crd_created_at_runtime_is_discovered_and_its_objects_listed_and_watch
 #[tokio::test]
 async fn services_are_stored_listed_by_label_and_watched_as_metadata() {
     let (_cluster, server, http) = start(ApiServerConfig::default()).await;
-    for (ns, name, app) in [("ns-0", "web", "web"), ("ns-0", "db", "db"), ("ns-1", "web", "web")] {
+    for (ns, name, app) in [
+        ("ns-0", "web", "web"),
+        ("ns-0", "db", "db"),
+        ("ns-1", "web", "web"),
+    ] {
         server.put_object(json!({
             "apiVersion": "v1",
             "kind": "Service",
@@ -2029,7 +2041,10 @@ async fn services_are_stored_listed_by_label_and_watched_as_metadata() {
         .await
         .json();
     assert_eq!(item_names(&web), ["web"]);
-    let one = http.get("/api/v1/namespaces/ns-1/services/web").await.json();
+    let one = http
+        .get("/api/v1/namespaces/ns-1/services/web")
+        .await
+        .json();
     assert_eq!(one["spec"]["ports"][0]["port"], 80);
 
     let dir = tempfile::tempdir().unwrap();
