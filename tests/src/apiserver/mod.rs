@@ -9,7 +9,12 @@
 //!   `limit` / `continue` pagination, resource versions, bookmarks, streaming lists
 //!   (`sendInitialEvents`), and `410 Gone` for versions older than its bounded replay log;
 //! - bearer-token authentication, `TokenReview` and `SubjectAccessReview`;
-//! - the REST mapping of the deploy manifests' other kinds (ServiceAccount, Service, RBAC,
+//! - stored objects written by clients and tests (`store`): Services, ConfigMaps, Secrets,
+//!   Leases, Events, `MetricsPlugin`s and CustomResourceDefinitions, whose groups, versions and
+//!   resources appear in discovery at once and whose custom objects are stored and served in
+//!   turn (`crds`); list and watch with label and field selectors, and metadata-only answers
+//!   (`PartialObjectMetadata(List)`) when `Accept` asks for them;
+//! - the REST mapping of the deploy manifests' other kinds (ServiceAccount, RBAC,
 //!   PodDisruptionBudget, APIService) in discovery, with no objects of them (a GET is 404), so
 //!   `kubectl apply --dry-run=client` works against it;
 //! - APIService proxying: the caller is authenticated and authorized, then the request goes to

@@ -1,6 +1,9 @@
 //! Objects the fake stores as written by clients, unlike the simulated cluster's: `MetricsPlugin`
 //! custom resources (with a status subresource), `coordination.k8s.io/v1` Leases,
-//! `events.k8s.io/v1` Events, and core ConfigMaps and Secrets put there by tests.
+//! `events.k8s.io/v1` Events, core ConfigMaps, Secrets and Services put there by tests,
+//! CustomResourceDefinitions, and the objects of the resources those define (`crds`). Reads
+//! honour `labelSelector` and `fieldSelector` (`metadata.name`, `metadata.namespace`) and answer
+//! `PartialObjectMetadata(List)` to metadata-only clients.
 //!
 //! It keeps kube-apiserver's write protocol: `create` refuses an existing name (409
 //! AlreadyExists); `update` needs the object's current `metadata.resourceVersion` (422 without
