@@ -69,6 +69,8 @@ pub struct Gateway {
     pub discovery: Arc<Discovery>,
     /// Metadata watches of the resources plugins' custom metrics describe.
     pub objects: Arc<ObjectWatches>,
+    /// The Kubernetes client (discovery refreshes on demand).
+    client: KubeClient,
     /// Self-metrics.
     pub telemetry: Telemetry,
     /// Plugins not running after loading, with the reason (those that failed only in
@@ -83,6 +85,15 @@ pub struct Gateway {
     /// Background tasks of the API (CA bundle watch, certificate reload), aborted on shutdown.
     api_tasks: Vec<tokio::task::JoinHandle<()>>,
     collection: Option<CollectionRuntime>,
+}
+
+/// The Kubernetes client, which has no `Debug` of its own.
+struct KubeClient(kube::Client);
+
+impl std::fmt::Debug for KubeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("kube::Client")
+    }
 }
 
 /// The collection runtime; stopped without blocking when dropped (also from async code).
@@ -268,6 +279,7 @@ impl Gateway {
             cluster,
             discovery,
             objects,
+            client: KubeClient(client),
             telemetry,
             plugin_errors,
             reload,
@@ -277,6 +289,12 @@ impl Gateway {
             api_tasks,
             collection,
         })
+    }
+
+    /// Reads the cluster's API discovery now (besides every `kubernetes.discovery_refresh_secs`);
+    /// the next cycle hands a changed table to the plugins.
+    pub async fn refresh_discovery(&self) {
+        self.discovery.refresh(&self.client.0).await;
     }
 
     /// Stops collecting and watching, and shuts the server down gracefully.

@@ -914,6 +914,35 @@ fn builtin_role(kind: &str, name: &str) -> Option<Vec<PolicyRule>> {
     }
 }
 
+impl Manifests {
+    /// A ClusterRole's rules; for an aggregated one, as the clusterrole-aggregation controller
+    /// fills them: the rules of every ClusterRole of the manifests its selectors match.
+    fn effective_rules(&self, role: &ClusterRole) -> Vec<PolicyRule> {
+        let Some(aggregation) = &role.aggregation_rule else {
+            return role.rules.clone().unwrap_or_default();
+        };
+        let selectors = aggregation
+            .cluster_role_selectors
+            .clone()
+            .unwrap_or_default();
+        let selected = |r: &ClusterRole| {
+            let labels = r.metadata.labels.clone().unwrap_or_default();
+            selectors.iter().any(|s| {
+                assert!(s.match_expressions.is_none(), "matchLabels only");
+                s.match_labels
+                    .iter()
+                    .flatten()
+                    .all(|(k, v)| labels.get(k) == Some(v))
+            })
+        };
+        self.cluster_roles
+            .iter()
+            .filter(|r| r.aggregation_rule.is_none() && selected(r))
+            .flat_map(|r| r.rules.clone().unwrap_or_default())
+            .collect()
+    }
+}
+
 impl Rbac {
     /// What the manifests grant `subject` (a ServiceAccount).
     fn for_subject(m: &Manifests, subject: &Subject) -> Rbac {
@@ -928,7 +957,7 @@ impl Rbac {
                 .iter()
                 .find(|r| kind == "ClusterRole" && r.metadata.name.as_deref() == Some(name));
             if let Some(role) = own {
-                return role.rules.clone().unwrap_or_default();
+                return m.effective_rules(role);
             }
             builtin_role(kind, name)
                 .unwrap_or_else(|| panic!("{kind} {name} is neither in the manifests nor built in"))
@@ -1142,6 +1171,71 @@ async fn run_shipped_config(spec: ClusterSpec, plugins: Vec<RigPlugin>, authoriz
         );
     }
     rig.shutdown().await;
+}
+
+/// What the shipped RBAC grants the gateway's ServiceAccount, with `extra` objects added to the
+/// manifests.
+fn gateway_rbac(extra: &[Value]) -> Rbac {
+    let mut objects = base().objects.clone();
+    objects.extend_from_slice(extra);
+    let m = Manifests::from_objects(objects);
+    let account = Subject {
+        kind: "ServiceAccount".into(),
+        name: m.service_account.metadata.name.clone().unwrap(),
+        namespace: m.service_account.metadata.namespace.clone(),
+        api_group: None,
+    };
+    Rbac::for_subject(&m, &account)
+}
+
+fn lists_and_watches(rbac: &Rbac, group: &str, resource: &str) -> bool {
+    ["list", "watch"].iter().all(|verb| {
+        rbac.allows(&ResourceAttributes {
+            verb: (*verb).into(),
+            group: group.into(),
+            resource: resource.into(),
+            ..ResourceAttributes::default()
+        })
+    })
+}
+
+#[test]
+fn described_resources_are_granted_through_an_aggregated_role_users_extend() {
+    let rbac = gateway_rbac(&[]);
+    for (group, resource) in [
+        ("", "services"),
+        ("", "persistentvolumeclaims"),
+        ("apps", "deployments"),
+        ("apps", "statefulsets"),
+        ("apps", "daemonsets"),
+        ("batch", "jobs"),
+        ("batch", "cronjobs"),
+        ("networking.k8s.io", "ingresses"),
+    ] {
+        assert!(
+            lists_and_watches(&rbac, group, resource),
+            "the gateway cannot watch {resource} in {group:?}"
+        );
+    }
+    assert!(!lists_and_watches(&rbac, "", "secrets"), "no Secrets");
+    assert!(!lists_and_watches(&rbac, "example.com", "widgets"));
+    // A custom resource: one labelled ClusterRole, as docs/PLUGINS.md shows.
+    let user_role = serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {
+            "name": "metrics-gateway:widgets",
+            "labels": {"metrics-gateway.io/aggregate-to-gateway": "true"},
+        },
+        "rules": [{
+            "apiGroups": ["example.com"],
+            "resources": ["widgets"],
+            "verbs": ["list", "watch"],
+        }],
+    });
+    let rbac = gateway_rbac(&[user_role]);
+    assert!(lists_and_watches(&rbac, "example.com", "widgets"));
+    assert!(!lists_and_watches(&rbac, "example.com", "gadgets"));
 }
 
 #[test]

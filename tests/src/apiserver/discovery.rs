@@ -1,8 +1,10 @@
 //! Version and legacy (non-aggregated) discovery documents: `/version`, `/api`, `/api/v1`,
-//! `/apis`, `/apis/{group}` and the built-in groups' `/apis/{group}/{version}`.
+//! `/apis`, `/apis/{group}` and `/apis/{group}/{version}` of the built-in groups and of the
+//! groups the stored CRDs define (read on every request, so a CRD shows at once).
 
 use serde_json::{Value, json};
 
+use super::crds::{CRD_GROUP, CRD_GROUP_PRIORITY, CustomResource, version_priority};
 use super::objects::Kind;
 use super::proxy::Aggregator;
 use super::store::STORED;
@@ -56,24 +58,22 @@ impl MappedOnly {
 }
 
 /// Core (`v1`) kinds that are only mapped.
-const CORE_MAPPED: [MappedOnly; 2] = [
-    MappedOnly::new("serviceaccounts", "serviceaccount", "ServiceAccount", true),
-    MappedOnly::new("services", "service", "Service", true),
-];
+const CORE_MAPPED: [MappedOnly; 1] = [MappedOnly::new(
+    "serviceaccounts",
+    "serviceaccount",
+    "ServiceAccount",
+    true,
+)];
 
 const BUILTIN_GROUPS: [BuiltinGroup; 7] = [
+    // CustomResourceDefinitions are stored.
     BuiltinGroup {
-        name: "apiextensions.k8s.io",
+        name: CRD_GROUP,
         version: "v1",
         priority: 16700,
         resources: &[],
         kinds: &[],
-        mapped: &[MappedOnly::new(
-            "customresourcedefinitions",
-            "customresourcedefinition",
-            "CustomResourceDefinition",
-            false,
-        )],
+        mapped: &[],
     },
     BuiltinGroup {
         name: "apiregistration.k8s.io",
@@ -205,9 +205,12 @@ fn group_json(name: &str, versions: &[String]) -> Value {
     group
 }
 
-/// Every group: built-in and aggregated, highest group priority first (then by name), each
-/// with its versions in preference order.
-fn all_groups(aggregator: &Aggregator) -> Vec<(String, u32, Vec<String>)> {
+/// Every group: built-in, CRD-defined and aggregated, highest group priority first (then by
+/// name), each with its versions in preference order.
+fn all_groups(
+    aggregator: &Aggregator,
+    customs: &[CustomResource],
+) -> Vec<(String, u32, Vec<String>)> {
     let mut groups: Vec<(String, u32, Vec<String>)> = BUILTIN_GROUPS
         .iter()
         .map(|g| (g.name.to_string(), g.priority, vec![g.version.to_string()]))
@@ -217,19 +220,36 @@ fn all_groups(aggregator: &Aggregator) -> Vec<(String, u32, Vec<String>)> {
             groups.push((kind.group.to_string(), 1000, vec![kind.version.to_string()]));
         }
     }
+    for custom in customs {
+        let index = match groups.iter().position(|g| g.0 == custom.group) {
+            Some(i) => i,
+            None => {
+                groups.push((custom.group.clone(), CRD_GROUP_PRIORITY, Vec::new()));
+                groups.len() - 1
+            }
+        };
+        let versions = &mut groups[index].2;
+        for version in custom.versions() {
+            if !versions.iter().any(|v| v == version) {
+                versions.push(version.to_string());
+            }
+        }
+        versions.sort_by(|a, b| version_priority(a, b));
+    }
     for group in aggregator.groups() {
         match groups.iter_mut().find(|g| g.0 == group.0) {
             Some(existing) => *existing = group,
             None => groups.push(group),
         }
     }
+    groups.retain(|g| !g.2.is_empty());
     groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     groups
 }
 
 /// `GET /apis`: the legacy `APIGroupList`.
-pub(crate) fn group_list(aggregator: &Aggregator) -> Value {
-    let groups: Vec<Value> = all_groups(aggregator)
+pub(crate) fn group_list(aggregator: &Aggregator, customs: &[CustomResource]) -> Value {
+    let groups: Vec<Value> = all_groups(aggregator, customs)
         .iter()
         .map(|(name, _, versions)| group_json(name, versions))
         .collect();
@@ -237,8 +257,12 @@ pub(crate) fn group_list(aggregator: &Aggregator) -> Value {
 }
 
 /// `GET /apis/{group}`, served by the aggregator itself for every group it knows.
-pub(crate) fn group(aggregator: &Aggregator, name: &str) -> Option<Value> {
-    let groups = all_groups(aggregator);
+pub(crate) fn group(
+    aggregator: &Aggregator,
+    customs: &[CustomResource],
+    name: &str,
+) -> Option<Value> {
+    let groups = all_groups(aggregator, customs);
     let (name, _, versions) = groups.iter().find(|g| g.0 == name)?;
     let mut doc = group_json(name, versions);
     doc["kind"] = json!("APIGroup");
@@ -246,39 +270,45 @@ pub(crate) fn group(aggregator: &Aggregator, name: &str) -> Option<Value> {
     Some(doc)
 }
 
-/// `GET /apis/{group}/{version}` of a built-in group.
-pub(crate) fn builtin_resources(group: &str, version: &str) -> Option<Value> {
-    let Some(g) = BUILTIN_GROUPS
+/// `GET /apis/{group}/{version}` of a built-in or CRD-defined group version.
+pub(crate) fn group_resources(
+    customs: &[CustomResource],
+    group: &str,
+    version: &str,
+) -> Option<Value> {
+    let builtin = BUILTIN_GROUPS
         .iter()
-        .find(|g| g.name == group && g.version == version)
-    else {
-        let resources: Vec<Value> = STORED
-            .iter()
-            .filter(|k| !k.group.is_empty() && k.group == group && k.version == version)
-            .map(|k| k.api_resource())
-            .collect();
-        return (!resources.is_empty()).then(|| {
-            json!({
-                "kind": "APIResourceList",
-                "apiVersion": "v1",
-                "groupVersion": format!("{group}/{version}"),
-                "resources": resources,
-            })
-        });
-    };
-    let resources: Vec<Value> = g
-        .kinds
-        .iter()
-        .map(|k| k.api_resource())
-        .chain(g.resources.iter().map(|(name, singular, kind)| {
-            json!({ "name": name, "singularName": singular, "namespaced": false, "kind": kind, "verbs": ["create"] })
-        }))
-        .chain(g.mapped.iter().map(MappedOnly::api_resource))
+        .find(|g| g.name == group && g.version == version);
+    let resources: Vec<Value> = builtin
+        .into_iter()
+        .flat_map(|g| {
+            g.kinds
+                .iter()
+                .map(|k| k.api_resource())
+                .chain(g.resources.iter().map(|(name, singular, kind)| {
+                    json!({ "name": name, "singularName": singular, "namespaced": false, "kind": kind, "verbs": ["create"] })
+                }))
+                .chain(g.mapped.iter().map(MappedOnly::api_resource))
+        })
+        .chain(
+            STORED
+                .iter()
+                .filter(|k| !k.group.is_empty() && k.group == group && k.version == version)
+                .map(|k| k.api_resource()),
+        )
+        .chain(
+            customs
+                .iter()
+                .filter(|c| c.group == group)
+                .flat_map(|c| c.api_resources(version)),
+        )
         .collect();
-    Some(json!({
-        "kind": "APIResourceList",
-        "apiVersion": "v1",
-        "groupVersion": format!("{group}/{version}"),
-        "resources": resources,
-    }))
+    (builtin.is_some() || !resources.is_empty()).then(|| {
+        json!({
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": format!("{group}/{version}"),
+            "resources": resources,
+        })
+    })
 }

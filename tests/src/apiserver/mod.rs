@@ -9,7 +9,12 @@
 //!   `limit` / `continue` pagination, resource versions, bookmarks, streaming lists
 //!   (`sendInitialEvents`), and `410 Gone` for versions older than its bounded replay log;
 //! - bearer-token authentication, `TokenReview` and `SubjectAccessReview`;
-//! - the REST mapping of the deploy manifests' other kinds (ServiceAccount, Service, RBAC,
+//! - stored objects written by clients and tests (`store`): Services, ConfigMaps, Secrets,
+//!   Leases, Events, `MetricsPlugin`s and CustomResourceDefinitions, whose groups, versions and
+//!   resources appear in discovery at once and whose custom objects are stored and served in
+//!   turn (`crds`); list and watch with label and field selectors, and metadata-only answers
+//!   (`PartialObjectMetadata(List)`) when `Accept` asks for them;
+//! - the REST mapping of the deploy manifests' other kinds (ServiceAccount, RBAC,
 //!   PodDisruptionBudget, APIService) in discovery, with no objects of them (a GET is 404), so
 //!   `kubectl apply --dry-run=client` works against it;
 //! - APIService proxying: the caller is authenticated and authorized, then the request goes to
@@ -32,6 +37,7 @@
 //! the proxy cannot reach gives a plain-text 503, as kube-aggregator's `http.Error` does.
 
 mod auth;
+mod crds;
 mod discovery;
 mod objects;
 mod proxy;
@@ -72,6 +78,7 @@ pub use auth::{
     CREDENTIAL_ID_EXTRA, NonResourceAttributes, ResourceAttributes, SubjectAccessReviewSpec,
     UserInfo,
 };
+pub use crds::custom_resource_definition;
 pub use rbac::hpa_controller_allows;
 
 use auth::{RequestInfo, Subject, bearer_token};
@@ -401,14 +408,20 @@ impl FakeApiServer {
 
     /// Every stored object of a kind (in every namespace).
     pub fn objects(&self, api_version: &str, kind: &str) -> Vec<Value> {
-        let kind = store::stored_kind_of(api_version, kind)
+        let kind = self
+            .inner
+            .store
+            .kind_of(api_version, kind)
             .unwrap_or_else(|| panic!("the fake does not store {api_version} {kind}"));
-        let list = self.inner.store.list(&Target {
-            kind,
-            namespace: String::new(),
-            name: String::new(),
-            status: false,
-        });
+        let list = self.inner.store.list(
+            &Target {
+                kind,
+                namespace: String::new(),
+                name: String::new(),
+                status: false,
+            },
+            &selectors::Filter::default(),
+        );
         list["items"].as_array().cloned().unwrap_or_default()
     }
 
@@ -433,16 +446,20 @@ impl FakeApiServer {
             object["apiVersion"].as_str().unwrap_or_default(),
             object["kind"].as_str().unwrap_or_default(),
         );
-        let kind = store::stored_kind_of(api_version, kind)
+        let kind = self
+            .inner
+            .store
+            .kind_of(api_version, kind)
             .unwrap_or_else(|| panic!("the fake does not store {api_version} {kind}"));
         let meta = &object["metadata"];
+        let namespace = if kind.namespaced {
+            meta["namespace"].as_str().unwrap_or("default").to_string()
+        } else {
+            String::new()
+        };
         Target {
             kind,
-            namespace: if kind.namespaced {
-                meta["namespace"].as_str().unwrap_or("default").to_string()
-            } else {
-                String::new()
-            },
+            namespace,
             name: meta["name"].as_str().unwrap_or_default().to_string(),
             status: false,
         }
@@ -564,6 +581,7 @@ async fn route(inner: &Inner, req: Request<Incoming>, path: &str, remote: Socket
     }
     let method = req.method().clone();
     if let Some(target) = stored_target(inner, &info) {
+        let metadata_only = resources::wants_metadata_only(req.headers());
         let body = match method {
             Method::POST | Method::PUT | Method::PATCH => {
                 let bytes = read_body(req).await?;
@@ -579,7 +597,15 @@ async fn route(inner: &Inner, req: Request<Incoming>, path: &str, remote: Socket
             .map(|a| a.verb.as_str())
             .unwrap_or_default();
         let now = inner.cluster.clock.now_ms();
-        return store::handle(&inner.store, &target, verb, &query, body, now);
+        return store::handle(
+            &inner.store,
+            &target,
+            verb,
+            &query,
+            body,
+            now,
+            metadata_only,
+        );
     }
     let ok = |v: Value| Ok(json_response(StatusCode::OK, &v));
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -587,11 +613,18 @@ async fn route(inner: &Inner, req: Request<Incoming>, path: &str, remote: Socket
         (&Method::GET, ["version"]) => ok(discovery::version()),
         (&Method::GET, ["api"]) => ok(discovery::core_versions(&inner.addr.to_string())),
         (&Method::GET, ["api", "v1"]) => ok(discovery::core_resources()),
-        (&Method::GET, ["apis"]) => ok(discovery::group_list(&inner.aggregator)),
-        (&Method::GET, ["apis", group]) => discovery::group(&inner.aggregator, group)
-            .map_or_else(|| Err(ApiError::no_such_path()), ok),
-        (&Method::GET, ["apis", group, version]) => discovery::builtin_resources(group, version)
-            .map_or_else(|| Err(ApiError::no_such_path()), ok),
+        (&Method::GET, ["apis"]) => ok(discovery::group_list(
+            &inner.aggregator,
+            &inner.store.custom_resources(),
+        )),
+        (&Method::GET, ["apis", group]) => {
+            discovery::group(&inner.aggregator, &inner.store.custom_resources(), group)
+                .map_or_else(|| Err(ApiError::no_such_path()), ok)
+        }
+        (&Method::GET, ["apis", group, version]) => {
+            discovery::group_resources(&inner.store.custom_resources(), group, version)
+                .map_or_else(|| Err(ApiError::no_such_path()), ok)
+        }
         (&Method::POST, ["apis", "authentication.k8s.io", "v1", "tokenreviews"]) => {
             let body = read_body(req).await?;
             ok(auth::token_review(&body, |t| inner.lookup_token(t))?)
@@ -625,7 +658,9 @@ async fn route(inner: &Inner, req: Request<Incoming>, path: &str, remote: Socket
 /// (the simulated cluster serves the rest).
 fn stored_target(inner: &Inner, info: &RequestInfo) -> Option<Target> {
     let attrs = info.resource.as_ref()?;
-    let kind = store::stored_kind(&attrs.group, &attrs.version, &attrs.resource)?;
+    let kind = inner
+        .store
+        .kind(&attrs.group, &attrs.version, &attrs.resource)?;
     if !matches!(attrs.subresource.as_str(), "" | "status")
         || (attrs.subresource == "status" && !kind.status_subresource)
     {
@@ -637,7 +672,9 @@ fn stored_target(inner: &Inner, info: &RequestInfo) -> Option<Target> {
         name: attrs.name.clone(),
         status: attrs.subresource == "status",
     };
-    if kind.resource == "configmaps" && !(attrs.verb == "get" && inner.store.contains(&target)) {
+    if target.kind.resource == "configmaps"
+        && !(attrs.verb == "get" && inner.store.contains(&target))
+    {
         return None;
     }
     Some(target)

@@ -1,6 +1,9 @@
 //! Objects the fake stores as written by clients, unlike the simulated cluster's: `MetricsPlugin`
 //! custom resources (with a status subresource), `coordination.k8s.io/v1` Leases,
-//! `events.k8s.io/v1` Events, and core ConfigMaps and Secrets put there by tests.
+//! `events.k8s.io/v1` Events, core ConfigMaps, Secrets and Services put there by tests,
+//! CustomResourceDefinitions, and the objects of the resources those define (`crds`). Reads
+//! honour `labelSelector` and `fieldSelector` (`metadata.name`, `metadata.namespace`) and answer
+//! `PartialObjectMetadata(List)` to metadata-only clients.
 //!
 //! It keeps kube-apiserver's write protocol: `create` refuses an existing name (409
 //! AlreadyExists); `update` needs the object's current `metadata.resourceVersion` (422 without
@@ -11,6 +14,7 @@
 //! version and `watch` replays changes after a given one (older than the replay log: an
 //! `ERROR` event with 410 Expired, as kube-apiserver's watch cache answers), then follows.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,28 +28,61 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use super::auth::uuid_like;
-use super::objects::rfc3339;
+use super::crds::{self, CRD_GROUP, CRD_RESOURCE, CustomResource};
+use super::objects::{META_API_VERSION, partial_metadata, rfc3339};
+use super::selectors::{Attrs, FieldSelector, Filter, LabelSelector};
 use super::status::{ApiError, ApiResult, json_response};
-use super::watch::{error_line, event_line};
+use super::watch::{EventType, error_line, event_line, seen_as};
 
-/// A kind the store holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A kind the store holds: built in ([`STORED`]) or defined by a stored CRD.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StoredKind {
-    pub(crate) group: &'static str,
-    pub(crate) version: &'static str,
-    pub(crate) resource: &'static str,
-    pub(crate) kind: &'static str,
+    pub(crate) group: Cow<'static, str>,
+    pub(crate) version: Cow<'static, str>,
+    pub(crate) resource: Cow<'static, str>,
+    pub(crate) kind: Cow<'static, str>,
     pub(crate) namespaced: bool,
     pub(crate) status_subresource: bool,
 }
 
 impl StoredKind {
-    fn api_version(&self) -> String {
+    const fn builtin(
+        group: &'static str,
+        version: &'static str,
+        resource: &'static str,
+        kind: &'static str,
+        namespaced: bool,
+        status_subresource: bool,
+    ) -> StoredKind {
+        StoredKind {
+            group: Cow::Borrowed(group),
+            version: Cow::Borrowed(version),
+            resource: Cow::Borrowed(resource),
+            kind: Cow::Borrowed(kind),
+            namespaced,
+            status_subresource,
+        }
+    }
+
+    pub(crate) fn api_version(&self) -> String {
         if self.group.is_empty() {
             self.version.to_string()
         } else {
             format!("{}/{}", self.group, self.version)
         }
+    }
+
+    /// `plural(.group)`: what objects are keyed by, whatever the version.
+    fn qualified(&self) -> String {
+        if self.group.is_empty() {
+            self.resource.to_string()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
+    }
+
+    fn is_crd(&self) -> bool {
+        self.group == CRD_GROUP && self.resource == CRD_RESOURCE
     }
 
     /// The discovery entry.
@@ -60,74 +97,45 @@ impl StoredKind {
     }
 }
 
-/// Every kind the store holds.
-pub(crate) const STORED: [StoredKind; 5] = [
-    StoredKind {
-        group: "metrics-gateway.io",
-        version: "v1alpha1",
-        resource: "metricsplugins",
-        kind: "MetricsPlugin",
-        namespaced: false,
-        status_subresource: true,
-    },
-    StoredKind {
-        group: "coordination.k8s.io",
-        version: "v1",
-        resource: "leases",
-        kind: "Lease",
-        namespaced: true,
-        status_subresource: false,
-    },
-    StoredKind {
-        group: "events.k8s.io",
-        version: "v1",
-        resource: "events",
-        kind: "Event",
-        namespaced: true,
-        status_subresource: false,
-    },
-    StoredKind {
-        group: "",
-        version: "v1",
-        resource: "configmaps",
-        kind: "ConfigMap",
-        namespaced: true,
-        status_subresource: false,
-    },
-    StoredKind {
-        group: "",
-        version: "v1",
-        resource: "secrets",
-        kind: "Secret",
-        namespaced: true,
-        status_subresource: false,
-    },
+/// Every built-in kind the store holds.
+pub(crate) const STORED: [StoredKind; 7] = [
+    StoredKind::builtin(
+        "metrics-gateway.io",
+        "v1alpha1",
+        "metricsplugins",
+        "MetricsPlugin",
+        false,
+        true,
+    ),
+    StoredKind::builtin("coordination.k8s.io", "v1", "leases", "Lease", true, false),
+    StoredKind::builtin("events.k8s.io", "v1", "events", "Event", true, false),
+    StoredKind::builtin("", "v1", "configmaps", "ConfigMap", true, false),
+    StoredKind::builtin("", "v1", "secrets", "Secret", true, false),
+    StoredKind::builtin("", "v1", "services", "Service", true, false),
+    StoredKind::builtin(
+        CRD_GROUP,
+        "v1",
+        CRD_RESOURCE,
+        "CustomResourceDefinition",
+        false,
+        true,
+    ),
 ];
 
-/// The stored kind of `group`/`resource`.
-pub(crate) fn stored_kind(group: &str, version: &str, resource: &str) -> Option<StoredKind> {
-    STORED
-        .iter()
-        .find(|k| k.group == group && k.version == version && k.resource == resource)
-        .copied()
-}
-
-/// The stored kind of `apiVersion` and `kind`.
-pub(crate) fn stored_kind_of(api_version: &str, kind: &str) -> Option<StoredKind> {
-    STORED
-        .iter()
-        .find(|k| k.api_version() == api_version && k.kind == kind)
-        .copied()
-}
-
-type Key = (&'static str, String, String);
+/// `(plural(.group), namespace, name)`.
+type Key = (String, String, String);
 
 #[derive(Debug, Clone)]
 struct Change {
     rv: u64,
-    resource: &'static str,
+    /// `plural(.group)`.
+    resource: String,
     namespace: String,
-    type_: &'static str,
+    event: EventType,
+    /// What selectors see of the object after the change (before it, for a deletion).
+    attrs: Attrs,
+    /// What they saw before a modification.
+    old: Option<Attrs>,
     object: Value,
 }
 
@@ -163,10 +171,26 @@ pub(crate) struct Target {
 impl Target {
     fn key(&self) -> Key {
         (
-            self.kind.resource,
+            self.kind.qualified(),
             self.namespace.clone(),
             self.name.clone(),
         )
+    }
+}
+
+/// What selectors look at of a stored object.
+fn attrs_of(object: &Value) -> Attrs {
+    let meta = &object["metadata"];
+    Attrs {
+        namespace: meta["namespace"].as_str().unwrap_or_default().to_string(),
+        name: meta["name"].as_str().unwrap_or_default().to_string(),
+        labels: meta["labels"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect(),
+        fields: Vec::new(),
     }
 }
 
@@ -203,21 +227,77 @@ impl ObjectStore {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The resources the stored CRDs define (those naming a built-in kind's resource are
+    /// left out, as kube-apiserver refuses them), by CRD name.
+    pub(crate) fn custom_resources(&self) -> Vec<CustomResource> {
+        let crds = STORED[6].qualified();
+        self.lock()
+            .objects
+            .iter()
+            .filter(|((r, _, _), _)| *r == crds)
+            .filter_map(|(_, crd)| CustomResource::of(crd))
+            .filter(|c| {
+                !STORED
+                    .iter()
+                    .any(|k| k.group == c.group && k.resource == c.plural)
+            })
+            .collect()
+    }
+
+    /// The kind stored at `group`/`version`/`resource`: built in, or a served version of a
+    /// stored CRD's resource.
+    pub(crate) fn kind(&self, group: &str, version: &str, resource: &str) -> Option<StoredKind> {
+        STORED
+            .iter()
+            .find(|k| k.group == group && k.version == version && k.resource == resource)
+            .cloned()
+            .or_else(|| {
+                self.custom_resources()
+                    .iter()
+                    .find(|c| c.group == group && c.plural == resource)?
+                    .kind_at(version)
+            })
+    }
+
+    /// The kind of objects with `apiVersion` and `kind`.
+    pub(crate) fn kind_of(&self, api_version: &str, kind: &str) -> Option<StoredKind> {
+        STORED
+            .iter()
+            .find(|k| k.api_version() == api_version && k.kind == kind)
+            .cloned()
+            .or_else(|| {
+                let (group, version) = api_version.split_once('/')?;
+                self.custom_resources()
+                    .iter()
+                    .filter_map(|c| c.kind_at(version))
+                    .find(|k| k.group == group && k.kind == kind)
+            })
+    }
+
     /// Whether the object exists.
     pub(crate) fn contains(&self, target: &Target) -> bool {
         self.lock().objects.contains_key(&target.key())
     }
 
     fn not_found(target: &Target) -> ApiError {
-        ApiError::not_found(target.kind.group, target.kind.resource, &target.name)
+        ApiError::not_found(&target.kind.group, &target.kind.resource, &target.name)
     }
 
-    fn record(&self, state: &mut State, target: &Target, type_: &'static str, object: Value) {
+    fn record(
+        &self,
+        state: &mut State,
+        target: &Target,
+        event: EventType,
+        old: Option<Attrs>,
+        object: Value,
+    ) {
         let change = Change {
             rv: state.rv,
-            resource: target.kind.resource,
+            resource: target.kind.qualified(),
             namespace: target.namespace.clone(),
-            type_,
+            event,
+            attrs: attrs_of(&object),
+            old,
             object,
         };
         state.log.push_back(change.clone());
@@ -239,15 +319,18 @@ impl ObjectStore {
             .ok_or_else(|| Self::not_found(target))
     }
 
-    /// `GET` of the collection (in `target.namespace`, or everywhere when empty).
-    pub(crate) fn list(&self, target: &Target) -> Value {
+    /// `GET` of the collection (in `target.namespace`, or everywhere when empty), the objects
+    /// `filter` selects.
+    pub(crate) fn list(&self, target: &Target, filter: &Filter) -> Value {
         let state = self.lock();
+        let resource = target.kind.qualified();
         let items: Vec<Value> = state
             .objects
             .iter()
-            .filter(|((r, ns, _), _)| {
-                *r == target.kind.resource
+            .filter(|((r, ns, _), o)| {
+                *r == resource
                     && (target.namespace.is_empty() || *ns == target.namespace)
+                    && filter.matches(&attrs_of(o))
             })
             .map(|(_, o)| o.clone())
             .collect();
@@ -272,10 +355,15 @@ impl ObjectStore {
             .to_string();
         if name.is_empty() {
             return Err(ApiError::invalid(
-                target.kind.kind,
+                &target.kind.kind,
                 "",
                 "metadata.name: Required value: name is required",
             ));
+        }
+        if target.kind.is_crd()
+            && let Some(why) = crds::invalid(&object)
+        {
+            return Err(ApiError::invalid(&target.kind.kind, &name, &why));
         }
         let target = Target {
             name: name.clone(),
@@ -284,8 +372,8 @@ impl ObjectStore {
         let mut state = self.lock();
         if state.objects.contains_key(&target.key()) {
             return Err(ApiError::already_exists(
-                target.kind.group,
-                target.kind.resource,
+                &target.kind.group,
+                &target.kind.resource,
                 &name,
             ));
         }
@@ -308,8 +396,12 @@ impl ObjectStore {
                 o.remove("status");
             }
         }
+        if target.kind.is_crd() {
+            // The apiextensions controllers accept the names and establish it at once.
+            object["status"] = crds::established_status(&object, now_ms);
+        }
         state.objects.insert(target.key(), object.clone());
-        self.record(&mut state, &target, "ADDED", object.clone());
+        self.record(&mut state, &target, EventType::Added, None, object.clone());
         Ok(object)
     }
 
@@ -328,15 +420,15 @@ impl ObjectStore {
         match body["metadata"]["resourceVersion"].as_str() {
             Some(rv) if rv != current_rv => {
                 return Err(ApiError::conflict(
-                    target.kind.group,
-                    target.kind.resource,
+                    &target.kind.group,
+                    &target.kind.resource,
                     &target.name,
                     "the object has been modified; please apply your changes to the latest version and try again",
                 ));
             }
             None if replace => {
                 return Err(ApiError::invalid(
-                    target.kind.kind,
+                    &target.kind.kind,
                     &target.name,
                     "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
                 ));
@@ -384,32 +476,78 @@ impl ObjectStore {
         state.rv += 1;
         next["metadata"]["resourceVersion"] = json!(state.rv.to_string());
         state.objects.insert(target.key(), next.clone());
-        self.record(&mut state, target, "MODIFIED", next.clone());
+        let old = Some(attrs_of(&current));
+        self.record(&mut state, target, EventType::Modified, old, next.clone());
         Ok(next)
     }
 
-    /// `DELETE` of an object; returns it as it was.
+    /// `DELETE` of an object; returns it as it was. Deleting a CRD deletes its objects.
     pub(crate) fn delete(&self, target: &Target) -> ApiResult<Value> {
         let mut state = self.lock();
         let mut object = state
             .objects
             .remove(&target.key())
             .ok_or_else(|| Self::not_found(target))?;
+        if target.kind.is_crd()
+            && let Some(custom) = CustomResource::of(&object)
+            && let Some(kind) = custom.versions().next().and_then(|v| custom.kind_at(v))
+        {
+            let resource = kind.qualified();
+            let keys: Vec<Key> = state
+                .objects
+                .keys()
+                .filter(|(r, _, _)| *r == resource)
+                .cloned()
+                .collect();
+            for key in keys {
+                let Some(mut instance) = state.objects.remove(&key) else {
+                    continue;
+                };
+                state.rv += 1;
+                instance["metadata"]["resourceVersion"] = json!(state.rv.to_string());
+                let instance_target = Target {
+                    kind: kind.clone(),
+                    namespace: key.1,
+                    name: key.2,
+                    status: false,
+                };
+                self.record(
+                    &mut state,
+                    &instance_target,
+                    EventType::Deleted,
+                    None,
+                    instance,
+                );
+            }
+        }
         state.rv += 1;
         object["metadata"]["resourceVersion"] = json!(state.rv.to_string());
-        self.record(&mut state, target, "DELETED", object.clone());
+        self.record(&mut state, target, EventType::Deleted, None, object.clone());
         Ok(object)
     }
 
     /// `GET ?watch=true`: the changes after `from` (`None` or 0: every object as `ADDED`
-    /// first), then every new one, as a stream of JSON lines.
-    pub(crate) fn watch(&self, target: &Target, from: Option<u64>) -> Response {
+    /// first), then every new one, as `filter` sees them (an object whose labels stop matching
+    /// is `DELETED`, one that starts to is `ADDED`), as a stream of JSON lines rendered by
+    /// `render`.
+    fn watch(
+        &self,
+        target: &Target,
+        from: Option<u64>,
+        filter: Filter,
+        render: impl Fn(&Value) -> Value + Send + Sync + Clone + 'static,
+    ) -> Response {
         let state = self.lock();
         let receiver = self.changes.subscribe();
-        let matches = {
-            let (resource, namespace) = (target.kind.resource, target.namespace.clone());
-            move |c: &Change| {
-                c.resource == resource && (namespace.is_empty() || c.namespace == namespace)
+        let line = {
+            let (resource, namespace) = (target.kind.qualified(), target.namespace.clone());
+            move |c: &Change| -> Option<Bytes> {
+                if c.resource != resource || !(namespace.is_empty() || c.namespace == namespace) {
+                    return None;
+                }
+                let event = seen_as(c.event, &c.attrs, c.old.as_ref(), &filter)?;
+                let object = serde_json::to_vec(&render(&c.object)).unwrap_or_default();
+                Some(event_line(event.as_str(), &object))
             }
         };
         let mut backlog: Vec<Bytes> = Vec::new();
@@ -421,40 +559,39 @@ impl ObjectStore {
                 ));
                 backlog.push(error_line(&gone.status_json()));
             }
-            Some(rv) => backlog.extend(
-                state
-                    .log
-                    .iter()
-                    .filter(|c| c.rv > rv && matches(c))
-                    .map(|c| {
-                        event_line(c.type_, &serde_json::to_vec(&c.object).unwrap_or_default())
-                    }),
-            ),
-            None => backlog.extend(
-                state
-                    .objects
-                    .iter()
-                    .filter(|((r, ns, _), _)| {
-                        *r == target.kind.resource
-                            && (target.namespace.is_empty() || *ns == target.namespace)
-                    })
-                    .map(|(_, o)| event_line("ADDED", &serde_json::to_vec(o).unwrap_or_default())),
-            ),
+            Some(rv) => backlog.extend(state.log.iter().filter(|c| c.rv > rv).filter_map(&line)),
+            None => {
+                let resource = target.kind.qualified();
+                backlog.extend(
+                    state
+                        .objects
+                        .iter()
+                        .filter(|((r, _, _), _)| *r == resource)
+                        .filter_map(|((_, ns, _), o)| {
+                            line(&Change {
+                                rv: 0,
+                                resource: resource.clone(),
+                                namespace: ns.clone(),
+                                event: EventType::Added,
+                                attrs: attrs_of(o),
+                                old: None,
+                                object: o.clone(),
+                            })
+                        }),
+                );
+            }
         }
         let last = state.rv;
         drop(state);
         let live = futures::stream::unfold((receiver, last), move |(mut receiver, last)| {
-            let matches = matches.clone();
+            let line = line.clone();
             async move {
                 loop {
                     match receiver.recv().await {
-                        Ok(c) if c.rv > last && matches(&c) => {
-                            let line = event_line(
-                                c.type_,
-                                &serde_json::to_vec(&c.object).unwrap_or_default(),
-                            );
-                            return Some((line, (receiver, c.rv)));
-                        }
+                        Ok(c) if c.rv > last => match line(&c) {
+                            Some(l) => return Some((l, (receiver, c.rv))),
+                            None => continue,
+                        },
                         Ok(_) => continue,
                         // A lagging watcher is closed; the client watches again from its version.
                         Err(_) => return None,
@@ -473,7 +610,50 @@ impl ObjectStore {
     }
 }
 
-/// Serves a request for a stored kind: `verb` as RBAC names it.
+/// The query parameters stored kinds honour: selectors and the watch's starting version.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct StoreQuery {
+    label_selector: Option<String>,
+    field_selector: Option<String>,
+    resource_version: Option<String>,
+}
+
+impl StoreQuery {
+    fn parse(query: &str) -> ApiResult<StoreQuery> {
+        serde_urlencoded::from_str(query)
+            .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))
+    }
+
+    /// `labelSelector` and `fieldSelector` (`metadata.name`, `metadata.namespace` only).
+    fn filter(&self) -> ApiResult<Filter> {
+        Ok(Filter {
+            namespace: None,
+            labels: LabelSelector::parse(self.label_selector.as_deref().unwrap_or_default())
+                .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?,
+            fields: FieldSelector::parse(self.field_selector.as_deref().unwrap_or_default(), &[])
+                .map_err(ApiError::bad_request)?,
+        })
+    }
+}
+
+/// How objects of `kind` are sent: at the requested version (no conversion), or as
+/// `PartialObjectMetadata` when `metadata_only`.
+fn renderer(kind: &StoredKind, metadata_only: bool) -> impl Fn(&Value) -> Value + Clone + use<> {
+    let api_version = kind.api_version();
+    move |object: &Value| {
+        if metadata_only {
+            partial_metadata(object)
+        } else {
+            let mut object = object.clone();
+            object["apiVersion"] = json!(api_version);
+            object
+        }
+    }
+}
+
+/// Serves a request for a stored kind: `verb` as RBAC names it; reads answer with
+/// `PartialObjectMetadata(List)` when `metadata_only` (`Accept: …;as=PartialObjectMetadata…`).
 pub(crate) fn handle(
     store: &Arc<ObjectStore>,
     target: &Target,
@@ -481,16 +661,32 @@ pub(crate) fn handle(
     query: &str,
     body: Option<Value>,
     now_ms: i64,
+    metadata_only: bool,
 ) -> ApiResult {
     let ok = |v: Value| Ok(json_response(StatusCode::OK, &v));
+    let render = renderer(&target.kind, metadata_only);
     match verb {
-        "get" => ok(store.get(target)?),
-        "list" => ok(store.list(target)),
+        "get" => ok(render(&store.get(target)?)),
+        "list" => {
+            let mut list = store.list(target, &StoreQuery::parse(query)?.filter()?);
+            if let Some(items) = list["items"].as_array_mut() {
+                for item in items {
+                    *item = render(item);
+                }
+            }
+            if metadata_only {
+                list["kind"] = json!("PartialObjectMetadataList");
+                list["apiVersion"] = json!(META_API_VERSION);
+            }
+            ok(list)
+        }
         "watch" => {
-            let from = serde_urlencoded::from_str::<BTreeMap<String, String>>(query)
-                .ok()
-                .and_then(|q| q.get("resourceVersion").and_then(|v| v.parse().ok()));
-            Ok(store.watch(target, from))
+            let query = StoreQuery::parse(query)?;
+            let from = query
+                .resource_version
+                .as_deref()
+                .and_then(|v| v.parse().ok());
+            Ok(store.watch(target, from, query.filter()?, render))
         }
         "create" => Ok(json_response(
             StatusCode::CREATED,
@@ -509,7 +705,7 @@ mod tests {
 
     fn plugin_target(name: &str, status: bool) -> Target {
         Target {
-            kind: STORED[0],
+            kind: STORED[0].clone(),
             namespace: String::new(),
             name: name.into(),
             status,

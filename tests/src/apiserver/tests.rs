@@ -1810,3 +1810,260 @@ async fn metadata_only_lists_and_watches() {
     );
     server.shutdown().await;
 }
+
+/// Names of a `List` or `PartialObjectMetadataList`'s items, sorted.
+fn item_names(list: &Value) -> Vec<String> {
+    let mut names: Vec<String> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn a_crd_created_at_runtime_is_discovered_and_its_objects_listed_and_watched_as_metadata() {
+    let (_cluster, server, http) = start(ApiServerConfig::default()).await;
+    let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    assert!(
+        !http.get("/apis").await.json()["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "example.com")
+    );
+    assert_eq!(
+        http.get("/apis/example.com/v1/widgets").await.status,
+        StatusCode::NOT_FOUND
+    );
+    // A misnamed CRD is refused, as kube-apiserver's validation does.
+    let mut misnamed = custom_resource_definition("example.com", "v1", "widgets", "Widget", true);
+    misnamed["metadata"]["name"] = json!("gadgets.example.com");
+    let refused = http
+        .send(Method::POST, crds, Some(ADMIN), &[], Some(misnamed))
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let crd = custom_resource_definition("example.com", "v1", "widgets", "Widget", true);
+    let created = http
+        .send(Method::POST, crds, Some(ADMIN), &[], Some(crd))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let established = created.json()["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["type"] == "Established" && c["status"] == "True");
+    assert!(established, "{}", created.json());
+
+    // Discovery: the group after the built-in ones, its version, the resource and its status.
+    let groups = http.get("/apis").await.json();
+    let group = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "example.com")
+        .expect("the CRD's group in /apis")
+        .clone();
+    assert_eq!(group["preferredVersion"]["groupVersion"], "example.com/v1");
+    let resources = http.get("/apis/example.com/v1").await.json();
+    assert_eq!(resources["groupVersion"], "example.com/v1");
+    let entries: Vec<(String, bool, String)> = resources["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_string(),
+                r["namespaced"].as_bool().unwrap(),
+                r["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("widgets".to_string(), true, "Widget".to_string()),
+            ("widgets/status".to_string(), true, "Widget".to_string()),
+        ]
+    );
+    assert_eq!(resources["resources"][0]["singularName"], "widget");
+
+    // A metadata-only watch (as the gateway's) from an empty collection sees objects arrive,
+    // their labels change, and go.
+    let dir = tempfile::tempdir().unwrap();
+    let client = kube_client(&server, &dir).await;
+    let ar = kube::api::ApiResource {
+        group: "example.com".into(),
+        version: "v1".into(),
+        api_version: "example.com/v1".into(),
+        kind: "Widget".into(),
+        plural: "widgets".into(),
+    };
+    let api: kube::Api<kube::core::PartialObjectMeta<kube::api::DynamicObject>> =
+        kube::Api::all_with(client, &ar);
+    let mut watch = watcher(api, watcher::Config::default().page_size(500)).boxed();
+    assert!(initial_list(&mut watch).await.is_empty());
+    let widget = |name: &str, tier: &str| {
+        json!({
+            "apiVersion": "example.com/v1",
+            "kind": "Widget",
+            "metadata": {"name": name, "namespace": "ns-0", "labels": {"tier": tier}},
+            "spec": {"size": 3},
+        })
+    };
+    server.put_object(widget("w1", "gold"));
+    server.put_object(widget("w2", "silver"));
+    for want in ["w1", "w2"] {
+        let event = tokio::time::timeout(PATIENCE, watch.try_next())
+            .await
+            .expect("event in time")
+            .expect("no error")
+            .expect("open");
+        match event {
+            watcher::Event::Apply(w) => {
+                assert_eq!(w.metadata.name.as_deref(), Some(want));
+                assert_eq!(w.types.as_ref().unwrap().kind, "PartialObjectMetadata");
+            }
+            _ => panic!("expected an Apply of {want}"),
+        }
+    }
+
+    // Lists: whole objects, metadata only, by label, by field.
+    let path = "/apis/example.com/v1/namespaces/ns-0/widgets";
+    let list = http.get(path).await.json();
+    assert_eq!(
+        (list["kind"].as_str(), list["apiVersion"].as_str()),
+        (Some("WidgetList"), Some("example.com/v1"))
+    );
+    assert_eq!(list["items"][0]["spec"]["size"], 3);
+    let accept = [(
+        "Accept",
+        "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+    )];
+    let partial = http
+        .send(Method::GET, path, Some(ADMIN), &accept, None)
+        .await
+        .json();
+    assert_eq!(partial["kind"], "PartialObjectMetadataList");
+    assert_eq!(partial["apiVersion"], "meta.k8s.io/v1");
+    assert_eq!(partial["items"][0]["kind"], "PartialObjectMetadata");
+    assert!(partial["items"][0].get("spec").is_none());
+    assert_eq!(partial["items"][0]["metadata"]["labels"]["tier"], "gold");
+    let gold = http.get(&format!("{path}?labelSelector=tier%3Dgold")).await;
+    assert_eq!(item_names(&gold.json()), ["w1"]);
+    let named = http
+        .get(&format!("{path}?fieldSelector=metadata.name%3Dw2"))
+        .await;
+    assert_eq!(item_names(&named.json()), ["w2"]);
+    assert_eq!(
+        http.get(&format!("{path}?labelSelector=%3D%3D"))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // A selector watch sees an object leave when its labels stop matching.
+    let watch_path = format!("{path}?watch=true&labelSelector=tier%3Dgold");
+    let mut gold_watch = Lines::new(
+        http.open(Method::GET, &watch_path, Some(ADMIN), &[], None)
+            .await,
+    );
+    assert_eq!(
+        gold_watch.next_change().await["object"]["metadata"]["name"],
+        "w1"
+    );
+    server.put_object(widget("w1", "bronze"));
+    let left = gold_watch.next_change().await;
+    assert_eq!(
+        (
+            left["type"].as_str(),
+            left["object"]["metadata"]["name"].as_str()
+        ),
+        (Some("DELETED"), Some("w1"))
+    );
+
+    // Deleting the CRD deletes its objects and takes it out of discovery.
+    let deleted = http
+        .send(
+            Method::DELETE,
+            &format!("{crds}/widgets.example.com"),
+            Some(ADMIN),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK);
+    let mut gone = Vec::new();
+    while gone.len() < 2 {
+        match tokio::time::timeout(PATIENCE, watch.try_next())
+            .await
+            .expect("event in time")
+            .expect("no error")
+            .expect("open")
+        {
+            watcher::Event::Delete(w) => gone.push(w.metadata.name.unwrap()),
+            watcher::Event::Apply(_) => {}
+            _ => panic!("expected deletions"),
+        }
+    }
+    gone.sort();
+    assert_eq!(gone, ["w1", "w2"]);
+    assert_eq!(
+        http.get("/apis/example.com/v1").await.status,
+        StatusCode::NOT_FOUND
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn services_are_stored_listed_by_label_and_watched_as_metadata() {
+    let (_cluster, server, http) = start(ApiServerConfig::default()).await;
+    for (ns, name, app) in [
+        ("ns-0", "web", "web"),
+        ("ns-0", "db", "db"),
+        ("ns-1", "web", "web"),
+    ] {
+        server.put_object(json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": ns, "labels": {"app": app}},
+            "spec": {"ports": [{"port": 80}]},
+        }));
+    }
+    let all = http.get("/api/v1/services").await.json();
+    assert_eq!(all["kind"], "ServiceList");
+    assert_eq!(all["items"].as_array().unwrap().len(), 3);
+    let web = http
+        .get("/api/v1/namespaces/ns-0/services?labelSelector=app%20in%20(web)")
+        .await
+        .json();
+    assert_eq!(item_names(&web), ["web"]);
+    let one = http
+        .get("/api/v1/namespaces/ns-1/services/web")
+        .await
+        .json();
+    assert_eq!(one["spec"]["ports"][0]["port"], 80);
+
+    let dir = tempfile::tempdir().unwrap();
+    let client = kube_client(&server, &dir).await;
+    let api: kube::Api<kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Service>> =
+        kube::Api::all(client);
+    let mut watch = watcher(api, watcher::Config::default()).boxed();
+    let mut names = initial_list(&mut watch).await;
+    names.sort();
+    assert_eq!(names, ["db", "web", "web"]);
+    assert!(server.delete_object("v1", "Service", "ns-0", "db"));
+    match tokio::time::timeout(PATIENCE, watch.try_next())
+        .await
+        .expect("event in time")
+        .expect("no error")
+        .expect("open")
+    {
+        watcher::Event::Delete(s) => assert_eq!(s.metadata.name.as_deref(), Some("db")),
+        _ => panic!("expected the deletion"),
+    }
+    server.shutdown().await;
+}

@@ -31,7 +31,8 @@ pub(crate) enum EventType {
 }
 
 impl EventType {
-    fn as_str(self) -> &'static str {
+    /// The watch event's `type`.
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             EventType::Added => "ADDED",
             EventType::Modified => "MODIFIED",
@@ -450,11 +451,22 @@ pub(crate) fn error_line(status: &Value) -> Bytes {
 
 /// What a watcher with `filter` sees of `entry`, if anything.
 fn visible(entry: &LogEntry, filter: &Filter) -> Option<EventType> {
-    let now = filter.matches(&entry.attrs);
-    match entry.event {
-        EventType::Added | EventType::Deleted => now.then_some(entry.event),
+    seen_as(entry.event, &entry.attrs, entry.old.as_ref(), filter)
+}
+
+/// What a watcher with `filter` sees of a change (`attrs` after it, `old` before a
+/// modification): a modification into the selection is `ADDED`, out of it `DELETED`.
+pub(crate) fn seen_as(
+    event: EventType,
+    attrs: &Attrs,
+    old: Option<&Attrs>,
+    filter: &Filter,
+) -> Option<EventType> {
+    let now = filter.matches(attrs);
+    match event {
+        EventType::Added | EventType::Deleted => now.then_some(event),
         EventType::Modified => {
-            let before = entry.old.as_ref().is_none_or(|old| filter.matches(old));
+            let before = old.is_none_or(|old| filter.matches(old));
             match (before, now) {
                 (true, true) => Some(EventType::Modified),
                 (false, true) => Some(EventType::Added),
