@@ -122,7 +122,7 @@ impl Gateway {
             telemetry.clone(),
             options.clock.clone(),
         )
-        .with_resource_source(config.metrics.resource_source);
+        .with_resource_source(config.metrics.resource_source)
         .with_discovery(discovery.clone(), Some(objects.clone()));
         let collector = Arc::new(if config.prometheus.is_empty() {
             collector

@@ -201,10 +201,7 @@ impl Collector {
     /// read from one set of backends.
     pub async fn replace_plugins<R>(
         &self,
-        f: impl FnOnce(
-            Option<PluginSet>,
-            &mut Option<Arc<PrometheusSource>>,
-        ) -> (Option<PluginSet>, R),
+        f: impl FnOnce(Option<PluginSet>, &mut Option<Arc<PrometheusSource>>) -> (Option<PluginSet>, R),
     ) -> R {
         let _guard = self.cycle_lock.lock().await;
         let mut slot = self.plugins.lock().unwrap_or_else(|e| e.into_inner());

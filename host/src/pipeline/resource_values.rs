@@ -24,11 +24,11 @@ use crate::store::{ContainerUsage, NodeMetrics, PodMetrics, Snapshot};
 /// Fills `snap`'s nodes and pods from `metrics`' resource values as of `now_ms`, or records
 /// why they are unavailable.
 pub fn fill(snap: &mut Snapshot, cluster: &ClusterState, metrics: &PluginMetrics, now_ms: i64) {
-    match fresh_pair(metrics, ObjectResource::Nodes, now_ms) {
+    match fresh_pair(metrics, ObjectResource::nodes(), now_ms) {
         Ok((cpu, memory)) => nodes(snap, cluster, &cpu, &memory),
         Err(message) => snap.unavailable.nodes = Some(message),
     }
-    match fresh_pair(metrics, ObjectResource::Pods, now_ms) {
+    match fresh_pair(metrics, ObjectResource::pods(), now_ms) {
         Ok((cpu, memory)) => pods(snap, cluster, &cpu, &memory),
         Err(message) => snap.unavailable.pods = Some(message),
     }
@@ -55,7 +55,7 @@ fn fresh<'a>(
     name: &str,
     now_ms: i64,
 ) -> Result<Values<'a>, Arc<str>> {
-    let what = format!("resource metric {name} of {}", resource.as_str());
+    let what = format!("resource metric {name} of {}", resource);
     let Some(metric) = metrics.resource.get(&(resource, Arc::from(name))) else {
         return Err(
             format!("no plugin publishes {what} (metrics.resource_source = \"plugins\")").into(),
@@ -269,10 +269,10 @@ mod tests {
             sample("web", "pending", "a", 100, 1000),
         ];
         for (resource, name, values) in [
-            (ObjectResource::Nodes, "cpu", cpu[..1].to_vec()),
-            (ObjectResource::Pods, "cpu", cpu[1..].to_vec()),
-            (ObjectResource::Nodes, "memory", memory[..1].to_vec()),
-            (ObjectResource::Pods, "memory", memory[1..].to_vec()),
+            (ObjectResource::nodes(), "cpu", cpu[..1].to_vec()),
+            (ObjectResource::pods(), "cpu", cpu[1..].to_vec()),
+            (ObjectResource::nodes(), "memory", memory[..1].to_vec()),
+            (ObjectResource::pods(), "memory", memory[1..].to_vec()),
         ] {
             metrics.resource.insert(
                 (resource, Arc::from(name)),
@@ -307,7 +307,7 @@ mod tests {
 
         // A failed metric makes its resource unavailable, naming the plugin; the other serves.
         metrics.resource.insert(
-            (ObjectResource::Pods, Arc::from("memory")),
+            (ObjectResource::pods(), Arc::from("memory")),
             metric(MetricState::Unavailable(
                 "prometheus \"main\": connection refused".into(),
             )),

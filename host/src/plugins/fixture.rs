@@ -222,7 +222,7 @@ fn describe(m: &Metric) -> String {
             m.name,
             if m.namespaced { " (namespaced)" } else { "" }
         ),
-        MetricTarget::Resource(r) => format!("resource {}/{}{max_age}", r.as_str(), m.name),
+        MetricTarget::Resource(r) => format!("resource {}/{}{max_age}", r, m.name),
     }
 }
 

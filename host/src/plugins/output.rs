@@ -9,9 +9,7 @@ use super::plan::{MetricTarget, Plan};
 use super::wit::types;
 use crate::samples::{Batch, Series};
 use crate::sources::cluster::{ClusterState, LabelSet};
-use crate::store::custom::{
-    ExternalValue, ObjectResource, ObjectValue, ResourceSample, Watched,
-};
+use crate::store::custom::{ExternalValue, ObjectResource, ObjectValue, ResourceSample, Watched};
 
 /// Why an output value was dropped (the `reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -465,12 +463,7 @@ fn resource_sample(
     }
     if resource.namespaced() == object.namespace.is_empty() {
         drops.add(DropReason::BadNamespace, || {
-            format!(
-                "{} {:?}/{}",
-                resource.as_str(),
-                object.namespace,
-                object.name
-            )
+            format!("{} {:?}/{}", resource, object.namespace, object.name)
         });
         return None;
     }
@@ -478,10 +471,7 @@ fn resource_sample(
         drops.add(DropReason::BadContainer, || {
             format!(
                 "{} {}/{} container {:?}",
-                resource.as_str(),
-                object.namespace,
-                object.name,
-                v.container
+                resource, object.namespace, object.name, v.container
             )
         });
         return None;
@@ -492,7 +482,7 @@ fn resource_sample(
                 Some((namespace, name, _)) => (namespace, name),
                 None => {
                     drops.add(DropReason::UnknownObject, || {
-                        format!("{} {}/{}", resource.as_str(), object.namespace, object.name)
+                        format!("{} {}/{}", resource, object.namespace, object.name)
                     });
                     return None;
                 }

@@ -75,7 +75,7 @@ impl fmt::Display for MetricKey {
         match self {
             MetricKey::Custom(r, name) => write!(f, "custom metric {name} of {r}"),
             MetricKey::External(name) => write!(f, "external metric {name}"),
-            MetricKey::Resource(r, name) => write!(f, "resource metric {name} of {}", r.as_str()),
+            MetricKey::Resource(r, name) => write!(f, "resource metric {name} of {}", r),
         }
     }
 }
@@ -242,8 +242,8 @@ impl Plan {
                         ));
                     }
                     let resource = match spec.resource.as_str() {
-                        "pods" => ObjectResource::Pods,
-                        "nodes" => ObjectResource::Nodes,
+                        "pods" => ObjectResource::pods(),
+                        "nodes" => ObjectResource::nodes(),
                         other => {
                             return Err(format!(
                                 "resource metric {}: resource {other:?} is not pods or nodes",
@@ -255,7 +255,7 @@ impl Plan {
                         return Err(format!(
                             "resource metric {} of {}: namespaced must be {}",
                             spec.name,
-                            resource.as_str(),
+                            resource,
                             resource.namespaced()
                         ));
                     }
@@ -494,7 +494,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             p.metrics[1].key(),
-            MetricKey::Resource(ObjectResource::Nodes, "cpu".into())
+            MetricKey::Resource(ObjectResource::nodes(), "cpu".into())
         );
         p.check_resource_source(ResourceSource::Plugins).unwrap();
         let err = p

@@ -163,7 +163,7 @@ fn metric_names(plan: Option<&Plan>) -> Vec<String> {
             MetricKey::Custom(resource, name) => format!("{resource}/{name}"),
             MetricKey::External(name) => format!("external/{name}"),
             MetricKey::Resource(resource, name) => {
-                format!("metrics.k8s.io/{}/{name}", resource.as_str())
+                format!("metrics.k8s.io/{}/{name}", resource)
             }
         })
         .collect()

@@ -602,10 +602,7 @@ impl Reloader {
 
 /// Puts `new` in `slot` (between cycles): the source it replaces hands over the state of the
 /// backends they share.
-fn install_backends(
-    slot: &mut Option<Arc<PrometheusSource>>,
-    new: Option<Arc<PrometheusSource>>,
-) {
+fn install_backends(slot: &mut Option<Arc<PrometheusSource>>, new: Option<Arc<PrometheusSource>>) {
     match (slot.as_ref(), new.as_ref()) {
         (Some(old), Some(new)) if Arc::ptr_eq(old, new) => return,
         (Some(old), new) => old.hand_over(new.map(|n| &**n)),

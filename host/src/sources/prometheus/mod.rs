@@ -149,7 +149,8 @@ impl PrometheusSource {
     pub fn hand_over(&self, next: Option<&PrometheusSource>) {
         let taken = std::mem::take(&mut *self.state.lock().unwrap_or_else(|e| e.into_inner()));
         if let Some(next) = next {
-            let shared = |name: &Arc<str>| match (self.backends.get(name), next.backends.get(name)) {
+            let shared = |name: &Arc<str>| match (self.backends.get(name), next.backends.get(name))
+            {
                 (Some(old), Some(new)) => Arc::ptr_eq(old, new),
                 _ => false,
             };
