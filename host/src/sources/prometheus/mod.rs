@@ -178,6 +178,18 @@ impl PrometheusSource {
         }
     }
 
+    /// The inputs whose state the source holds, as `source backend query`, sorted (tests).
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> Vec<String> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let keys = state.queries.keys().chain(state.discoveries.keys());
+        let mut held: Vec<String> = keys
+            .map(|k| format!("{} {} {}", k.source.as_str(), k.backend, k.query))
+            .collect();
+        held.sort();
+        held
+    }
+
     /// Runs the Prometheus inputs `inputs` — (source, backend as a plan names it, query or
     /// selector) — for the cycle at `now_ms`. Inputs not asked for are forgotten.
     pub async fn collect<'a>(
