@@ -44,19 +44,19 @@ fn fresh_pair(
     now_ms: i64,
 ) -> Result<(Values<'_>, Values<'_>), Arc<str>> {
     Ok((
-        fresh(metrics, resource, "cpu", now_ms)?,
-        fresh(metrics, resource, "memory", now_ms)?,
+        fresh(metrics, &resource, "cpu", now_ms)?,
+        fresh(metrics, &resource, "memory", now_ms)?,
     ))
 }
 
 fn fresh<'a>(
     metrics: &'a PluginMetrics,
-    resource: ObjectResource,
+    resource: &ObjectResource,
     name: &str,
     now_ms: i64,
 ) -> Result<Values<'a>, Arc<str>> {
     let what = format!("resource metric {name} of {}", resource);
-    let Some(metric) = metrics.resource.get(&(resource, Arc::from(name))) else {
+    let Some(metric) = metrics.resource.get(&(resource.clone(), Arc::from(name))) else {
         return Err(
             format!("no plugin publishes {what} (metrics.resource_source = \"plugins\")").into(),
         );
@@ -70,6 +70,7 @@ fn fresh<'a>(
                 .collect())
         }
         MetricState::Failed(reason) => Err(format!("{what} is unavailable: {reason}").into()),
+        MetricState::Unresolved(reason) => Err(format!("{what} is unavailable: {reason}").into()),
         MetricState::Unavailable(reason) => Err(format!(
             "{what} is unavailable: plugin {} could not compute it: {reason}",
             metric.plugin
@@ -243,6 +244,7 @@ mod tests {
             plugin: "adapter".into(),
             namespaced: true,
             max_age_ms: 500,
+            described: None,
             state,
         }
     }

@@ -429,10 +429,10 @@ fn resource_sample(
     drops: &mut Drops,
 ) -> Option<(usize, ResourceSample)> {
     let object = &v.object;
-    let found = ObjectResource::parse(&object.resource).and_then(|r| {
+    let found = ObjectResource::parse(&object.resource).ok().and_then(|r| {
         candidates
             .iter()
-            .find(|&&i| plan.metrics[i].target == MetricTarget::Resource(r))
+            .find(|&&i| plan.metrics[i].target == MetricTarget::Resource(r.clone()))
             .map(|&i| (i, r))
     });
     let Some((index, resource)) = found else {
@@ -461,13 +461,14 @@ fn resource_sample(
         });
         return None;
     }
-    if resource.namespaced() == object.namespace.is_empty() {
+    let namespaced = resource.watched() == Some(Watched::Pods);
+    if namespaced == object.namespace.is_empty() {
         drops.add(DropReason::BadNamespace, || {
             format!("{} {:?}/{}", resource, object.namespace, object.name)
         });
         return None;
     }
-    if resource.namespaced() == v.container.is_empty() {
+    if namespaced == v.container.is_empty() {
         drops.add(DropReason::BadContainer, || {
             format!(
                 "{} {}/{} container {:?}",
@@ -478,7 +479,7 @@ fn resource_sample(
     }
     let (namespace, name) = match objects {
         Objects::Cluster(cluster) => {
-            match lookup(cluster, resource, &object.namespace, &object.name) {
+            match lookup(cluster, &resource, &object.namespace, &object.name) {
                 Some((namespace, name, _)) => (namespace, name),
                 None => {
                     drops.add(DropReason::UnknownObject, || {

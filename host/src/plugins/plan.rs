@@ -65,7 +65,7 @@ impl Metric {
         match &self.target {
             MetricTarget::Custom(r) => MetricKey::Custom(r.clone(), self.name.clone()),
             MetricTarget::External => MetricKey::External(self.name.clone()),
-            MetricTarget::Resource(r) => MetricKey::Resource(r, self.name.clone()),
+            MetricTarget::Resource(r) => MetricKey::Resource(r.clone(), self.name.clone()),
         }
     }
 }
@@ -241,9 +241,9 @@ impl Plan {
                             spec.name
                         ));
                     }
-                    let resource = match spec.resource.as_str() {
-                        "pods" => ObjectResource::pods(),
-                        "nodes" => ObjectResource::nodes(),
+                    let (resource, namespaced) = match spec.resource.as_str() {
+                        "pods" => (ObjectResource::pods(), true),
+                        "nodes" => (ObjectResource::nodes(), false),
                         other => {
                             return Err(format!(
                                 "resource metric {}: resource {other:?} is not pods or nodes",
@@ -251,12 +251,10 @@ impl Plan {
                             ));
                         }
                     };
-                    if spec.namespaced != resource.namespaced() {
+                    if spec.namespaced != namespaced {
                         return Err(format!(
                             "resource metric {} of {}: namespaced must be {}",
-                            spec.name,
-                            resource,
-                            resource.namespaced()
+                            spec.name, resource, namespaced
                         ));
                     }
                     MetricTarget::Resource(resource)

@@ -162,9 +162,7 @@ fn metric_names(plan: Option<&Plan>) -> Vec<String> {
         .map(|m| match m.key() {
             MetricKey::Custom(resource, name) => format!("{resource}/{name}"),
             MetricKey::External(name) => format!("external/{name}"),
-            MetricKey::Resource(resource, name) => {
-                format!("metrics.k8s.io/{}/{name}", resource)
-            }
+            MetricKey::Resource(resource, name) => format!("metrics.k8s.io/{resource}/{name}"),
         })
         .collect()
 }
@@ -707,7 +705,7 @@ impl PluginSet {
                             .unwrap_or_default();
                         let state = metric_state(&failed, accepted.as_ref(), metric, values);
                         result.metrics.resource.insert(
-                            (resource, metric.name.clone()),
+                            (resource.clone(), metric.name.clone()),
                             published(metric, &plugin.name, max_age_ms, state),
                         );
                     }
