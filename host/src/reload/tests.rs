@@ -466,10 +466,18 @@ async fn broken_or_still_read_backends_are_refused_keeping_the_running_ones() {
             "no-ca.pem",
         ),
         (
-            "bad URL",
-            config(&(main.clone() + &backend("x", "not a url", "") + &plugins)),
+            "missing client certificate",
+            config(
+                &(main.clone()
+                    + &backend(
+                        "x",
+                        "https://127.0.0.1:9",
+                        "client_cert_file = \"no.crt\"\nclient_key_file = \"no.key\"",
+                    )
+                    + &plugins),
+            ),
             ":9:8:",
-            "prometheus \"x\": url \"not a url\"",
+            "prometheus \"x\": client_cert_file ",
         ),
         (
             "backend removed",
