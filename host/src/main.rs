@@ -84,7 +84,7 @@ fn check_config(
     let telemetry = metrics_gateway::telemetry::Telemetry::new();
     let runtime =
         |c: &metrics_gateway::config::Config| PluginRuntime::new(&c.plugin_runtime, &telemetry);
-    let candidate = match reload::prepare(file, runtime, &HashMap::new()) {
+    let candidate = match reload::prepare(file, runtime, &HashMap::new(), None, &telemetry) {
         Ok(candidate) => {
             println!("{}: OK", file.display());
             candidate

@@ -1,12 +1,13 @@
 //! Live config reload of a gateway serving a simulated cluster: under HPA-style load, through
 //! `POST /-/reload` (authorized by the fake API server), from file changes in the layouts
-//! Kubernetes ConfigMap volumes and editors produce, and with plugin state kept.
+//! Kubernetes ConfigMap volumes and editors produce, with plugin state kept, and with a
+//! `[[prometheus]]` backend repointed live between two real Prometheus servers.
 
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,10 +22,11 @@ use metrics_gateway_testkit::apiserver::{ApiServerConfig, UserInfo};
 use metrics_gateway_testkit::cluster::{ClusterSpec, SimClock};
 use metrics_gateway_testkit::loadgen::{Session, Target, TlsTrust, client_tls};
 use metrics_gateway_testkit::pki::AcceptAnyServerCert;
+use metrics_gateway_testkit::prometheus::{END_MS, Prometheus, SPAN_SECS, STEP_SECS};
 use rustls_pki_types::ServerName;
 use serde_json::Value;
 
-use common::{plugin_wasm, rig_with};
+use common::{plugin_wasm, quantity, rig_with};
 
 const DISCOVERY: &str = "/apis/custom.metrics.k8s.io/v1beta1";
 const RESTARTS: &str =
@@ -480,6 +482,192 @@ async fn burst_of_fifty_writes_yields_a_few_reloads_ending_in_the_final_content(
     assert!(
         (1..=5).contains(&(ok + failed)),
         "50 writes made {ok} reloads and {failed} failed ones"
+    );
+    rig.shutdown().await;
+}
+
+const QUEUE_DEPTH: &str = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/queue_depth";
+
+/// OpenMetrics data: one queue whose depth is `depth` all along the backfilled span.
+fn queue_data(depth: f64) -> String {
+    let end = END_MS / 1000;
+    let mut out = String::from("# TYPE queue_depth gauge\n");
+    for k in 0..=SPAN_SECS / STEP_SECS {
+        let t = end - SPAN_SECS + k * STEP_SECS;
+        out.push_str(&format!("queue_depth{{queue=\"orders\"}} {depth} {t}\n"));
+    }
+    out + "# EOF\n"
+}
+
+/// The prometheus-adapter-compat plugin serving external `queue_depth` from backend `main`.
+fn adapter_on_main() -> RigPlugin {
+    let mut config = toml::Table::new();
+    config.insert("backend".into(), "main".into());
+    config.insert(
+        "adapter_config".into(),
+        "externalRules:\n- seriesQuery: 'queue_depth{queue!=\"\"}'\n  \
+         metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>}) by (queue)\n  \
+         resources:\n    namespaced: false\n"
+            .into(),
+    );
+    RigPlugin {
+        config,
+        ..RigPlugin::new("adapter", plugin_wasm("prometheus-adapter-compat"), "")
+    }
+}
+
+/// The `[[prometheus]]` entry of backend `main` at `url`.
+fn main_backend(url: &str) -> String {
+    format!("[[prometheus]]\nname = \"main\"\nurl = \"{url}\"\n")
+}
+
+/// The orders queue's depth as served (panics on anything but one value).
+async fn queue_depth(session: &mut Session) -> f64 {
+    let (status, body) = session.get(QUEUE_DEPTH).await.expect("answered");
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let list: Value = serde_json::from_slice(&body).unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    quantity(items[0]["value"].as_str().unwrap())
+}
+
+/// Reloads through `POST /-/reload`; the report.
+async fn post_reload(rig: &Rig) -> (StatusCode, Value) {
+    post(rig, "/-/reload", Some(USER_TOKEN)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_backend_is_repointed_live_and_broken_or_still_read_backends_are_refused() {
+    let one = Prometheus::start_with(&queue_data(42.0)).unwrap();
+    let two = Prometheus::start_with(&queue_data(7.0)).unwrap();
+    let (rig, _) = rig_with(small(), |o| {
+        // Cycles query at the data's end.
+        o.clock = SimClock::manual(END_MS);
+        o.plugins = vec![adapter_on_main()];
+        o.extra_config = main_backend(&one.url());
+    })
+    .await;
+    assert!(
+        rig.gateway.plugin_errors.is_empty(),
+        "{:?}",
+        rig.gateway.plugin_errors
+    );
+    let collector = rig.gateway.collector.clone();
+    // Series discovery, then the replan's query, then its value.
+    let mut probe = session(&rig, USER_TOKEN).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        collector.run_cycle().await;
+        let (status, body) = probe.get(QUEUE_DEPTH).await.unwrap();
+        let list: Value = serde_json::from_slice(&body).unwrap();
+        if status == StatusCode::OK && list["items"].as_array().is_some_and(|i| !i.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never served: {list}");
+    }
+    assert_eq!(queue_depth(&mut probe).await, 42.0);
+
+    // Clients read the value all along: every answer is 42 (the first backend) until it is 7
+    // (the second), never an error, never back.
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Vec::<Vec<f64>>::new()));
+    let mut clients = Vec::new();
+    for i in 0..2 {
+        let mut session = session(&rig, USER_TOKEN).await;
+        let (stop, seen) = (stop.clone(), seen.clone());
+        seen.lock().unwrap().push(Vec::new());
+        clients.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Acquire) {
+                let value = queue_depth(&mut session).await;
+                seen.lock().unwrap()[i].push(value);
+            }
+        }));
+    }
+    let text = config_text(&rig);
+    let repointed = text.replace(&main_backend(&one.url()), &main_backend(&two.url()));
+    assert_ne!(text, repointed);
+    replace(&rig.config_path(), &repointed);
+    let (status, report) = post_reload(&rig).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    // (The file watch may have applied the change first: then this reload finds none.)
+    assert_eq!(report["settings"]["needs_restart"], serde_json::json!([]));
+    assert_eq!(
+        report["plugins"]["unchanged"],
+        serde_json::json!(["adapter"])
+    );
+    // The first cycle after the swap reads the second backend: discovery and query at once.
+    let series_before = two.requests_to("/api/v1/series").unwrap();
+    collector.run_cycle().await;
+    assert_eq!(queue_depth(&mut probe).await, 7.0);
+    assert_eq!(
+        two.requests_to("/api/v1/series").unwrap() - series_before,
+        1.0
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.lock().unwrap().iter().any(|v| v.last() != Some(&7.0)) {
+        assert!(Instant::now() < deadline, "a client never saw 7");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, Ordering::Release);
+    for client in clients {
+        client.await.expect("no request failed");
+    }
+    for values in seen.lock().unwrap().iter() {
+        let switch = values.iter().position(|v| *v == 7.0).unwrap();
+        assert!(switch > 0, "the first value read is the first backend's");
+        assert!(values[..switch].iter().all(|v| *v == 42.0), "{values:?}");
+        assert!(values[switch..].iter().all(|v| *v == 7.0), "{values:?}");
+    }
+
+    // An added backend leaves `main` as it was: no new discovery.
+    let spare = format!(
+        "[[prometheus]]\nname = \"spare\"\nurl = \"{}\"\n",
+        one.url()
+    );
+    replace(&rig.config_path(), &(repointed.clone() + &spare));
+    let (status, report) = post_reload(&rig).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    for _ in 0..3 {
+        collector.run_cycle().await;
+    }
+    assert_eq!(
+        two.requests_to("/api/v1/series").unwrap() - series_before,
+        1.0
+    );
+    assert_eq!(queue_depth(&mut probe).await, 7.0);
+
+    // Refused, the running backends keep serving: a backend that cannot be set up, and the
+    // removal of a backend a running plugin reads.
+    let broken = repointed.replace(
+        &main_backend(&two.url()),
+        &(main_backend(&one.url()) + "bearer_token_file = \"missing-token\"\n"),
+    );
+    let removed = repointed.replace(&main_backend(&two.url()), "");
+    for (case, text, message) in [
+        ("broken", broken, "prometheus \"main\": reading "),
+        (
+            "removed",
+            removed,
+            "plugin adapter: the running plugin's plan no longer fits the new config: input 0 \
+             (prometheus-series \"queue_depth{queue!=\\\"\\\"}\") reads prometheus backend \"main\", \
+             which is not configured (configured: [])",
+        ),
+    ] {
+        replace(&rig.config_path(), &text);
+        let (status, report) = post_reload(&rig).await;
+        assert_eq!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{case}: {report}"
+        );
+        let error = report["error"].as_str().unwrap();
+        assert!(error.contains(message), "{case}: {error}");
+        collector.run_cycle().await;
+        assert_eq!(queue_depth(&mut probe).await, 7.0, "{case}");
+    }
+    assert_eq!(
+        two.requests_to("/api/v1/series").unwrap() - series_before,
+        1.0
     );
     rig.shutdown().await;
 }

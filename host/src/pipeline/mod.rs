@@ -98,8 +98,8 @@ pub struct Collector {
     cycle_lock: tokio::sync::Mutex<()>,
     /// Wakes [`Collector::run`] for a cycle now (after a reload).
     cycle_now: tokio::sync::Notify,
-    /// The Prometheus backends plugins' queries run against.
-    prometheus: Option<Arc<PrometheusSource>>,
+    /// The Prometheus backends plugins' queries run against; replaced with the plugins.
+    prometheus: Mutex<Option<Arc<PrometheusSource>>>,
     /// Where `metrics.k8s.io` comes from: kubelets are scraped for it, or not at all unless a
     /// plugin reads them.
     resource_source: ResourceSource,
@@ -141,7 +141,7 @@ impl Collector {
             retired: Mutex::default(),
             cycle_lock: tokio::sync::Mutex::new(()),
             cycle_now: tokio::sync::Notify::new(),
-            prometheus: None,
+            prometheus: Mutex::default(),
             resource_source: ResourceSource::default(),
             discovery: Arc::default(),
             objects: None,
@@ -173,9 +173,17 @@ impl Collector {
     }
 
     /// Runs plugins' Prometheus inputs against `source`'s backends.
-    pub fn with_prometheus(mut self, source: Arc<PrometheusSource>) -> Collector {
-        self.prometheus = Some(source);
+    pub fn with_prometheus(self, source: Arc<PrometheusSource>) -> Collector {
+        *self.prometheus.lock().unwrap_or_else(|e| e.into_inner()) = Some(source);
         self
+    }
+
+    /// The Prometheus backends in use.
+    pub fn prometheus(&self) -> Option<Arc<PrometheusSource>> {
+        self.prometheus
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Runs `plugins` from the next cycle on (replacing any set before).
@@ -186,12 +194,14 @@ impl Collector {
         });
     }
 
-    /// Replaces the plugin set between cycles: waits for a cycle in flight to finish, then hands
-    /// the current set (if any) to `f` and installs the set it returns. The next cycle is the
-    /// first to run the new set, so every snapshot holds the metrics of exactly one set.
+    /// Replaces the plugin set and the Prometheus backends between cycles: waits for a cycle in
+    /// flight to finish, then hands the current set (if any) and the backends' slot to `f`,
+    /// and installs the set it returns (with whatever it left in the slot). The next cycle is
+    /// the first to run the new set, so every snapshot holds the metrics of exactly one set,
+    /// read from one set of backends.
     pub async fn replace_plugins<R>(
         &self,
-        f: impl FnOnce(Option<PluginSet>) -> (Option<PluginSet>, R),
+        f: impl FnOnce(Option<PluginSet>, &mut Option<Arc<PrometheusSource>>) -> (Option<PluginSet>, R),
     ) -> R {
         let _guard = self.cycle_lock.lock().await;
         let mut slot = self.plugins.lock().unwrap_or_else(|e| e.into_inner());
@@ -199,7 +209,8 @@ impl Collector {
             Some(stage) => (Some(stage.set), stage.cluster_series),
             None => (None, SeriesCache::default()),
         };
-        let (set, result) = f(set);
+        let mut backends = self.prometheus.lock().unwrap_or_else(|e| e.into_inner());
+        let (set, result) = f(set, &mut backends);
         *slot = set.map(|set| PluginStage {
             set,
             cluster_series,
@@ -272,9 +283,9 @@ impl Collector {
             Vec::new()
         };
         // Prometheus inputs run beside the kubelet scrapes, on their own task.
-        let queries = match &self.prometheus {
+        let queries = match self.prometheus() {
             Some(source) if wanted.queries().next().is_some() => {
-                let (source, wanted) = (source.clone(), wanted.clone());
+                let wanted = wanted.clone();
                 Some(tokio::spawn(async move {
                     source.collect(wanted.queries(), now).await
                 }))

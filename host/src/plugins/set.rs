@@ -491,15 +491,53 @@ impl PluginSet {
         metric_names(self.plan_of(name))
     }
 
+    /// Checks the plans of the plugins of `entries` kept from `old` (`None` entries) against
+    /// a new config's `rules`: the configured plan, the plan in force and a pending replan must
+    /// all pass (e.g. every Prometheus backend they read is still configured). The error names
+    /// the first plugin that fails.
+    pub fn check_kept(
+        old: Option<&PluginSet>,
+        entries: &[(Arc<str>, Option<FreshPlugin>)],
+        rules: &PlanRules,
+    ) -> Result<(), PluginError> {
+        let Some(old) = old else { return Ok(()) };
+        for (name, _) in entries.iter().filter(|(_, fresh)| fresh.is_none()) {
+            let Some(Ok(running)) = old
+                .plugins
+                .iter()
+                .find(|p| p.name == *name)
+                .map(|p| p.state.as_ref())
+            else {
+                continue;
+            };
+            let plans = [&running.configured, &running.plan, &running.pending];
+            for plan in plans.into_iter().flatten() {
+                rules.check(plan).map_err(|message| PluginError::Config {
+                    plugin: name.to_string(),
+                    message: format!(
+                        "the running plugin's plan no longer fits the new config: {message}"
+                    ),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// The set of a new config, in its order: each entry is a plugin kept from `old` with its
-    /// instance and state (`None`) or a fresh one. Plugins of `old` not kept are dropped. When
-    /// two plugins would publish the same metric, nothing changes and `old` is handed back.
+    /// instance and state (`None`) or a fresh one. Kept plugins check their replans against
+    /// the new config's `rules` from now on. Plugins of `old` not kept are dropped. When two
+    /// plugins would publish the same metric, or a kept plugin's plan fails `rules`
+    /// ([`PluginSet::check_kept`]), nothing changes and `old` is handed back.
     #[allow(clippy::result_large_err)]
     pub fn rebuild(
         old: Option<PluginSet>,
         runtime: &Arc<PluginRuntime>,
         entries: Vec<(Arc<str>, Option<FreshPlugin>)>,
+        rules: &PlanRules,
     ) -> Result<PluginSet, (Option<PluginSet>, PluginError)> {
+        if let Err(error) = PluginSet::check_kept(old.as_ref(), &entries, rules) {
+            return Err((old, error));
+        }
         let owners = match PluginSet::owners(old.as_ref(), &entries) {
             Ok(owners) => owners,
             Err(error) => return Err((old, error)),
@@ -517,10 +555,16 @@ impl PluginSet {
         for (name, fresh) in entries {
             let plugin = match fresh {
                 Some(fresh) => fresh.0,
-                None => previous.remove(&name).unwrap_or(Plugin {
-                    name: name.clone(),
-                    state: Err("not loaded".into()),
-                }),
+                None => {
+                    let mut kept = previous.remove(&name).unwrap_or(Plugin {
+                        name: name.clone(),
+                        state: Err("not loaded".into()),
+                    });
+                    if let Ok(running) = &mut kept.state {
+                        running.rules = rules.clone();
+                    }
+                    kept
+                }
             };
             set.plugins.push(plugin);
         }

@@ -70,6 +70,9 @@ impl SettingChanges {
         if old.metrics != new.metrics {
             changes.applied.push("metrics");
         }
+        if old.prometheus != new.prometheus {
+            changes.applied.push("prometheus");
+        }
         let restart = [
             ("server", old.server != new.server),
             ("kubernetes", old.kubernetes != new.kubernetes),
@@ -77,7 +80,6 @@ impl SettingChanges {
             ("authentication", old.authentication != new.authentication),
             ("authorization", old.authorization != new.authorization),
             ("plugin_runtime", old.plugin_runtime != new.plugin_runtime),
-            ("prometheus", old.prometheus != new.prometheus),
             (
                 "custom_resources",
                 old.custom_resources != new.custom_resources,
@@ -130,7 +132,7 @@ mod tests {
              [[prometheus]]\nname = \"p\"\nurl = \"http://p:9090\"\n",
         );
         let changes = SettingChanges::of(&old, &new);
-        assert_eq!(changes.applied, ["metrics"]);
-        assert_eq!(changes.needs_restart, ["server", "kubelet", "prometheus"]);
+        assert_eq!(changes.applied, ["metrics", "prometheus"]);
+        assert_eq!(changes.needs_restart, ["server", "kubelet"]);
     }
 }

@@ -4,7 +4,10 @@
 //! and configures every plugin whose fingerprint (module sha256, config, limits) changed: a
 //! [`Candidate`]. [`Reloader::reload`] then swaps it in between collection cycles (unchanged
 //! plugins keep their instance and state), applies the reloadable settings, reports what needs
-//! a restart, and records the outcome in logs and self-metrics. `check-config` runs the same
+//! a restart, and records the outcome in logs and self-metrics. `[[prometheus]]` reloads too:
+//! [`prepare`] sets up the new backends (unchanged ones are shared with the running source),
+//! and the swap installs them with the plugins, refusing the config when a kept plugin reads
+//! a backend it removes. `check-config` runs the same
 //! [`prepare`] offline. Triggers (file watch, SIGHUP, `POST /-/reload`) go through
 //! [`trigger::ReloadHandle`], which runs one reload at a time and coalesces the rest.
 
@@ -27,6 +30,8 @@ use crate::pipeline::Collector;
 use crate::plugins::plan::PlanRules;
 use crate::plugins::set::{self, Fingerprint, FreshPlugin};
 use crate::plugins::{PluginError, PluginRuntime, PluginSet};
+use crate::sources::prometheus::PrometheusSource;
+use crate::sources::prometheus::client::SetupError;
 use crate::telemetry::{PluginLabels, ReloadLabels, Telemetry};
 use diff::{PluginChanges, SettingChanges};
 use resources::{ResourceBatch, ResourceOutcomes, ResourcePlugin, RunningResource};
@@ -78,6 +83,20 @@ pub enum ReloadError {
         #[source]
         source: Box<PluginError>,
     },
+    /// A `[[prometheus]]` backend cannot be set up (bad URL, CA, client certificate, header,
+    /// unreadable credential file); located at its entry.
+    #[error("{}:{line}:{column}: {source}", path.display())]
+    Backend {
+        /// The config file.
+        path: PathBuf,
+        /// 1-based line of the entry's name.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What failed, naming the backend.
+        #[source]
+        source: SetupError,
+    },
     /// The new config changes `metrics.resource_source`, which takes a restart.
     #[error(
         "{}: metrics.resource_source changed from \"{}\" to \"{}\": where metrics.k8s.io comes from cannot change by live reload; restart the gateway to switch (the running config keeps serving)",
@@ -108,6 +127,8 @@ pub struct Candidate {
     pub entries: Vec<(Arc<str>, Option<FreshPlugin>)>,
     /// Every plugin's fingerprint, in order.
     pub fingerprints: Vec<(String, Fingerprint)>,
+    /// The Prometheus backends of the config (`None` without any).
+    pub prometheus: Option<Arc<PrometheusSource>>,
     path: PathBuf,
     text: String,
 }
@@ -148,23 +169,44 @@ fn span_of(pc: &PluginConfig, error: &PluginError) -> usize {
     }
 }
 
-/// The one validation path, for reloads and `check-config`: reads and validates `path`, checks
-/// every plugin's module, and compiles (or reads from the artifact cache) and configures every
-/// plugin whose fingerprint differs from `running`'s. `runtime` is called at most once, when a
-/// plugin needs compiling. Slow on a cache miss: call from a blocking thread.
+/// The one validation path, for reloads and `check-config`: reads and validates `path`, sets
+/// up its Prometheus backends (sharing those of `backends` — the running source — whose entry
+/// is unchanged; the source's self-metrics go to `telemetry`), checks every plugin's module,
+/// and compiles (or reads from the artifact cache) and configures every plugin whose
+/// fingerprint differs from `running`'s. `runtime` is called at most once, when a plugin
+/// needs compiling. Slow on a cache miss: call from a blocking thread.
 pub fn prepare(
     path: &Path,
     mut runtime: impl FnMut(&Config) -> Result<Arc<PluginRuntime>, PluginError>,
     running: &HashMap<String, Fingerprint>,
+    backends: Option<&Arc<PrometheusSource>>,
+    telemetry: &Telemetry,
 ) -> Result<Candidate, ReloadError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
     let config = config::parse(path, &text)?;
+    let prometheus =
+        PrometheusSource::reconfigure(&config.prometheus, &config.base_dir, telemetry, backends)
+            .map_err(|source| {
+                let entry = config
+                    .prometheus
+                    .iter()
+                    .find(|b| *b.name.get_ref() == source.backend);
+                let offset = entry.map_or(0, |b| b.name.span().start);
+                let (line, column) = config::line_column(&text, offset);
+                ReloadError::Backend {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                    source,
+                }
+            })?;
     let mut candidate = Candidate {
         entries: Vec::with_capacity(config.plugins.len()),
         fingerprints: Vec::with_capacity(config.plugins.len()),
+        prometheus,
         config,
         path: path.to_path_buf(),
         text,
@@ -403,7 +445,16 @@ impl Reloader {
                         applied.config.metrics.resource_source,
                     )
                 };
-                let mut candidate = prepare(&this.path, |_| this.runtime(), &running)?;
+                // Only reloads replace the backends, one at a time: these stay the running ones
+                // until this reload's swap.
+                let backends = this.collector.prometheus();
+                let mut candidate = prepare(
+                    &this.path,
+                    |_| this.runtime(),
+                    &running,
+                    backends.as_ref(),
+                    &this.telemetry,
+                )?;
                 let to = candidate.config.metrics.resource_source;
                 if to != source {
                     return Err(ReloadError::ResourceSource {
@@ -444,9 +495,11 @@ impl Reloader {
         } else {
             Some(self.runtime().map_err(ReloadError::Runtime)?)
         };
+        let rules = PlanRules::of(&candidate.config);
+        let backends = candidate.prometheus.take();
         let swapped = self
             .collector
-            .replace_plugins(|old| {
+            .replace_plugins(|old, running_backends| {
                 let resolved = resources::resolve_conflicts(
                     old.as_ref(),
                     &mut candidate.entries,
@@ -459,13 +512,15 @@ impl Reloader {
                     return (old, Err(error));
                 }
                 let entries = std::mem::take(&mut candidate.entries);
-                match runtime {
-                    None => (None, Ok(())),
-                    Some(runtime) => match PluginSet::rebuild(old, &runtime, entries) {
-                        Ok(set) => (Some(set), Ok(())),
-                        Err((old, error)) => (old, Err(error)),
+                let set = match runtime {
+                    None => None,
+                    Some(runtime) => match PluginSet::rebuild(old, &runtime, entries, &rules) {
+                        Ok(set) => Some(set),
+                        Err((old, error)) => return (old, Err(error)),
                     },
-                }
+                };
+                install_backends(running_backends, backends);
+                (set, Ok(()))
             })
             .await;
         let Candidate {
@@ -492,6 +547,7 @@ impl Reloader {
             let mut applied = lock(&self.applied);
             applied.config.metrics = config.metrics;
             applied.config.plugins = config.plugins;
+            applied.config.prometheus = config.prometheus;
             applied.fingerprints = fingerprints.into_iter().collect();
             applied.resources = std::mem::take(&mut batch.running);
             self.max_sample_age_ms.store(
@@ -542,6 +598,17 @@ impl Reloader {
         *slot = Some(runtime.clone());
         Ok(runtime)
     }
+}
+
+/// Puts `new` in `slot` (between cycles): the source it replaces hands over the state of the
+/// backends they share.
+fn install_backends(slot: &mut Option<Arc<PrometheusSource>>, new: Option<Arc<PrometheusSource>>) {
+    match (slot.as_ref(), new.as_ref()) {
+        (Some(old), Some(new)) if Arc::ptr_eq(old, new) => return,
+        (Some(old), new) => old.hand_over(new.map(|n| &**n)),
+        (None, _) => {}
+    }
+    *slot = new;
 }
 
 /// `names` without those not in `fingerprints`.

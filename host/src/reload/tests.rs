@@ -34,6 +34,32 @@ fn rate(name: &str, metric: &str) -> String {
     )
 }
 
+/// A `[[prometheus]]` entry (`extra`: more keys).
+fn backend(name: &str, url: &str, extra: &str) -> String {
+    format!("[[prometheus]]\nname = \"{name}\"\nurl = \"{url}\"\n{extra}\n")
+}
+
+/// A `[[plugins]]` entry of the prometheus-adapter-compat plugin serving an external metric
+/// from backend `backend` (a series discovery, then a query per cycle).
+fn adapter(name: &str, backend: &str) -> String {
+    format!(
+        "[[plugins]]\nname = \"{name}\"\nfile = {:?}\n[plugins.config]\nbackend = \"{backend}\"\n\
+         adapter_config = '''\nexternalRules:\n- seriesQuery: '{{__name__=\"queue_depth\"}}'\n  \
+         metricsQuery: sum(<<.Series>>{{<<.LabelMatchers>>}}) by (queue)\n'''\n\n",
+        wasm("prometheus-adapter-compat")
+    )
+}
+
+/// A `[[plugins]]` entry of the rate plugin reading the default backend.
+fn default_reader(name: &str) -> String {
+    format!(
+        "[[plugins]]\nname = \"{name}\"\nfile = {:?}\n[[plugins.config.rules]]\n\
+         source = \"prometheus\"\nseries = \"sum by (queue) (jobs_total)\"\n\
+         metric = \"jobs_rate\"\ntarget = \"external\"\n\n",
+        wasm("rate")
+    )
+}
+
 fn config(plugins: &str) -> String {
     format!("[server]\nself_signed = true\n\n{plugins}")
 }
@@ -57,14 +83,21 @@ impl Fixture {
         let telemetry = Telemetry::new();
         let store = Arc::new(Store::default());
         let clock = Clock::from_fn(|| 1_000_000);
-        let collector = Arc::new(Collector::new(
+        let collector = Collector::new(
             config.kubelet.clone(),
             KubeletScraper::new(&config.kubelet, rustls::RootCertStore::empty()).unwrap(),
             Arc::new(ClusterCache::default()),
             store.clone(),
             telemetry.clone(),
             clock.clone(),
-        ));
+        );
+        let collector = Arc::new(if config.prometheus.is_empty() {
+            collector
+        } else {
+            let source =
+                PrometheusSource::new(&config.prometheus, &config.base_dir, telemetry.clone());
+            collector.with_prometheus(Arc::new(source.unwrap()))
+        });
         let runtime = PluginRuntime::new(&PluginRuntimeConfig::default(), &telemetry).unwrap();
         let set = PluginSet::load(&runtime, &config);
         assert!(set.errors().is_empty(), "{:?}", set.errors());
@@ -325,4 +358,155 @@ async fn concurrent_requests_coalesce_into_at_most_one_more_reload() {
     // The reload covering the last request started after it, so it read the final file.
     assert_eq!(f.cycle().await, ["metric_final"]);
     task.abort();
+}
+
+/// A reload error's text, asserting where it points.
+fn refusal(f: &Fixture, report: &ReloadReport, case: &str, at: &str) -> String {
+    let error = report
+        .error
+        .clone()
+        .unwrap_or_else(|| panic!("{case}: accepted"));
+    let prefix = format!("{}{at}", f.path.display());
+    assert!(
+        error.starts_with(&prefix),
+        "{case}: {error} (want {prefix})"
+    );
+    error
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_backends_reload_live_keeping_unchanged_ones() {
+    // Nothing listens on port 9: inputs fail, but their state is kept all the same.
+    let main = backend("main", "http://127.0.0.1:9", "");
+    let other = backend("other", "http://127.0.0.1:9", "");
+    let f = Fixture::start(&config(&(main.clone() + &adapter("a", "main")))).await;
+    let first = f.collector.prometheus().expect("backends");
+    f.cycle().await;
+    let held = first.held();
+    assert_eq!(
+        held,
+        ["prometheus-series main {__name__=\"queue_depth\"}"],
+        "the adapter's series discovery"
+    );
+
+    // Same backends, reformatted: the running source stays as it is.
+    let report = f
+        .reload_to(&config(&(main.replace(" = ", "=") + &adapter("a", "main"))))
+        .await;
+    assert!(report.succeeded(), "{report:?}");
+    assert!(report.settings.applied.is_empty(), "{report:?}");
+    assert!(Arc::ptr_eq(&first, &f.collector.prometheus().unwrap()));
+
+    // A backend added: applied live; `main` is shared, its inputs keep their state (no new
+    // discovery before its interval), and the plugin reading it is kept.
+    let report = f
+        .reload_to(&config(&(main.clone() + &other + &adapter("a", "main"))))
+        .await;
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(report.settings.applied, ["prometheus"]);
+    assert!(report.settings.needs_restart.is_empty(), "{report:?}");
+    assert_eq!(report.plugins.unchanged, ["a"]);
+    let second = f.collector.prometheus().unwrap();
+    assert!(!Arc::ptr_eq(&first, &second));
+    assert_eq!(second.held(), held, "main's state handed over");
+    assert!(first.held().is_empty());
+    f.cycle().await;
+    assert!(
+        f.telemetry
+            .encode()
+            .contains("metrics_gateway_prometheus_discovered_series{backend=\"other\"} 0"),
+    );
+
+    // `main` moved and `other` removed: main's inputs start afresh, other's gauges go.
+    let moved = backend("main", "http://127.0.0.1:10", "");
+    let report = f
+        .reload_to(&config(&(moved.clone() + &adapter("a", "main"))))
+        .await;
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(report.settings.applied, ["prometheus"]);
+    let third = f.collector.prometheus().unwrap();
+    assert!(third.held().is_empty(), "{:?}", third.held());
+    let metrics = f.telemetry.encode();
+    assert!(!metrics.contains("backend=\"other\""), "{metrics}");
+    f.cycle().await;
+    assert_eq!(third.held(), held);
+
+    // No backends and no plugin reading one: the source goes.
+    let report = f.reload_to(&config("")).await;
+    assert!(report.succeeded(), "{report:?}");
+    assert!(f.collector.prometheus().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_or_still_read_backends_are_refused_keeping_the_running_ones() {
+    let main = backend("main", "http://127.0.0.1:9", "");
+    let running = config(&(main.clone() + &adapter("a", "main") + &default_reader("r")));
+    let f = Fixture::start(&running).await;
+    let first = f.collector.prometheus().expect("backends");
+    f.cycle().await;
+    let held = first.held();
+    let plugins = adapter("a", "main") + &default_reader("r");
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "unreadable token",
+            config(
+                &(backend(
+                    "main",
+                    "http://127.0.0.1:10",
+                    "bearer_token_file = \"nope\"",
+                ) + &plugins),
+            ),
+            ":5:8:",
+            "prometheus \"main\": reading ",
+        ),
+        (
+            "missing CA",
+            config(&(backend("main", "http://127.0.0.1:10", "ca_file = \"no-ca.pem\"") + &plugins)),
+            ":5:8:",
+            "no-ca.pem",
+        ),
+        (
+            "missing client certificate",
+            config(
+                &(main.clone()
+                    + &backend(
+                        "x",
+                        "https://127.0.0.1:9",
+                        "client_cert_file = \"no.crt\"\nclient_key_file = \"no.key\"",
+                    )
+                    + &plugins),
+            ),
+            ":9:8:",
+            "prometheus \"x\": client_cert_file ",
+        ),
+        (
+            "backend removed",
+            config(&(backend("other", "http://127.0.0.1:9", "") + &plugins)),
+            ":9:8:",
+            "plugin a: the running plugin's plan no longer fits the new config: input 0 \
+             (prometheus-series \"{__name__=\\\"queue_depth\\\"}\") reads prometheus backend \
+             \"main\", which is not configured (configured: [other])",
+        ),
+        (
+            "no default any more",
+            config(&(main.clone() + &backend("other", "http://127.0.0.1:9", "") + &plugins)),
+            ":24:8:",
+            "plugin r: the running plugin's plan no longer fits the new config: input 0 \
+             (prometheus \"sum by (queue) (jobs_total)\") reads the default prometheus backend",
+        ),
+    ];
+    for (case, text, at, message) in cases {
+        let report = f.reload_to(&text).await;
+        let error = refusal(&f, &report, case, at);
+        assert!(error.contains(message), "{case}: {error}");
+        let now = f.collector.prometheus().unwrap();
+        assert!(Arc::ptr_eq(&first, &now), "{case}: backends replaced");
+        f.cycle().await;
+        assert_eq!(first.held(), held, "{case}: state lost");
+    }
+    // The running config is still the applied one: reloading it changes nothing.
+    let report = f.reload_to(&running).await;
+    assert!(report.succeeded(), "{report:?}");
+    assert!(report.settings.applied.is_empty(), "{report:?}");
+    assert_eq!(report.plugins.unchanged, ["a", "r"]);
 }

@@ -165,6 +165,15 @@ impl BackendClient {
         })
     }
 
+    /// Reads the credential files once: an error names the file that cannot be read.
+    pub fn check_credentials(&self) -> Result<(), RequestError> {
+        let files = self.bearer_token_file.iter();
+        for path in files.chain(self.basic_auth.iter().map(|(_, p)| p)) {
+            read_secret(path)?;
+        }
+        Ok(())
+    }
+
     /// Calls API endpoint `path` (e.g. `api/v1/query`) with `params`: in the URL for GET, as a
     /// form body for POST. Answers other than 2xx become errors (Prometheus' own error body
     /// when it sent one).

@@ -3,6 +3,11 @@
 //! the kubelet scrapes (bounded per backend, a timeout per request, `time=` the cycle's time).
 //! A failing backend fails only its own inputs: each failure is recorded for the cycle's plugins,
 //! logged (rate-limited per backend) and counted; the next cycle tries again.
+//!
+//! A reload builds a new source with [`PrometheusSource::reconfigure`] (unchanged backends
+//! shared, new or changed ones set up and their credential files read once) and, between
+//! cycles, the running source hands its state over with [`PrometheusSource::hand_over`]: the
+//! inputs of the backends the two share keep their series tables and discovery timers.
 
 pub mod client;
 pub mod query;
@@ -30,6 +35,8 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 struct Backend {
     name: Arc<str>,
+    /// Its config entry: a reload keeps the backend exactly when the entry is unchanged.
+    config: PrometheusConfig,
     client: BackendClient,
     permits: Arc<Semaphore>,
     discovery_interval_ms: i64,
@@ -73,7 +80,8 @@ pub struct PrometheusSource {
 }
 
 impl PrometheusSource {
-    /// The backends of `configs` (relative paths against `base_dir`).
+    /// The backends of `configs` (relative paths against `base_dir`); every credential file
+    /// must be readable now (it is re-read for every request).
     pub fn new(
         configs: &[PrometheusConfig],
         base_dir: &Path,
@@ -81,17 +89,8 @@ impl PrometheusSource {
     ) -> Result<PrometheusSource, SetupError> {
         let mut backends = HashMap::new();
         for cfg in configs {
-            let name: Arc<str> = cfg.name.get_ref().as_str().into();
-            let backend = Backend {
-                name: name.clone(),
-                client: BackendClient::new(cfg, base_dir)?,
-                permits: Arc::new(Semaphore::new(cfg.max_concurrency.get() as usize)),
-                discovery_interval_ms: i64::from(cfg.discovery_interval_secs.get()) * 1000,
-                max_series: cfg.max_series.get() as usize,
-                timeout_secs: cfg.timeout_secs.get(),
-                warned: Mutex::new((None, 0)),
-            };
-            backends.insert(name, Arc::new(backend));
+            let backend = Backend::new(cfg, base_dir)?;
+            backends.insert(backend.name.clone(), Arc::new(backend));
         }
         Ok(PrometheusSource {
             backends,
@@ -99,6 +98,96 @@ impl PrometheusSource {
             telemetry,
             state: Mutex::default(),
         })
+    }
+
+    /// The source of `configs` for a reload of a gateway running `running`: `running` itself
+    /// when `configs` are its backends' entries in any order, else a new source sharing
+    /// `running`'s backends whose entry is unchanged and setting up the others (a backend that
+    /// cannot be set up, e.g. an unreadable CA or token file, is an error naming it). `None`
+    /// without backends. Nothing changes in `running`.
+    pub fn reconfigure(
+        configs: &[PrometheusConfig],
+        base_dir: &Path,
+        telemetry: &Telemetry,
+        running: Option<&Arc<PrometheusSource>>,
+    ) -> Result<Option<Arc<PrometheusSource>>, SetupError> {
+        if configs.is_empty() {
+            return Ok(None);
+        }
+        let kept = |cfg: &PrometheusConfig| {
+            running
+                .and_then(|r| r.backends.get(cfg.name.get_ref().as_str()))
+                .filter(|b| b.config == *cfg)
+                .cloned()
+        };
+        if let Some(running) = running
+            && running.backends.len() == configs.len()
+            && configs.iter().all(|cfg| kept(cfg).is_some())
+        {
+            return Ok(Some(running.clone()));
+        }
+        let mut backends = HashMap::new();
+        for cfg in configs {
+            let backend = match kept(cfg) {
+                Some(backend) => backend,
+                None => Arc::new(Backend::new(cfg, base_dir)?),
+            };
+            backends.insert(backend.name.clone(), backend);
+        }
+        Ok(Some(Arc::new(PrometheusSource {
+            backends,
+            default: prometheus_backend(configs, "").map(|b| b.name.get_ref().as_str().into()),
+            telemetry: telemetry.clone(),
+            state: Mutex::default(),
+        })))
+    }
+
+    /// Hands this source's input state (series tables, discoveries with their last run) for
+    /// the backends it shares with `next` over to `next`, so those inputs neither re-discover
+    /// nor renumber their series, and removes the per-backend gauges of the backends `next`
+    /// lacks. Call between cycles, when `next` replaces this source.
+    pub fn hand_over(&self, next: Option<&PrometheusSource>) {
+        let taken = std::mem::take(&mut *self.state.lock().unwrap_or_else(|e| e.into_inner()));
+        if let Some(next) = next {
+            let shared = |name: &Arc<str>| match (self.backends.get(name), next.backends.get(name))
+            {
+                (Some(old), Some(new)) => Arc::ptr_eq(old, new),
+                _ => false,
+            };
+            let mut state = next.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.queries = taken
+                .queries
+                .into_iter()
+                .filter(|(k, _)| shared(&k.backend))
+                .collect();
+            state.discoveries = taken
+                .discoveries
+                .into_iter()
+                .filter(|(k, _)| shared(&k.backend))
+                .collect();
+        }
+        for name in self.backends.keys() {
+            if next.is_some_and(|n| n.backends.contains_key(name)) {
+                continue;
+            }
+            let labels = BackendLabels {
+                backend: name.to_string(),
+            };
+            self.telemetry.prometheus_backend_up.remove(&labels);
+            self.telemetry.prometheus_discovered_series.remove(&labels);
+        }
+    }
+
+    /// The inputs whose state the source holds, as `source backend query`, sorted (tests).
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> Vec<String> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let keys = state.queries.keys().chain(state.discoveries.keys());
+        let mut held: Vec<String> = keys
+            .map(|k| format!("{} {} {}", k.source.as_str(), k.backend, k.query))
+            .collect();
+        held.sort();
+        held
     }
 
     /// Runs the Prometheus inputs `inputs` — (source, backend as a plan names it, query or
@@ -292,6 +381,25 @@ enum Slot {
 }
 
 impl Backend {
+    /// The backend of `cfg`, its credential files read once to check them.
+    fn new(cfg: &PrometheusConfig, base_dir: &Path) -> Result<Backend, SetupError> {
+        let client = BackendClient::new(cfg, base_dir)?;
+        client.check_credentials().map_err(|e| SetupError {
+            backend: cfg.name.get_ref().clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Backend {
+            name: cfg.name.get_ref().as_str().into(),
+            config: cfg.clone(),
+            client,
+            permits: Arc::new(Semaphore::new(cfg.max_concurrency.get() as usize)),
+            discovery_interval_ms: i64::from(cfg.discovery_interval_secs.get()) * 1000,
+            max_series: cfg.max_series.get() as usize,
+            timeout_secs: cfg.timeout_secs.get(),
+            warned: Mutex::new((None, 0)),
+        })
+    }
+
     /// Runs `request` when a slot of the backend is free, all within the backend's timeout: a
     /// request still waiting for a slot then fails too, so a slow backend holds the cycle no
     /// longer than its timeout.
