@@ -93,7 +93,7 @@ pub struct Collector {
     slots: Mutex<HashMap<Arc<str>, NodeSlot>>,
     /// The plugins run every cycle, and the cluster-state series they read.
     plugins: Mutex<Option<PluginStage>>,
-    /// The snapshot replaced by the latest cycle, freed by the next one.
+    /// The snapshot replaced by the latest cycle, freed when the next one starts.
     retired: Mutex<Option<Arc<Snapshot>>>,
     cycle_lock: tokio::sync::Mutex<()>,
     /// Wakes [`Collector::run`] for a cycle now (after a reload).
@@ -247,6 +247,16 @@ impl Collector {
     pub async fn run_cycle(&self) -> CycleReport {
         let _guard = self.cycle_lock.lock().await;
         let started = Instant::now();
+        // The snapshot replaced a cycle ago goes before this one is built, off the async
+        // workers, so no more than two (the published one and the new) are held at a time.
+        let retired = self
+            .retired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if retired.is_some() {
+            tokio::task::spawn_blocking(move || drop(retired));
+        }
         let now = self.clock.now_ms();
         self.health
             .last_cycle_start_ms
@@ -451,15 +461,11 @@ impl Collector {
             .objects_served
             .get_or_create(&KindLabels { kind: "pod" })
             .set(report.pods_served as i64);
-        // Readers may still hold the snapshot just replaced; it is kept one more cycle and then
-        // freed here, off the async workers, so no API request pays for freeing a whole cluster.
+        // Readers may still hold the snapshot just replaced; it is kept until the next cycle
+        // starts and freed then, off the async workers, so no API request pays for freeing a
+        // whole cluster.
         let replaced = self.store.publish(snapshot);
-        let retired = self
-            .retired
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace(replaced);
-        tokio::task::spawn_blocking(move || drop(retired));
+        *self.retired.lock().unwrap_or_else(|e| e.into_inner()) = Some(replaced);
         self.health.cycles.store(cycle, Ordering::Release);
         self.health.first_cycle_done.store(true, Ordering::Release);
         self.telemetry.cycles.inc();

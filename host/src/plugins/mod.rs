@@ -8,6 +8,7 @@
 pub mod fixture;
 pub mod input;
 pub mod instance;
+pub mod label_sets;
 pub mod output;
 pub mod plan;
 pub mod runtime;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::input::IdMap;
+use super::label_sets::LabelSets;
 use super::plan::{MetricTarget, Plan};
 use super::wit::types;
 use crate::samples::{Batch, Series};
@@ -153,12 +154,13 @@ impl Accepted {
 }
 
 /// Validates `output` against `plan`. `derived` maps the plugin's derived series ids to host
-/// series across cycles. Fails as a whole when the output has more than `max_output` values or
+/// series across cycles; the values' labels are shared through `label_sets`. Fails as a whole when the output has more than `max_output` values or
 /// malformed columns.
 pub fn validate(
     output: types::CycleOutput,
     plan: &Plan,
     derived: &mut IdMap<Arc<Series>>,
+    label_sets: &mut LabelSets,
     objects: Objects<'_>,
     max_output: usize,
 ) -> Result<Accepted, String> {
@@ -221,13 +223,9 @@ pub fn validate(
         }
     }
     let empty_labels = Arc::new(LabelSet::default());
-    let labels = |l: Vec<types::Label>| {
-        if l.is_empty() {
-            empty_labels.clone()
-        } else {
-            Arc::new(LabelSet(l.into_iter().map(|l| (l.name, l.value)).collect()))
-        }
-    };
+    // Sets held by no published value any longer go; the published snapshot's stay shared.
+    label_sets.sweep();
+    let mut labels = |l: Vec<types::Label>| label_sets.get(l);
 
     for v in output.custom {
         let candidates = by_name
@@ -684,8 +682,15 @@ mod tests {
             external("rate", "", "a", 1.0),
         ];
         let mut derived = IdMap::default();
-        let accepted =
-            validate(out, &plan(), &mut derived, Objects::Cluster(&cluster), 100).unwrap();
+        let accepted = validate(
+            out,
+            &plan(),
+            &mut derived,
+            &mut LabelSets::default(),
+            Objects::Cluster(&cluster),
+            100,
+        )
+        .unwrap();
         let pods = &accepted.custom[0];
         assert_eq!(pods.len(), 1);
         assert_eq!(
@@ -778,6 +783,7 @@ mod tests {
             out,
             &plan,
             &mut IdMap::default(),
+            &mut LabelSets::default(),
             Objects::Cluster(&cluster),
             100,
         )
@@ -815,7 +821,15 @@ mod tests {
         out.custom = (0..3)
             .map(|i| custom("rate", "pods", "default", &format!("p{i}"), 1.0))
             .collect();
-        let err = validate(out, &plan(), &mut IdMap::default(), Objects::Unchecked, 2).unwrap_err();
+        let err = validate(
+            out,
+            &plan(),
+            &mut IdMap::default(),
+            &mut LabelSets::default(),
+            Objects::Unchecked,
+            2,
+        )
+        .unwrap_err();
         assert_eq!(
             err,
             "returned 3 values, more than its limit of 2 (max_output)"
@@ -838,7 +852,15 @@ mod tests {
         out.derived_timestamps_ms = vec![1, 1, 1, 1];
         out.derived_values = vec![0.5, 1.0, 1.0, f64::NAN];
         let mut derived = IdMap::default();
-        let a = validate(out, &plan(), &mut derived, Objects::Unchecked, 100).unwrap();
+        let a = validate(
+            out,
+            &plan(),
+            &mut derived,
+            &mut LabelSets::default(),
+            Objects::Unchecked,
+            100,
+        )
+        .unwrap();
         assert_eq!(a.derived.len(), 1);
         let host_id = a.derived.families["smooth"].series[0].id;
         assert_ne!(host_id, P);
@@ -853,13 +875,29 @@ mod tests {
         out.derived_timestamps_ms = vec![2];
         out.derived_values = vec![0.7];
         out.derived_removed = vec![P];
-        let b = validate(out, &plan(), &mut derived, Objects::Unchecked, 100).unwrap();
+        let b = validate(
+            out,
+            &plan(),
+            &mut derived,
+            &mut LabelSets::default(),
+            Objects::Unchecked,
+            100,
+        )
+        .unwrap();
         assert_eq!(b.derived.families["smooth"].series[0].id, host_id);
         assert!(derived.is_empty());
 
         let mut out = output();
         out.derived_ids = vec![1];
-        let err = validate(out, &plan(), &mut derived, Objects::Unchecked, 100).unwrap_err();
+        let err = validate(
+            out,
+            &plan(),
+            &mut derived,
+            &mut LabelSets::default(),
+            Objects::Unchecked,
+            100,
+        )
+        .unwrap_err();
         assert!(err.contains("ids 1, timestamps 0, values 0"), "{err}");
     }
 }

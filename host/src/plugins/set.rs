@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use super::PluginError;
 use super::input::{IdMap, InputState};
 use super::instance::{Fault, Instance, Limits, Outcome};
+use super::label_sets::LabelSets;
 use super::output::{self, Accepted, Objects};
 use super::plan::{Metric, MetricKey, MetricTarget, Plan, PlanRules, scope_mismatch};
 use super::runtime::{LoadError, LoadedComponent, MAX_MEMORY_BYTES, PluginRuntime};
@@ -94,6 +95,8 @@ struct Running {
     snapshot: Vec<u8>,
     /// The plugin's derived series ids → host series.
     derived: IdMap<Arc<Series>>,
+    /// The label sets of its published values.
+    label_sets: LabelSets,
     /// Why the plugin is not running now.
     error: Option<String>,
     telemetry: PluginTelemetry,
@@ -367,6 +370,7 @@ impl PluginSet {
             discarded: false,
             snapshot: Vec::new(),
             derived: IdMap::default(),
+            label_sets: LabelSets::default(),
             error: None,
             telemetry: PluginTelemetry {
                 telemetry: self.runtime.telemetry().clone(),
@@ -814,6 +818,7 @@ fn run_one(
             output,
             plan,
             &mut r.derived,
+            &mut r.label_sets,
             objects,
             r.max_output,
         )),
