@@ -3,12 +3,62 @@
 //! unexpected exits, a working directory removed after a valid run, resident memory, free
 //! ports, self-metrics samples and a one-line description of the machine.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitCode, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+
+/// A benchmark binary's `main`: logs to stderr (`RUST_LOG`, else `default_filter`), the rustls
+/// crypto provider, a multi-threaded runtime, then `run` until it ends or the process gets
+/// Ctrl-C or SIGTERM (dropping `run` kills its children). `Ok(false)` (a check failed) prints
+/// `failed`; an error prints its chain.
+pub fn bench_main<F>(default_filter: &str, failed: &str, run: F) -> ExitCode
+where
+    F: Future<Output = anyhow::Result<bool>>,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    crate::pki::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("installing a SIGTERM handler")?;
+        tokio::select! {
+            result = run => result,
+            _ = tokio::signal::ctrl_c() => bail!("interrupted (Ctrl-C)"),
+            _ = terminate.recv() => bail!("terminated (SIGTERM)"),
+        }
+    });
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("error: {failed}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// How often [`Fleet::guard`] checks that every child still runs.
 const POLL: Duration = Duration::from_secs(1);

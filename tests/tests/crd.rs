@@ -220,6 +220,20 @@ fn events_about(rig: &Rig, name: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Waits until an Event about `name` satisfies `wanted` (the leader records it just after
+/// writing the status).
+async fn event_recorded(rig: &Rig, name: &str, wanted: impl Fn(&Value) -> bool) {
+    eventually(&format!("an Event about {name}"), || {
+        let events = events_about(rig, name);
+        if events.iter().any(&wanted) {
+            Ok(())
+        } else {
+            Err(format!("{events:?}"))
+        }
+    })
+    .await
+}
+
 fn load_errors(gateway: &Gateway, plugin: &str) -> u64 {
     gateway
         .telemetry
@@ -263,13 +277,10 @@ async fn a_metrics_plugin_is_added_reconfigured_and_removed_with_its_status() {
     assert_eq!(ready["reason"], "Applied");
     assert_eq!(ready["observedGeneration"], 1);
     assert_eq!(condition(&object, "Degraded")["status"], "False");
-    let applied = events_about(&rig, "cpu");
-    assert!(
-        applied.iter().any(|e| e["reason"] == "Applied"
-            && e["type"] == "Normal"
-            && e["reportingInstance"] == "replica-a"),
-        "{applied:?}"
-    );
+    event_recorded(&rig, "cpu", |e| {
+        e["reason"] == "Applied" && e["type"] == "Normal" && e["reportingInstance"] == "replica-a"
+    })
+    .await;
 
     // A new spec: generation 2, the plugin reconfigured and its new metric served instead.
     let updated = put_plugin(&rig, "cpu", rate_spec("cpu_b"));
@@ -373,23 +384,16 @@ async fn bad_metrics_plugins_are_refused_alone_and_the_running_config_keeps_serv
             message.ends_with("nothing runs for this resource"),
             "{message}"
         );
-        let warnings = events_about(&rig, name);
-        assert!(
-            warnings.iter().any(|e| e["type"] == "Warning"
+        event_recorded(&rig, name, |e| {
+            e["type"] == "Warning"
                 && e["reason"] == reason
-                && e["note"].as_str().is_some_and(|n| n.contains(detail))),
-            "{name}: {warnings:?}"
-        );
+                && e["note"].as_str().is_some_and(|n| n.contains(detail))
+        })
+        .await;
         assert!(load_errors(gw, name) >= 1, "{name}: no load error counted");
     }
     assert!(load_errors(gw, "cpu") >= 1);
-    assert!(
-        events_about(&rig, "cpu")
-            .iter()
-            .any(|e| e["reason"] == "Sha256Mismatch"),
-        "{:?}",
-        events_about(&rig, "cpu")
-    );
+    event_recorded(&rig, "cpu", |e| e["reason"] == "Sha256Mismatch").await;
     // The file config and the last good resource keep serving; the file reload path is fine.
     cycle_until(gw, &clock, "the last good version", |s| {
         s.contains(&"pods/cpu_a".to_string()) && !s.contains(&"pods/cpu_x".to_string())
@@ -517,13 +521,7 @@ async fn only_the_leader_writes_status_and_another_replica_takes_over_an_expired
         "{:?}",
         writes.lock().unwrap()
     );
-    assert!(
-        events_about(&rig, "cpu")
-            .iter()
-            .any(|e| e["reportingInstance"] == "replica-b"),
-        "{:?}",
-        events_about(&rig, "cpu")
-    );
+    event_recorded(&rig, "cpu", |e| e["reportingInstance"] == "replica-b").await;
     b.shutdown().await;
     rig.shutdown().await;
 }

@@ -30,7 +30,7 @@ use clap::Parser;
 use metrics_gateway_testkit::cluster::{ClusterSpec, SimClock, SimCluster};
 use metrics_gateway_testkit::loadgen::{self, LoadSpec, Percentiles, Session, Target, TlsTrust};
 use metrics_gateway_testkit::procs::{
-    Fleet, Proc, WorkDir, free_port, log_tail, machine_summary, memory, sample,
+    Fleet, Proc, WorkDir, bench_main, free_port, log_tail, machine_summary, memory, sample,
 };
 use metrics_gateway_testkit::prometheus::Prometheus;
 
@@ -133,46 +133,12 @@ const MB: f64 = 1e6;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "bench_adapter=info,warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    metrics_gateway_testkit::pki::install_crypto_provider();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let outcome = runtime.block_on(async {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("installing a SIGTERM handler")?;
-        // Dropping `run` on a signal drops its `Fleet` and Prometheus, which kills them.
-        tokio::select! {
-            result = run(&args) => result,
-            _ = tokio::signal::ctrl_c() => bail!("interrupted (Ctrl-C)"),
-            _ = terminate.recv() => bail!("terminated (SIGTERM)"),
-        }
-    });
-    match outcome {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => {
-            eprintln!("error: a check failed (see the report)");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    // Dropping `run` on a signal drops its children and Prometheus, which kills them.
+    bench_main(
+        "bench_adapter=info,warn",
+        "a check failed (see the report)",
+        run(&args),
+    )
 }
 
 /// The requests-per-second of pod `i`'s `http_requests_total`.

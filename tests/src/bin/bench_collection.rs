@@ -30,7 +30,7 @@ use metrics_gateway_testkit::loadgen::{
     self, LoadReport, LoadSpec, Percentiles, Session, Target, Timing, TlsTrust,
 };
 use metrics_gateway_testkit::procs::{
-    Fleet, Proc, WorkDir, free_port, log_tail, machine_summary, memory, sample,
+    Fleet, Proc, WorkDir, bench_main, free_port, log_tail, machine_summary, memory, sample,
 };
 
 /// Measures the gateway's collection cycle, CPU against a real Prometheus, memory and API
@@ -131,46 +131,12 @@ const MB: f64 = 1e6;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "bench_collection=info,warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    metrics_gateway_testkit::pki::install_crypto_provider();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let outcome = runtime.block_on(async {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("installing a SIGTERM handler")?;
-        // Dropping `run` on a signal drops its `Fleet`, which kills every child.
-        tokio::select! {
-            result = run(&args) => result,
-            _ = tokio::signal::ctrl_c() => bail!("interrupted (Ctrl-C)"),
-            _ = terminate.recv() => bail!("terminated (SIGTERM)"),
-        }
-    });
-    match outcome {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => {
-            eprintln!("error: the run is invalid (see the checks in the report)");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    // Dropping `run` on a signal drops its children and Prometheus, which kills them.
+    bench_main(
+        "bench_collection=info,warn",
+        "the run is invalid (see the checks in the report)",
+        run(&args),
+    )
 }
 
 /// CPU time of a process (all threads, user + system), in clock ticks.
