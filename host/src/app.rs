@@ -255,10 +255,13 @@ impl Gateway {
         let server = serve(config.server.listen_addr, tls, bundles, app).await?;
         let collection = if options.collect_on_interval {
             // Collection has its own runtime and threads: a cycle's burst of thousands of
-            // scrape tasks never queues ahead of API requests on the API's workers.
+            // scrape tasks never queues ahead of API requests on the API's workers, and, at a
+            // lower priority, its CPU work (plugins, the snapshot) yields the cores to them.
+            let nice = config.kubelet.collector_nice.get();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(config.kubelet.collector_threads.get() as usize)
                 .thread_name("collector")
+                .on_thread_start(move || lower_thread_priority(nice))
                 .enable_all()
                 .build()
                 .context("starting the collection runtime")?;
@@ -309,6 +312,15 @@ impl Gateway {
             task.abort();
         }
         self.server.shutdown().await;
+    }
+}
+
+/// Sets the calling thread's niceness (`kubelet.collector_nice`); on failure the thread keeps
+/// its priority, with a warning.
+fn lower_thread_priority(nice: i32) {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), nice) {
+        tracing::warn!(nice, error = %e, "could not lower a collection thread's priority");
     }
 }
 

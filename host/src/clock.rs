@@ -47,10 +47,63 @@ impl std::fmt::Debug for Clock {
 /// Formats milliseconds since the epoch as RFC 3339 with second precision, as Kubernetes
 /// serialises `metav1.Time` (`2022-01-27T18:48:33Z`).
 pub fn rfc3339_seconds(ms: Millis) -> String {
-    match jiff::Timestamp::from_second(ms.div_euclid(1000)) {
-        Ok(ts) => ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        Err(_) => "1970-01-01T00:00:00Z".to_string(),
+    Rfc3339Seconds::new(ms).as_str().to_owned()
+}
+
+/// [`rfc3339_seconds`] on the stack: the API renders one per served value, so it neither
+/// allocates nor goes through a general-purpose formatter. Times outside the years 0000–9999
+/// print as the epoch.
+#[derive(Clone, Copy)]
+pub struct Rfc3339Seconds([u8; 20]);
+
+impl Rfc3339Seconds {
+    /// The text of `ms`.
+    pub fn new(ms: Millis) -> Rfc3339Seconds {
+        /// 9999-12-31T23:59:59Z.
+        const LAST: i64 = 253_402_300_799;
+        /// 0000-01-01T00:00:00Z.
+        const FIRST: i64 = -62_167_219_200;
+        let mut secs = ms.div_euclid(1000);
+        if !(FIRST..=LAST).contains(&secs) {
+            secs = 0;
+        }
+        let (days, time) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (year, month, day) = civil_from_days(days);
+        let mut buf = *b"0000-00-00T00:00:00Z";
+        let mut put = |at: usize, width: usize, mut n: i64| {
+            for i in (at..at + width).rev() {
+                buf[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, time / 3600);
+        put(14, 2, time / 60 % 60);
+        put(17, 2, time % 60);
+        Rfc3339Seconds(buf)
     }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("1970-01-01T00:00:00Z")
+    }
+}
+
+/// The proleptic Gregorian (year, month, day) of `days` since 1970-01-01, for years ≥ 0
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// Formats a duration in milliseconds as Go's `time.Duration.String()` does for the values the
@@ -99,6 +152,35 @@ mod tests {
     fn formats_timestamps_like_metav1_time() {
         assert_eq!(rfc3339_seconds(1_643_309_313_999), "2022-01-27T18:48:33Z");
         assert_eq!(rfc3339_seconds(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_seconds(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(rfc3339_seconds(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_seconds(253_402_300_799_999), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339_seconds(-62_167_219_200_000), "0000-01-01T00:00:00Z");
+        assert_eq!(rfc3339_seconds(253_402_300_800_000), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_seconds(i64::MIN), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn stack_timestamps_agree_with_jiff_over_the_whole_range() {
+        // Every day boundary ± a second over 1900–2200, and pseudo-random times in 0000–9999
+        // (jiff ends on 9999-12-30).
+        let mut secs: Vec<i64> = (-25_567..84_000)
+            .flat_map(|d: i64| [d * 86_400 - 1, d * 86_400, d * 86_400 + 43_261])
+            .collect();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            secs.push(-62_167_219_200 + (x % 315_569_347_200) as i64);
+        }
+        for s in secs {
+            let want = jiff::Timestamp::from_second(s)
+                .unwrap()
+                .strftime("%Y-%m-%dT%H:%M:%SZ")
+                .to_string();
+            assert_eq!(rfc3339_seconds(s * 1000 + 999), want, "{s} s");
+        }
     }
 
     #[test]

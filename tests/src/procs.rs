@@ -4,6 +4,7 @@
 //! ports, self-metrics samples and a one-line description of the machine.
 
 use std::future::Future;
+use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitCode, Stdio};
 use std::sync::Mutex;
@@ -175,6 +176,46 @@ impl Fleet {
                 return e;
             }
         }
+    }
+
+    /// Spawns `command` as child `name` (its output in `log`), and waits, within `limit`, for a
+    /// line of its stdout starting with `ready`, which it returns. Its stdout is read to the end
+    /// on a thread of its own, so the pipe never fills.
+    pub async fn spawn_until_ready(
+        &self,
+        name: &'static str,
+        command: Command,
+        log: PathBuf,
+        ready: &str,
+        limit: Duration,
+    ) -> anyhow::Result<String> {
+        let mut proc = Proc::spawn(name, command, log.clone(), Stdio::piped())?;
+        let stdout = proc
+            .take_stdout()
+            .with_context(|| format!("{name} stdout"))?;
+        self.add(proc);
+        let (line_tx, mut line_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = line_tx.send(line);
+            }
+        });
+        let what = format!("waiting for {name} to be ready");
+        self.guard(&what, limit, async {
+            while let Some(line) = line_rx.recv().await {
+                if line.starts_with(ready) {
+                    return Ok(line);
+                }
+            }
+            bail!(
+                "{name} closed its output before it was ready; its log ends with:\n{}",
+                log_tail(&log, 8)
+            )
+        })
+        .await
     }
 
     /// `fut`, failed early if a child dies or `limit` passes.

@@ -59,16 +59,6 @@ fn spec() -> ClusterSpec {
     }
 }
 
-/// The cluster's namespaces, sorted (the data is written for them).
-fn namespaces(spec: &ClusterSpec) -> Vec<String> {
-    let cluster = SimCluster::generate(spec, SimClock::manual(END_MS));
-    let state = cluster.read();
-    let mut names: Vec<String> = state.pods.keys().map(|(ns, _)| ns.clone()).collect();
-    names.sort();
-    names.dedup();
-    names
-}
-
 fn openmetrics(namespaces: &[String]) -> String {
     let end = END_MS / 1000;
     let mut out = String::from("# TYPE app_backlog gauge\n");
@@ -185,7 +175,7 @@ async fn cycle_until_watched(rig: &Rig, resources: &[(&ObjectResource, usize)]) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_and_custom_resources_are_described_from_discovery() {
-    let namespaces = namespaces(&spec());
+    let (_, namespaces) = common::pods_and_namespaces(&spec());
     let (ns0, ns1) = (namespaces[0].as_str(), namespaces[1].as_str());
     let prom = Prometheus::start_with(&openmetrics(&namespaces)).unwrap();
     let url = prom.url();

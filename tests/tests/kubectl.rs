@@ -6,7 +6,6 @@ mod common;
 use common::{kubectl, raw};
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use metrics_gateway_testkit::cluster::ClusterSpec;
@@ -274,21 +273,11 @@ async fn kubectl_top_and_raw_paths_match_ground_truth() {
     assert_eq!(resources["kind"], "APIResourceList");
 
     // A pod that does not exist: kubectl reports the 404 Status.
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args([
-            "get",
-            "--raw",
-            "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/nope",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("NotFound"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let err = common::try_raw(
+        &kubeconfig,
+        "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/nope",
+    )
+    .expect_err("no such pod");
+    assert!(err.contains("NotFound"), "{err}");
     rig.shutdown().await;
 }

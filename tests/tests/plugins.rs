@@ -380,14 +380,7 @@ async fn shipped_plugins_serve_custom_and_external_metrics() {
         format!("{CUSTOM}/v1beta2/namespaces/{ns}/pods/no-such-pod/container_cpu_cores"),
         format!("{EXTERNAL}/namespaces/{ns}/no_such_metric"),
     ] {
-        let out = std::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&kc)
-            .args(["get", "--raw", &path])
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{path}");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = common::try_raw(&kc, &path).expect_err(&path);
         assert!(
             err.contains("NotFound") || err.contains("not found"),
             "{path}: {err}"
@@ -452,19 +445,14 @@ async fn faulty_plugins_fail_alone_through_the_api() {
                 let nodes = raw(&kc, "/apis/metrics.k8s.io/v1beta1/nodes");
                 assert_eq!(items(&nodes).len(), 2, "{mode}: core metrics keep serving");
             }
-            let out = std::process::Command::new("kubectl")
-                .arg("--kubeconfig")
-                .arg(&kc)
-                .args(["get", "--raw", &hostile_path])
-                .output()
-                .unwrap();
-            if out.status.success() {
-                let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-                served_counts.push(quantity(items(&list)[0]["value"].as_str().unwrap()));
-            } else {
-                let err = String::from_utf8_lossy(&out.stderr);
-                assert!(err.contains("plugin hostile"), "{mode}: {err}");
-                served_counts.push(-1.0);
+            match common::try_raw(&kc, &hostile_path) {
+                Ok(list) => {
+                    served_counts.push(quantity(items(&list)[0]["value"].as_str().unwrap()));
+                }
+                Err(err) => {
+                    assert!(err.contains("plugin hostile"), "{mode}: {err}");
+                    served_counts.push(-1.0);
+                }
             }
         }
         if mode.contains("loop") {

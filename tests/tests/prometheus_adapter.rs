@@ -58,21 +58,6 @@ fn spec() -> ClusterSpec {
     }
 }
 
-/// The cluster's pods, sorted, and its namespaces: the data is written for them.
-fn cluster_objects(spec: &ClusterSpec) -> (Vec<(String, String)>, Vec<String>) {
-    let cluster = SimCluster::generate(spec, SimClock::manual(END_MS));
-    let state = cluster.read();
-    let pods = state.pods.keys().cloned().collect();
-    let namespaces = state
-        .pods
-        .keys()
-        .map(|(ns, _)| ns.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    (pods, namespaces)
-}
-
 /// Requests per second of pod `i`'s `http_requests_total`.
 fn rate(i: usize) -> f64 {
     (i + 1) as f64 / 4.0
@@ -107,21 +92,6 @@ fn openmetrics(pods: &[(String, String)], namespaces: &[String]) -> String {
     out
 }
 
-/// `kubectl get --raw PATH`: the JSON on success, the error output otherwise.
-fn try_raw(kc: &Path, path: &str) -> Result<serde_json::Value, String> {
-    let out = std::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kc)
-        .args(["get", "--raw", path])
-        .output()
-        .expect("kubectl is installed (scripts/test.sh installs it)");
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
 /// External values as (queue, value), sorted.
 fn queues(list: &serde_json::Value) -> Vec<(String, f64)> {
     let mut v: Vec<(String, f64)> = list["items"]
@@ -141,7 +111,7 @@ fn queues(list: &serde_json::Value) -> Vec<(String, f64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_adapter_config_is_served_unchanged_with_one_query_per_rule() {
-    let (pods, namespaces) = cluster_objects(&spec());
+    let (pods, namespaces) = common::pods_and_namespaces(&spec());
     let mut prom = Prometheus::start_with(&openmetrics(&pods, &namespaces)).unwrap();
     let url = prom.url();
     let mut config = toml::Table::new();
@@ -294,13 +264,13 @@ async fn an_adapter_config_is_served_unchanged_with_one_query_per_rule() {
         "{CUSTOM}/namespaces/{}/pods/*/http_requests_per_second",
         namespaces[0]
     );
-    let err = try_raw(&kc, &path).unwrap_err();
+    let err = common::try_raw(&kc, &path).unwrap_err();
     assert!(
         err.contains("InternalError") || err.contains("500") || err.contains("main"),
         "{err}"
     );
     assert!(
-        try_raw(
+        common::try_raw(
             &kc,
             &format!(
                 "/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods",
@@ -312,7 +282,7 @@ async fn an_adapter_config_is_served_unchanged_with_one_query_per_rule() {
     );
     prom.restart().unwrap();
     rig.gateway.collector.run_cycle().await;
-    let back = try_raw(&kc, &path).expect("values are back after the restart");
+    let back = common::try_raw(&kc, &path).expect("values are back after the restart");
     assert!(!back["items"].as_array().unwrap().is_empty(), "{back}");
 }
 
@@ -367,7 +337,7 @@ async fn a_namespace_of_2000_pods_is_served_from_one_short_query_per_rule() {
         namespaces: 2,
         ..ClusterSpec::default()
     };
-    let (pods, namespaces) = cluster_objects(&spec);
+    let (pods, namespaces) = common::pods_and_namespaces(&spec);
     let ns = "default";
     assert_eq!(pods.iter().filter(|(pns, _)| pns == ns).count(), 2000);
     let prom = Prometheus::start_with(&openmetrics(&pods, &namespaces)).unwrap();

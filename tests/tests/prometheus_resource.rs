@@ -28,50 +28,8 @@ const PLUGIN: &str = "adapter";
 /// prometheus-adapter's shipped `resourceRules` (deploy/manifests/config-map.yaml), unchanged:
 /// `irate` over 4 minutes of cAdvisor's container counters and the kubelet's node counters,
 /// working-set gauges, a 5-minute window.
-const SHIPPED_RESOURCE_RULES: &str = r#"
-"resourceRules":
-  "cpu":
-    "containerLabel": "container"
-    "containerQuery": |
-      sum by (<<.GroupBy>>) (
-        irate (
-            container_cpu_usage_seconds_total{<<.LabelMatchers>>,container!="",pod!=""}[4m]
-        )
-      )
-    "nodeQuery": |
-      sum by (<<.GroupBy>>) (
-        irate(
-            node_cpu_usage_seconds_total{<<.LabelMatchers>>}[4m]
-        )
-      )
-    "resources":
-      "overrides":
-        "namespace":
-          "resource": "namespace"
-        "node":
-          "resource": "node"
-        "pod":
-          "resource": "pod"
-  "memory":
-    "containerLabel": "container"
-    "containerQuery": |
-      sum by (<<.GroupBy>>) (
-        container_memory_working_set_bytes{<<.LabelMatchers>>,container!="",pod!=""}
-      )
-    "nodeQuery": |
-      sum by (<<.GroupBy>>) (
-        node_memory_working_set_bytes{<<.LabelMatchers>>}
-      )
-    "resources":
-      "overrides":
-        "node":
-          "resource": "node"
-        "namespace":
-          "resource": "namespace"
-        "pod":
-          "resource": "pod"
-  "window": "5m"
-"#;
+const SHIPPED_RESOURCE_RULES: &str =
+    include_str!("../../plugins/prometheus-adapter-compat/testdata/shipped-resource-rules.yaml");
 
 fn spec() -> ClusterSpec {
     ClusterSpec {
@@ -250,21 +208,6 @@ fn openmetrics(truth: &Truth) -> String {
     }
     out.push_str("# EOF\n");
     out
-}
-
-/// `kubectl ARGS`: stdout on success, stderr otherwise.
-fn try_kubectl(kc: &Path, args: &[&str]) -> Result<String, String> {
-    let out = std::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kc)
-        .args(args)
-        .output()
-        .expect("kubectl is installed (scripts/test.sh installs it)");
-    if out.status.success() {
-        Ok(String::from_utf8(out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
 }
 
 /// kubectl's CPU column: `Quantity.MilliValue()`, which rounds up.
@@ -545,7 +488,7 @@ async fn metrics_k8s_io_is_served_from_prometheus_resource_rules() {
 
     // The partial pod is not served: a pod with a container unmeasured would under-report.
     let (ns, pod) = &truth.partial;
-    let err = try_kubectl(
+    let err = common::try_kubectl(
         &kc,
         &[
             "get",
@@ -590,12 +533,12 @@ async fn metrics_k8s_io_is_served_from_prometheus_resource_rules() {
         format!("{METRICS}/pods"),
         format!("{METRICS}/nodes"),
     ] {
-        let err = try_kubectl(&kc, &["get", "--raw", &path]).unwrap_err();
+        let err = common::try_kubectl(&kc, &["get", "--raw", &path]).unwrap_err();
         assert!(err.contains("InternalError"), "{path}: {err}");
         assert!(err.contains(&format!("plugin {PLUGIN}")), "{path}: {err}");
         assert!(err.contains("main"), "{path}: the backend: {err}");
     }
-    let err = try_kubectl(&kc, &["top", "pods", "-A"]).unwrap_err();
+    let err = common::try_kubectl(&kc, &["top", "pods", "-A"]).unwrap_err();
     assert!(err.contains(PLUGIN), "kubectl top pods: {err}");
     match target.read(&hpa).await {
         Err(HpaClientError::Status {

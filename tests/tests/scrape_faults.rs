@@ -247,13 +247,10 @@ async fn node_that_times_out() {
     let url = "/apis/metrics.k8s.io/v1beta1/nodes/node-00001";
     let kubeconfig = rig.dir().join("user.kubeconfig");
     rig.write_user_kubeconfig(&kubeconfig).unwrap();
-    let out = std::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["get", "--raw", url])
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "a stale node is not served");
+    assert!(
+        common::try_raw(&kubeconfig, url).is_err(),
+        "a stale node is not served"
+    );
     rig.shutdown().await;
 }
 

@@ -17,23 +17,22 @@
 //! Single-object answers are lists of one item, as custom-metrics-apiserver returns them.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Serialize;
 
 use super::ApiState;
-use super::metric_values::{
-    EmptyMeta, List, MetricParams, Time, json_response, parse_selector, window_seconds,
-};
+use super::metric_values::{MetricParams, parse_selector, window_seconds};
 use super::quantity::Quantity;
 use super::selector::{LabelSelector, LabelSelectorObject};
 use super::status::ApiError;
-use crate::clock::rfc3339_seconds;
+use crate::clock::{Rfc3339Seconds, rfc3339_seconds};
 use crate::store::Snapshot;
 use crate::store::custom::{CustomMetric, MetricState, ObjectResource, ObjectValue, Watched};
 
@@ -408,106 +407,116 @@ fn collect_builtin<'s>(
     out
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ObjectReference<'a> {
-    kind: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    namespace: &'a str,
-    name: &'a str,
-    api_version: &'a str,
-}
-
 /// `describedObject`'s kind and API version.
 struct Described<'a> {
     kind: &'a str,
     api_version: String,
 }
 
-/// `custom_metrics/v1beta1.MetricValue`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ValueV1Beta1<'a> {
-    described_object: ObjectReference<'a>,
-    metric_name: &'a str,
-    timestamp: Time,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    window: Option<i64>,
-    value: Quantity,
-    selector: Option<&'a LabelSelectorObject>,
-}
-
-/// `custom_metrics/v1beta2.MetricIdentifier`.
-#[derive(Serialize)]
-struct MetricIdentifier<'a> {
-    name: &'a str,
-    selector: Option<&'a LabelSelectorObject>,
-}
-
-/// `custom_metrics/v1beta2.MetricValue`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ValueV1Beta2<'a> {
-    described_object: ObjectReference<'a>,
-    metric: MetricIdentifier<'a>,
-    timestamp: Time,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    window_seconds: Option<i64>,
-    value: Quantity,
-}
-
-fn render<'s>(
+/// Renders the `MetricValueList` of `items` by hand rather than through serde: a request over
+/// a 2,000-replica workload renders 2,000 items, and serde's generic path (every key and string
+/// escaped field by field, the buffer grown by doubling) was most of the request's CPU. The
+/// request's constant parts are encoded once; per item only the object's namespace and name
+/// (escaped only when they need it), the time, window and value are written. The tests check
+/// it byte for byte against the serde definitions of the API types.
+fn render(
     version: Version,
     target: &Target<'_>,
     described: &Described<'_>,
-    items: Vec<Item<'s>>,
+    items: &[Item<'_>],
     selector: Option<&LabelSelectorObject>,
 ) -> Result<Response, ApiError> {
-    let reference = |item: &Item<'s>| ObjectReference {
-        kind: described.kind,
-        namespace: item.namespace,
-        name: item.name,
-        api_version: &described.api_version,
-    };
-    fn list<T>(version: Version, items: Vec<T>) -> List<'static, T> {
-        List {
-            kind: "MetricValueList",
-            api_version: version.group_version(),
-            metadata: EmptyMeta {},
-            items,
+    let body = render_list(version, target, described, items, selector)
+        .map_err(|e| ApiError::Internal(format!("encoding the response: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+fn render_list(
+    version: Version,
+    target: &Target<'_>,
+    described: &Described<'_>,
+    items: &[Item<'_>],
+    selector: Option<&LabelSelectorObject>,
+) -> std::io::Result<Vec<u8>> {
+    let kind = serde_json::to_vec(described.kind)?;
+    let api_version = serde_json::to_vec(&described.api_version)?;
+    let metric = serde_json::to_vec(target.metric)?;
+    let selector = serde_json::to_vec(&selector)?;
+    // An item is ~130 bytes of keys, its constant parts and its object, time, window and
+    // value: over-estimated, so that the buffer never grows (and copies) halfway.
+    let per_item = 256 + kind.len() + api_version.len() + metric.len() + selector.len();
+    let mut out = Vec::with_capacity(128 + items.len() * per_item);
+    write!(
+        out,
+        r#"{{"kind":"MetricValueList","apiVersion":"{}","metadata":{{}},"items":["#,
+        version.group_version()
+    )?;
+    // Values of one cycle share their time: format it once.
+    let mut stamp = (i64::MIN, Rfc3339Seconds::new(0));
+    let mut digits = itoa::Buffer::new();
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
+        out.extend_from_slice(br#"{"describedObject":{"kind":"#);
+        out.extend_from_slice(&kind);
+        if !item.namespace.is_empty() {
+            out.extend_from_slice(br#","namespace":"#);
+            push_str(&mut out, item.namespace)?;
+        }
+        out.extend_from_slice(br#","name":"#);
+        push_str(&mut out, item.name)?;
+        out.extend_from_slice(br#","apiVersion":"#);
+        out.extend_from_slice(&api_version);
+        out.push(b'}');
+        match version {
+            Version::V1Beta1 => {
+                out.extend_from_slice(br#","metricName":"#);
+                out.extend_from_slice(&metric);
+            }
+            Version::V1Beta2 => {
+                out.extend_from_slice(br#","metric":{"name":"#);
+                out.extend_from_slice(&metric);
+                out.extend_from_slice(br#","selector":"#);
+                out.extend_from_slice(&selector);
+                out.push(b'}');
+            }
+        }
+        let secs = item.timestamp_ms.div_euclid(1000);
+        if stamp.0 != secs {
+            stamp = (secs, Rfc3339Seconds::new(item.timestamp_ms));
+        }
+        out.extend_from_slice(br#","timestamp":""#);
+        out.extend_from_slice(stamp.1.as_str().as_bytes());
+        out.push(b'"');
+        if let Some(window) = window_seconds(item.window_ms) {
+            out.extend_from_slice(match version {
+                Version::V1Beta1 => br#","window":"#,
+                Version::V1Beta2 => br#","windowSeconds":"#,
+            });
+            out.extend_from_slice(digits.format(window).as_bytes());
+        }
+        write!(out, r#","value":"{}""#, item.value)?;
+        if version == Version::V1Beta1 {
+            out.extend_from_slice(br#","selector":"#);
+            out.extend_from_slice(&selector);
+        }
+        out.push(b'}');
     }
-    match version {
-        Version::V1Beta1 => json_response(&list(
-            version,
-            items
-                .iter()
-                .map(|item| ValueV1Beta1 {
-                    described_object: reference(item),
-                    metric_name: target.metric,
-                    timestamp: Time(item.timestamp_ms),
-                    window: window_seconds(item.window_ms),
-                    value: item.value,
-                    selector,
-                })
-                .collect(),
-        )),
-        Version::V1Beta2 => json_response(&list(
-            version,
-            items
-                .iter()
-                .map(|item| ValueV1Beta2 {
-                    described_object: reference(item),
-                    metric: MetricIdentifier {
-                        name: target.metric,
-                        selector,
-                    },
-                    timestamp: Time(item.timestamp_ms),
-                    window_seconds: window_seconds(item.window_ms),
-                    value: item.value,
-                })
-                .collect(),
-        )),
+    out.extend_from_slice(b"]}");
+    Ok(out)
+}
+
+/// Appends `s` as a JSON string: copied as is when nothing in it needs escaping (object names
+/// never do), escaped by serde_json otherwise.
+fn push_str(out: &mut Vec<u8>, s: &str) -> std::io::Result<()> {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        Ok(())
+    } else {
+        Ok(serde_json::to_writer(out, s)?)
     }
 }
 
@@ -588,7 +597,13 @@ async fn serve(
             )),
         });
     }
-    render(version, &target, &described, collected.items, echo.as_ref())
+    render(
+        version,
+        &target,
+        &described,
+        &collected.items,
+        echo.as_ref(),
+    )
 }
 
 async fn serve_v1beta1(
@@ -679,6 +694,174 @@ mod tests {
                 matches!(Target::parse(bad), Err(ApiError::UnknownPath)),
                 "{bad}"
             );
+        }
+    }
+
+    use crate::api::metric_values::{EmptyMeta, List, Time};
+    use serde::Serialize;
+
+    /// The API types as serde defines them: the oracle of the hand-written rendering.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ObjectReference<'a> {
+        kind: &'a str,
+        #[serde(skip_serializing_if = "str::is_empty")]
+        namespace: &'a str,
+        name: &'a str,
+        api_version: &'a str,
+    }
+
+    /// `custom_metrics/v1beta1.MetricValue`.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ValueV1Beta1<'a> {
+        described_object: ObjectReference<'a>,
+        metric_name: &'a str,
+        timestamp: Time,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        window: Option<i64>,
+        value: Quantity,
+        selector: Option<&'a LabelSelectorObject>,
+    }
+
+    /// `custom_metrics/v1beta2.MetricIdentifier`.
+    #[derive(Serialize)]
+    struct MetricIdentifier<'a> {
+        name: &'a str,
+        selector: Option<&'a LabelSelectorObject>,
+    }
+
+    /// `custom_metrics/v1beta2.MetricValue`.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ValueV1Beta2<'a> {
+        described_object: ObjectReference<'a>,
+        metric: MetricIdentifier<'a>,
+        timestamp: Time,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        window_seconds: Option<i64>,
+        value: Quantity,
+    }
+
+    fn serde_list<'a>(
+        version: Version,
+        target: &Target<'_>,
+        described: &'a Described<'_>,
+        items: &'a [Item<'_>],
+        selector: Option<&LabelSelectorObject>,
+    ) -> Vec<u8> {
+        let reference = |item: &'a Item<'_>| ObjectReference {
+            kind: described.kind,
+            namespace: item.namespace,
+            name: item.name,
+            api_version: &described.api_version,
+        };
+        fn list<T>(version: Version, items: Vec<T>) -> List<'static, T> {
+            List {
+                kind: "MetricValueList",
+                api_version: version.group_version(),
+                metadata: EmptyMeta {},
+                items,
+            }
+        }
+        match version {
+            Version::V1Beta1 => serde_json::to_vec(&list(
+                version,
+                items
+                    .iter()
+                    .map(|item| ValueV1Beta1 {
+                        described_object: reference(item),
+                        metric_name: target.metric,
+                        timestamp: Time(item.timestamp_ms),
+                        window: window_seconds(item.window_ms),
+                        value: item.value,
+                        selector,
+                    })
+                    .collect::<Vec<_>>(),
+            )),
+            Version::V1Beta2 => serde_json::to_vec(&list(
+                version,
+                items
+                    .iter()
+                    .map(|item| ValueV1Beta2 {
+                        described_object: reference(item),
+                        metric: MetricIdentifier {
+                            name: target.metric,
+                            selector,
+                        },
+                        timestamp: Time(item.timestamp_ms),
+                        window_seconds: window_seconds(item.window_ms),
+                        value: item.value,
+                    })
+                    .collect::<Vec<_>>(),
+            )),
+        }
+        .unwrap()
+    }
+
+    #[test]
+    fn hand_rendered_lists_equal_serde_byte_for_byte() {
+        let item = |namespace, name, value, timestamp_ms, window_ms| Item {
+            namespace,
+            name,
+            value: Quantity::from_f64_milli(value).unwrap(),
+            timestamp_ms,
+            window_ms,
+        };
+        let items = [
+            item(
+                "default",
+                "web-7d4b9c8f6d-x2x9z",
+                1.5,
+                1_643_309_313_999,
+                Some(60_000),
+            ),
+            item("", "node-1", 0.0, 0, None),
+            item("q\"uote", "back\\slash\u{1}tab\t", -2.25, -1, Some(200)),
+            item("ns", "ünï.cödé-名前", 1e12, 253_402_300_799_000, Some(0)),
+        ];
+        let selector = LabelSelector::parse("app in (a,b),!legacy,tier=front-end.v2")
+            .unwrap()
+            .to_object()
+            .unwrap();
+        let described = [
+            Described {
+                kind: "Pod",
+                api_version: "v1".into(),
+            },
+            Described {
+                kind: "",
+                api_version: String::new(),
+            },
+            Described {
+                kind: "Wid\"get",
+                api_version: "example.com/v1alpha1".into(),
+            },
+        ];
+        for version in [Version::V1Beta1, Version::V1Beta2] {
+            for metric in ["http_requests_per_second", "odd\"metric"] {
+                let target = Target {
+                    resource: ObjectResource::pods(),
+                    namespace: "default",
+                    name: None,
+                    metric,
+                };
+                for described in &described {
+                    for selector in [None, Some(&selector)] {
+                        for items in [&items[..], &items[..1], &[]] {
+                            let ours =
+                                render_list(version, &target, described, items, selector).unwrap();
+                            let theirs = serde_list(version, &target, described, items, selector);
+                            assert_eq!(
+                                String::from_utf8(ours).unwrap(),
+                                String::from_utf8(theirs).unwrap(),
+                                "{version:?}, {metric}, {} items",
+                                items.len()
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 

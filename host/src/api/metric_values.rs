@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use super::selector::LabelSelector;
 use super::status::ApiError;
-use crate::clock::rfc3339_seconds;
+use crate::clock::Rfc3339Seconds;
 
 /// Query parameters of metric requests (others, such as `resourceVersion`, are ignored).
 #[derive(Debug, Default, Deserialize)]
@@ -47,7 +47,7 @@ pub struct Time(pub i64);
 
 impl Serialize for Time {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&rfc3339_seconds(self.0))
+        serializer.serialize_str(Rfc3339Seconds::new(self.0).as_str())
     }
 }
 

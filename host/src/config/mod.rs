@@ -117,6 +117,25 @@ mod tests {
     }
 
     #[test]
+    fn collector_niceness_defaults_to_10_and_stays_unprivileged() {
+        let c = parse(Path::new("g.toml"), "[server]\nself_signed = true\n").unwrap();
+        assert_eq!(c.kubelet.collector_nice.get(), 10);
+        let c = parse(
+            Path::new("g.toml"),
+            "[server]\nself_signed = true\n[kubelet]\ncollector_nice = 0\n",
+        )
+        .unwrap();
+        assert_eq!(c.kubelet.collector_nice.get(), 0);
+        for bad in ["20", "-5"] {
+            let e = err(&format!(
+                "[server]\nself_signed = true\n[kubelet]\ncollector_nice = {bad}\n"
+            ));
+            assert!(e.starts_with("gateway.toml:4:18:"), "{e}");
+            assert!(e.contains("must be from 0 to 19"), "{e}");
+        }
+    }
+
+    #[test]
     fn timeout_longer_than_interval_is_rejected() {
         let e =
             err("[server]\nself_signed = true\n[kubelet]\ninterval_secs = 5\ntimeout_secs = 10\n");

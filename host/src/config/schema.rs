@@ -279,6 +279,10 @@ pub struct KubeletConfig {
     /// Threads of the collection runtime, separate from the API's threads.
     #[serde(default = "default_collector_threads")]
     pub collector_threads: AtLeastOne,
+    /// Scheduling niceness of the collection threads (plugins included), so that on a busy
+    /// machine API requests run ahead of a cycle's work.
+    #[serde(default = "default_collector_nice")]
+    pub collector_nice: Niceness,
     /// Each scrape starts after a random delay up to this many milliseconds, spreading load.
     #[serde(default = "default_jitter_ms")]
     pub jitter_ms: u32,
@@ -335,6 +339,9 @@ fn default_concurrency() -> AtLeastOne {
 fn default_collector_threads() -> AtLeastOne {
     AtLeastOne(NonZeroU32::new(1).expect("non-zero"))
 }
+fn default_collector_nice() -> Niceness {
+    Niceness(10)
+}
 fn default_jitter_ms() -> u32 {
     500
 }
@@ -359,6 +366,7 @@ impl Default for KubeletConfig {
             timeout_secs: default_timeout(),
             concurrency: default_concurrency(),
             collector_threads: default_collector_threads(),
+            collector_nice: default_collector_nice(),
             jitter_ms: default_jitter_ms(),
             address_types: default_address_types(),
             port: None,
@@ -634,6 +642,30 @@ impl AtLeastOne {
     /// The value.
     pub fn get(self) -> u32 {
         self.0.get()
+    }
+}
+
+/// A Linux niceness a process may set without privileges: 0 (the default priority) to 19
+/// (the lowest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct Niceness(u8);
+
+impl Niceness {
+    /// The value.
+    pub fn get(self) -> i32 {
+        i32::from(self.0)
+    }
+}
+
+impl TryFrom<i64> for Niceness {
+    type Error = String;
+    fn try_from(v: i64) -> Result<Self, String> {
+        u8::try_from(v)
+            .ok()
+            .filter(|n| *n <= 19)
+            .map(Niceness)
+            .ok_or_else(|| format!("must be from 0 to 19, got {v}"))
     }
 }
 

@@ -286,50 +286,7 @@ resourceRules:
 
     /// prometheus-adapter's shipped `resourceRules` (deploy/manifests/config-map.yaml): prefix
     /// `sum by`, `irate`, kubelet node series, and a window longer than the ranges.
-    const SHIPPED: &str = r#"
-"resourceRules":
-  "cpu":
-    "containerLabel": "container"
-    "containerQuery": |
-      sum by (<<.GroupBy>>) (
-        irate (
-            container_cpu_usage_seconds_total{<<.LabelMatchers>>,container!="",pod!=""}[4m]
-        )
-      )
-    "nodeQuery": |
-      sum by (<<.GroupBy>>) (
-        irate(
-            node_cpu_usage_seconds_total{<<.LabelMatchers>>}[4m]
-        )
-      )
-    "resources":
-      "overrides":
-        "namespace":
-          "resource": "namespace"
-        "node":
-          "resource": "node"
-        "pod":
-          "resource": "pod"
-  "memory":
-    "containerLabel": "container"
-    "containerQuery": |
-      sum by (<<.GroupBy>>) (
-        container_memory_working_set_bytes{<<.LabelMatchers>>,container!="",pod!=""}
-      )
-    "nodeQuery": |
-      sum by (<<.GroupBy>>) (
-        node_memory_working_set_bytes{<<.LabelMatchers>>}
-      )
-    "resources":
-      "overrides":
-        "node":
-          "resource": "node"
-        "namespace":
-          "resource": "namespace"
-        "pod":
-          "resource": "pod"
-  "window": "5m"
-"#;
+    const SHIPPED: &str = include_str!("../testdata/shipped-resource-rules.yaml");
 
     #[test]
     fn the_shipped_rules_compile_into_four_queries() {

@@ -20,17 +20,16 @@
 //! its children on every exit path. Every address is on loopback.
 
 use std::fmt::Write as _;
-use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, ensure};
 use clap::Parser;
 use metrics_gateway_testkit::cluster::{ClusterSpec, SimClock, SimCluster};
 use metrics_gateway_testkit::loadgen::{self, LoadSpec, Percentiles, Session, Target, TlsTrust};
 use metrics_gateway_testkit::procs::{
-    Fleet, Proc, WorkDir, bench_main, free_port, log_tail, machine_summary, memory, sample,
+    Fleet, Proc, WorkDir, bench_main, free_port, machine_summary, memory, sample,
 };
 use metrics_gateway_testkit::prometheus::Prometheus;
 
@@ -337,36 +336,14 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         .arg(dir.join("admin.kubeconfig"))
         .arg("--kubelet-ca-out")
         .arg(dir.join("kubelet-ca.crt"));
-    let mut sim = Proc::spawn(
-        "sim-cluster",
-        sim_cmd,
-        dir.join("sim-cluster.log"),
-        Stdio::piped(),
-    )?;
-    let stdout = sim.take_stdout().context("sim-cluster stdout")?;
-    fleet.add(sim);
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    // Reads the simulator's stdout to its end, so the pipe never fills.
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = ready_tx.send(line);
-        }
-    });
     fleet
-        .guard("waiting for sim-cluster to be ready", startup, async {
-            while let Some(line) = ready_rx.recv().await {
-                if line.starts_with("sim-cluster ready") {
-                    return Ok(());
-                }
-            }
-            bail!(
-                "sim-cluster closed its output before it was ready; its log ends with:\n{}",
-                log_tail(&dir.join("sim-cluster.log"), 8)
-            )
-        })
+        .spawn_until_ready(
+            "sim-cluster",
+            sim_cmd,
+            dir.join("sim-cluster.log"),
+            "sim-cluster ready",
+            startup,
+        )
         .await?;
 
     // Phase A: the counter-rate rule, 2,000 pods.

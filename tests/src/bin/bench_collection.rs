@@ -18,19 +18,18 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, ensure};
 use clap::Parser;
 use metrics_gateway_testkit::cluster::node_address;
 use metrics_gateway_testkit::loadgen::{
     self, LoadReport, LoadSpec, Percentiles, Session, Target, Timing, TlsTrust,
 };
 use metrics_gateway_testkit::procs::{
-    Fleet, Proc, WorkDir, bench_main, free_port, log_tail, machine_summary, memory, sample,
+    Fleet, Proc, WorkDir, bench_main, free_port, machine_summary, memory, sample,
 };
 
 /// Measures the gateway's collection cycle, CPU against a real Prometheus, memory and API
@@ -431,38 +430,16 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         .arg(&kubeconfig)
         .arg("--kubelet-ca-out")
         .arg(&kubelet_ca);
-    let mut sim = Proc::spawn(
-        "sim-cluster",
-        sim_cmd,
-        dir.join("sim-cluster.log"),
-        Stdio::piped(),
-    )?;
-    let stdout = sim.take_stdout().context("sim-cluster stdout")?;
-    fleet.add(sim);
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    // Reads the simulator's stdout to its end, so the pipe never fills.
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = ready_tx.send(line);
-        }
-    });
-    fleet
-        .guard("waiting for sim-cluster to be ready", startup, async {
-            while let Some(line) = ready_rx.recv().await {
-                if line.starts_with("sim-cluster ready") {
-                    tracing::info!(%line);
-                    return Ok(());
-                }
-            }
-            bail!(
-                "sim-cluster closed its output before it was ready; its log ends with:\n{}",
-                log_tail(&dir.join("sim-cluster.log"), 8)
-            )
-        })
+    let line = fleet
+        .spawn_until_ready(
+            "sim-cluster",
+            sim_cmd,
+            dir.join("sim-cluster.log"),
+            "sim-cluster ready",
+            startup,
+        )
         .await?;
+    tracing::info!(%line);
 
     // The gateway.
     let gateway_port = free_port()?;

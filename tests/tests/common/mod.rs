@@ -124,24 +124,50 @@ pub fn quantity(q: &str) -> f64 {
         .unwrap_or_else(|e| panic!("{q:?} is not a quantity: {e}"))
 }
 
-/// Runs the real `kubectl` with `kubeconfig`; its stdout (panics on failure with its output).
-pub fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> String {
+/// Runs the real `kubectl` with `kubeconfig`: its stdout on success, its stderr otherwise.
+pub fn try_kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> Result<String, String> {
     let out = std::process::Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(args)
         .output()
         .expect("kubectl is installed (scripts/test.sh installs it)");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Runs the real `kubectl` with `kubeconfig`; its stdout (panics on failure with its output).
+pub fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> String {
+    try_kubectl(kubeconfig, args).unwrap_or_else(|e| panic!("kubectl {args:?} failed: {e}"))
+}
+
+/// `kubectl get --raw PATH`: the JSON on success, kubectl's error output otherwise.
+pub fn try_raw(kubeconfig: &std::path::Path, path: &str) -> Result<serde_json::Value, String> {
+    try_kubectl(kubeconfig, &["get", "--raw", path]).map(|out| serde_json::from_str(&out).unwrap())
 }
 
 /// `kubectl get --raw PATH`, as JSON.
 pub fn raw(kubeconfig: &std::path::Path, path: &str) -> serde_json::Value {
-    serde_json::from_str(&kubectl(kubeconfig, &["get", "--raw", path])).unwrap()
+    try_raw(kubeconfig, path).unwrap_or_else(|e| panic!("kubectl get --raw {path} failed: {e}"))
+}
+
+/// The pods (namespace, name), sorted, and the namespaces, sorted, of the cluster `spec`
+/// generates at the Prometheus fixtures' end time: the tests write their data for them.
+pub fn pods_and_namespaces(spec: &ClusterSpec) -> (Vec<(String, String)>, Vec<String>) {
+    let cluster = metrics_gateway_testkit::cluster::SimCluster::generate(
+        spec,
+        SimClock::manual(metrics_gateway_testkit::prometheus::END_MS),
+    );
+    let state = cluster.read();
+    let pods: Vec<(String, String)> = state.pods.keys().cloned().collect();
+    let mut namespaces: Vec<String> = pods.iter().map(|(ns, _)| ns.clone()).collect();
+    namespaces.dedup();
+    (pods, namespaces)
 }
