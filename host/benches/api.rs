@@ -4,7 +4,6 @@
 //! pod selected, as for a 2,000-replica workload) and over one Deployment's 40.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
 
 use axum::Router;
 use axum::body::Body;
@@ -13,14 +12,10 @@ use http::Request;
 use http_body_util::BodyExt as _;
 use metrics_gateway::api::{ApiState, router};
 use metrics_gateway::clock::Clock;
-use metrics_gateway::config::KubeletConfig;
-use metrics_gateway::pipeline::Collector;
-use metrics_gateway::sources::cluster::{ClusterCache, LabelSet};
+use metrics_gateway::sources::cluster::LabelSet;
 use metrics_gateway::sources::discovery::ResourceInfo;
-use metrics_gateway::sources::kubelet::KubeletScraper;
+use metrics_gateway::store::Snapshot;
 use metrics_gateway::store::custom::{MetricState, ObjectResource, ObjectValue, PublishedMetric};
-use metrics_gateway::store::{Snapshot, Store};
-use metrics_gateway::telemetry::Telemetry;
 use tower::ServiceExt as _;
 
 const PODS: usize = 2_000;
@@ -79,30 +74,7 @@ fn snapshot() -> Snapshot {
 }
 
 fn app() -> Router {
-    let store = Arc::new(Store::default());
-    store.publish(snapshot());
-    let clock = Clock::from_fn(|| T + 10_000);
-    let cluster = Arc::new(ClusterCache::default());
-    let scraper = KubeletScraper::new(&KubeletConfig::default(), rustls::RootCertStore::empty())
-        .expect("scraper");
-    let collector = Collector::new(
-        KubeletConfig::default(),
-        scraper,
-        cluster.clone(),
-        store.clone(),
-        Telemetry::new(),
-        clock.clone(),
-    );
-    router(ApiState {
-        store,
-        cluster,
-        health: collector.health(),
-        telemetry: Telemetry::new(),
-        clock,
-        max_sample_age_ms: Arc::new(AtomicI64::new(45_000)),
-        liveness_limit_ms: 60_000,
-        reload: None,
-    })
+    router(ApiState::serving(snapshot(), Clock::from_fn(|| T + 10_000)))
 }
 
 async fn get(app: &Router, uri: &str) -> usize {

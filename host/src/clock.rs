@@ -52,36 +52,32 @@ pub fn rfc3339_seconds(ms: Millis) -> String {
 
 /// [`rfc3339_seconds`] on the stack: the API renders one per served value, so it neither
 /// allocates nor goes through a general-purpose formatter. Times outside the years 0000–9999
-/// print as the epoch.
+/// (and past jiff's last instant, 9999-12-30T22:00:00Z) print as the epoch.
 #[derive(Clone, Copy)]
 pub struct Rfc3339Seconds([u8; 20]);
 
 impl Rfc3339Seconds {
     /// The text of `ms`.
     pub fn new(ms: Millis) -> Rfc3339Seconds {
-        /// 9999-12-31T23:59:59Z.
-        const LAST: i64 = 253_402_300_799;
-        /// 0000-01-01T00:00:00Z.
-        const FIRST: i64 = -62_167_219_200;
-        let mut secs = ms.div_euclid(1000);
-        if !(FIRST..=LAST).contains(&secs) {
-            secs = 0;
-        }
-        let (days, time) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-        let (year, month, day) = civil_from_days(days);
+        let civil = jiff::Timestamp::from_second(ms.div_euclid(1000))
+            .ok()
+            .map(|ts| jiff::tz::Offset::UTC.to_datetime(ts))
+            .filter(|t| t.year() >= 0)
+            .unwrap_or(jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0));
         let mut buf = *b"0000-00-00T00:00:00Z";
-        let mut put = |at: usize, width: usize, mut n: i64| {
+        let mut put = |at: usize, width: usize, n: i16| {
+            let mut n = n.unsigned_abs();
             for i in (at..at + width).rev() {
                 buf[i] = b'0' + (n % 10) as u8;
                 n /= 10;
             }
         };
-        put(0, 4, year);
-        put(5, 2, month);
-        put(8, 2, day);
-        put(11, 2, time / 3600);
-        put(14, 2, time / 60 % 60);
-        put(17, 2, time % 60);
+        put(0, 4, civil.year());
+        put(5, 2, civil.month().into());
+        put(8, 2, civil.day().into());
+        put(11, 2, civil.hour().into());
+        put(14, 2, civil.minute().into());
+        put(17, 2, civil.second().into());
         Rfc3339Seconds(buf)
     }
 
@@ -89,21 +85,6 @@ impl Rfc3339Seconds {
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or("1970-01-01T00:00:00Z")
     }
-}
-
-/// The proleptic Gregorian (year, month, day) of `days` since 1970-01-01, for years ≥ 0
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// Formats a duration in milliseconds as Go's `time.Duration.String()` does for the values the
@@ -154,9 +135,10 @@ mod tests {
         assert_eq!(rfc3339_seconds(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339_seconds(-1), "1969-12-31T23:59:59Z");
         assert_eq!(rfc3339_seconds(951_782_400_000), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339_seconds(253_402_300_799_999), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339_seconds(253_402_207_200_999), "9999-12-30T22:00:00Z");
         assert_eq!(rfc3339_seconds(-62_167_219_200_000), "0000-01-01T00:00:00Z");
-        assert_eq!(rfc3339_seconds(253_402_300_800_000), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_seconds(-62_167_219_201_000), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_seconds(253_402_207_201_000), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339_seconds(i64::MIN), "1970-01-01T00:00:00Z");
     }
 

@@ -18,7 +18,7 @@ use common::{quantity, raw};
 use metrics_gateway::demo::{GATEWAY_USER, Rig, RigPlugin};
 use metrics_gateway::store::custom::ObjectResource;
 use metrics_gateway_testkit::apiserver::custom_resource_definition;
-use metrics_gateway_testkit::cluster::{ClusterSpec, SimClock, SimCluster};
+use metrics_gateway_testkit::cluster::{ClusterSpec, SimClock};
 use metrics_gateway_testkit::prometheus::{END_MS, Prometheus, SPAN_SECS, STEP_SECS};
 use serde_json::{Value, json};
 
@@ -207,14 +207,10 @@ async fn services_and_custom_resources_are_described_from_discovery() {
         });
         o.clock = SimClock::manual(END_MS);
         o.plugins = vec![plugin];
-        o.extra_config = format!("[[prometheus]]\nname = \"main\"\nurl = \"{url}\"\n");
+        o.extra_config = common::prometheus_backend(&url);
     })
     .await;
-    assert!(
-        rig.gateway.plugin_errors.is_empty(),
-        "{:?}",
-        rig.gateway.plugin_errors
-    );
+    common::assert_plugins_loaded(&rig);
     // The first discovery read (at start) is done before the test adds to the cluster, so
     // the refreshes below are the only ones (the next timed one is minutes away).
     tokio::time::timeout(

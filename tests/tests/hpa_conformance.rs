@@ -65,11 +65,7 @@ async fn demo_rig() -> (Rig, SimClock) {
         plugins_dir().display()
     );
     let (rig, clock) = common::rig_with(spec(), |o| o.plugins = plugins).await;
-    assert!(
-        rig.gateway.plugin_errors.is_empty(),
-        "{:?}",
-        rig.gateway.plugin_errors
-    );
+    common::assert_plugins_loaded(&rig);
     rig.gateway.collector.run_cycle().await;
     (rig, clock)
 }

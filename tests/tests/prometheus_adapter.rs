@@ -7,7 +7,6 @@
 mod common;
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use common::{quantity, raw};
 use metrics_gateway::demo::RigPlugin;
@@ -127,14 +126,10 @@ async fn an_adapter_config_is_served_unchanged_with_one_query_per_rule() {
     let (rig, _) = common::rig_with(spec(), |o| {
         o.clock = SimClock::manual(END_MS);
         o.plugins = vec![plugin];
-        o.extra_config = format!("[[prometheus]]\nname = \"main\"\nurl = \"{url}\"\n");
+        o.extra_config = common::prometheus_backend(&url);
     })
     .await;
-    assert!(
-        rig.gateway.plugin_errors.is_empty(),
-        "{:?}",
-        rig.gateway.plugin_errors
-    );
+    common::assert_plugins_loaded(&rig);
     // Discovery, then the replan's queries, then their values.
     for _ in 0..3 {
         rig.gateway.collector.run_cycle().await;
@@ -355,14 +350,10 @@ async fn a_namespace_of_2000_pods_is_served_from_one_short_query_per_rule() {
     let (rig, _) = common::rig_with(spec.clone(), |o| {
         o.clock = SimClock::manual(END_MS);
         o.plugins = vec![plugin];
-        o.extra_config = format!("[[prometheus]]\nname = \"main\"\nurl = \"{url}\"\n");
+        o.extra_config = common::prometheus_backend(&url);
     })
     .await;
-    assert!(
-        rig.gateway.plugin_errors.is_empty(),
-        "{:?}",
-        rig.gateway.plugin_errors
-    );
+    common::assert_plugins_loaded(&rig);
     // Discovery, then the replan's queries, then their values.
     for _ in 0..3 {
         rig.gateway.collector.run_cycle().await;

@@ -38,14 +38,10 @@ async fn plugins_sharing_a_query_cause_one_request_per_cycle() {
         // The cycle's time is the data's end, so the queries see it.
         o.clock = SimClock::manual(END_MS);
         o.plugins = vec![rate_reading("queue_rate_a"), rate_reading("queue_rate_b")];
-        o.extra_config = format!("[[prometheus]]\nname = \"main\"\nurl = \"{url}\"\n");
+        o.extra_config = common::prometheus_backend(&url);
     })
     .await;
-    assert!(
-        rig.gateway.plugin_errors.is_empty(),
-        "{:?}",
-        rig.gateway.plugin_errors
-    );
+    common::assert_plugins_loaded(&rig);
     let before = prom.requests_to("/api/v1/query").unwrap();
     rig.gateway.collector.run_cycle().await;
     rig.gateway.collector.run_cycle().await;
@@ -80,14 +76,10 @@ async fn a_plugin_serves_the_label_names_it_reads() {
             common::plugin_wasm("hostile-plugin"),
             "mode = \"labels\"\nselector = \"queue_depth\"",
         )];
-        o.extra_config = format!("[[prometheus]]\nname = \"main\"\nurl = \"{url}\"\n");
+        o.extra_config = common::prometheus_backend(&url);
     })
     .await;
-    assert!(
-        rig.gateway.plugin_errors.is_empty(),
-        "{:?}",
-        rig.gateway.plugin_errors
-    );
+    common::assert_plugins_loaded(&rig);
     let before = prom.requests_to("/api/v1/labels").unwrap();
     for _ in 0..3 {
         rig.gateway.collector.run_cycle().await;

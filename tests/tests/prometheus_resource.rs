@@ -467,11 +467,7 @@ async fn metrics_k8s_io_is_served_from_prometheus_resource_rules() {
         );
     })
     .await;
-    assert!(
-        rig.gateway.plugin_errors.is_empty(),
-        "{:?}",
-        rig.gateway.plugin_errors
-    );
+    common::assert_plugins_loaded(&rig);
     assert_eq!(
         Truth::of(&rig.cluster).pods,
         truth.pods,

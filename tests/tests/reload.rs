@@ -224,11 +224,7 @@ async fn client(mut session: Session, stop: Arc<AtomicBool>, seen: Arc<Seen>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_reloads_under_load_serve_one_config_or_the_other() {
     let (rig, clock) = reload_rig().await;
-    assert!(
-        rig.gateway.plugin_errors.is_empty(),
-        "{:?}",
-        rig.gateway.plugin_errors
-    );
+    common::assert_plugins_loaded(&rig);
     cycle(&rig, &clock).await;
     let config_a = config_text(&rig);
     let config_b = config_a.replace("cpu_a", "cpu_b");
@@ -518,7 +514,7 @@ fn adapter_on_main() -> RigPlugin {
 
 /// The `[[prometheus]]` entry of backend `main` at `url`.
 fn main_backend(url: &str) -> String {
-    format!("[[prometheus]]\nname = \"main\"\nurl = \"{url}\"\n")
+    common::prometheus_backend(&url)
 }
 
 /// The orders queue's depth as served (panics on anything but one value).
@@ -547,11 +543,7 @@ async fn prometheus_backend_is_repointed_live_and_broken_or_still_read_backends_
         o.extra_config = main_backend(&one.url());
     })
     .await;
-    assert!(
-        rig.gateway.plugin_errors.is_empty(),
-        "{:?}",
-        rig.gateway.plugin_errors
-    );
+    common::assert_plugins_loaded(&rig);
     let collector = rig.gateway.collector.clone();
     // Series discovery, then the replan's query, then its value.
     let mut probe = session(&rig, USER_TOKEN).await;

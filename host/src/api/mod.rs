@@ -30,7 +30,7 @@ use crate::clock::Clock;
 use crate::pipeline::CollectionHealth;
 use crate::reload::trigger::ReloadHandle;
 use crate::sources::cluster::ClusterCache;
-use crate::store::Store;
+use crate::store::{Snapshot, Store};
 use crate::telemetry::{RouteLabels, Telemetry};
 
 /// Everything handlers read; cheap to clone.
@@ -55,6 +55,23 @@ pub struct ApiState {
 }
 
 impl ApiState {
+    /// Serves `snapshot` alone, read at `clock`: no collection, cluster or reload behind it
+    /// (router tests and benchmarks).
+    pub fn serving(snapshot: Snapshot, clock: Clock) -> ApiState {
+        let store = Arc::new(Store::default());
+        store.publish(snapshot);
+        ApiState {
+            store,
+            cluster: Arc::default(),
+            health: Arc::new(CollectionHealth::new(clock.now_ms())),
+            telemetry: Telemetry::new(),
+            clock,
+            max_sample_age_ms: Arc::new(AtomicI64::new(45_000)),
+            liveness_limit_ms: 60_000,
+            reload: None,
+        }
+    }
+
     /// The sample age limit now, ms.
     pub fn max_sample_age_ms(&self) -> i64 {
         self.max_sample_age_ms.load(Ordering::Acquire)

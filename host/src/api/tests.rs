@@ -13,10 +13,8 @@ use tower::ServiceExt;
 use super::{ApiState, router};
 use crate::clock::Clock;
 use crate::core_metrics::Usage;
-use crate::pipeline::Collector;
-use crate::sources::cluster::{ClusterCache, LabelSet};
-use crate::store::{ContainerUsage, NodeMetrics, PodMetrics, Snapshot, Store};
-use crate::telemetry::Telemetry;
+use crate::sources::cluster::LabelSet;
+use crate::store::{ContainerUsage, NodeMetrics, PodMetrics, Snapshot};
 
 /// 2022-01-27T18:48:33Z.
 pub(super) const T: i64 = 1_643_309_313_000;
@@ -109,32 +107,7 @@ pub(super) fn core_snapshot() -> Snapshot {
 
 /// An API state serving `snap`, with the clock reading `now`.
 pub(super) fn state_from(snap: Snapshot, now: Arc<AtomicI64>) -> ApiState {
-    let store = Arc::new(Store::default());
-    store.publish(snap);
-    let clock = Clock::from_fn(move || now.load(Ordering::SeqCst));
-    let cluster = Arc::new(ClusterCache::default());
-    let collector = Collector::new(
-        crate::config::KubeletConfig::default(),
-        crate::sources::kubelet::KubeletScraper::new(
-            &Default::default(),
-            rustls::RootCertStore::empty(),
-        )
-        .unwrap(),
-        cluster.clone(),
-        store.clone(),
-        Telemetry::new(),
-        clock.clone(),
-    );
-    ApiState {
-        store,
-        cluster,
-        health: collector.health(),
-        telemetry: Telemetry::new(),
-        clock,
-        max_sample_age_ms: Arc::new(AtomicI64::new(45_000)),
-        liveness_limit_ms: 60_000,
-        reload: None,
-    }
+    ApiState::serving(snap, Clock::from_fn(move || now.load(Ordering::SeqCst)))
 }
 
 async fn get(uri: &str) -> (StatusCode, Value) {

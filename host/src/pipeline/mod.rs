@@ -56,7 +56,8 @@ pub struct CollectionHealth {
 }
 
 impl CollectionHealth {
-    fn new(now_ms: i64) -> Self {
+    /// No cycle yet, as of `now_ms`.
+    pub fn new(now_ms: i64) -> Self {
         CollectionHealth {
             last_cycle_start_ms: AtomicI64::new(now_ms),
             first_cycle_done: AtomicBool::new(false),

@@ -171,3 +171,17 @@ pub fn pods_and_namespaces(spec: &ClusterSpec) -> (Vec<(String, String)>, Vec<St
     namespaces.dedup();
     (pods, namespaces)
 }
+
+/// Fails the test unless every plugin of `rig` loaded.
+pub fn assert_plugins_loaded(rig: &Rig) {
+    assert!(
+        rig.gateway.plugin_errors.is_empty(),
+        "{:?}",
+        rig.gateway.plugin_errors
+    );
+}
+
+/// The `gateway.toml` lines of one Prometheus backend `main` at `url`.
+pub fn prometheus_backend(url: &str) -> String {
+    format!("[[prometheus]]\nname = \"main\"\nurl = \"{url}\"\n")
+}
