@@ -514,7 +514,7 @@ fn adapter_on_main() -> RigPlugin {
 
 /// The `[[prometheus]]` entry of backend `main` at `url`.
 fn main_backend(url: &str) -> String {
-    common::prometheus_backend(&url)
+    common::prometheus_backend(url)
 }
 
 /// The orders queue's depth as served (panics on anything but one value).
