@@ -166,7 +166,6 @@ impl InputState {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -220,7 +219,15 @@ mod tests {
         assert_eq!(added, [("rx_total", 0), ("tx_total", 1)]);
         assert_eq!(&*first.added[0].0.labels[0].0, "pod");
         assert!(first.removed.is_empty());
-        let id = |name: &str| first.added.iter().find(|(s, _)| &*s.name == name).unwrap().0.id;
+        let id = |name: &str| {
+            first
+                .added
+                .iter()
+                .find(|(s, _)| &*s.name == name)
+                .unwrap()
+                .0
+                .id
+        };
         let (rx, tx) = (id("rx_total"), id("tx_total"));
 
         let samples = cycle(
@@ -252,7 +259,13 @@ mod tests {
         let rows = [("rx_total", "a", 1.0), ("tx_total", "a", 2.0)];
         let samples = cycle(&mut cache, &rows);
         let first = state.build(&inputs, &samples, 5, 15_000);
-        let tx = first.added.iter().find(|(_, input)| *input == 1).unwrap().0.id;
+        let tx = first
+            .added
+            .iter()
+            .find(|(_, input)| *input == 1)
+            .unwrap()
+            .0
+            .id;
         assert!(first.failures.is_empty() && first.api_resources.is_none());
 
         let mut failing = cycle(&mut cache, &rows[..1]);

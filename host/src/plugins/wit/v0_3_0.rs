@@ -108,7 +108,8 @@ pub fn process(
         api_resources: input.api_resources,
     };
     let func = *plugin.metrics_gateway_plugin_guest().func_process().func();
-    let typed = func.typed::<(CycleInputArg<'_>,), (Result<types::CycleOutput, String>,)>(&*store)?;
+    let typed =
+        func.typed::<(CycleInputArg<'_>,), (Result<types::CycleOutput, String>,)>(&*store)?;
     let (output,) = typed.call(store, (arg,))?;
     Ok(output)
 }
