@@ -64,6 +64,9 @@ pub struct SeriesTable {
     hasher: std::collections::hash_map::RandomState,
     generation: u64,
     scratch: Vec<Label>,
+    /// Every series hashes alike (tests of colliding hashes).
+    #[cfg(test)]
+    collide: bool,
 }
 
 impl SeriesTable {
@@ -99,6 +102,8 @@ impl SeriesTable {
             h.write_usize(Arc::as_ptr(v).cast::<u8>() as usize);
         }
         let key = h.finish();
+        #[cfg(test)]
+        let key = if self.collide { 0 } else { key };
         let generation = self.generation;
         let same = |s: &Series| {
             Arc::ptr_eq(&s.name, &name)
@@ -224,5 +229,33 @@ mod tests {
         let scalar = t.series([]);
         assert_eq!(&*scalar.name, "");
         assert!(scalar.labels.is_empty());
+    }
+
+    #[test]
+    fn series_of_colliding_hashes_keep_their_ids() {
+        let strings = Strings::default();
+        let mut t = SeriesTable {
+            collide: true,
+            ..SeriesTable::new(strings.clone())
+        };
+        let pods = ["a", "b", "c"];
+        let first: Vec<u64> = pods.iter().map(|p| t.series([("pod", *p)]).id).collect();
+        assert_eq!(t.len(), 3);
+        t.sweep();
+        let again: Vec<u64> = pods.iter().map(|p| t.series([("pod", *p)]).id).collect();
+        assert_eq!(first, again);
+        t.sweep();
+        // Only "b" is returned: the others are forgotten, "b" keeps its id.
+        assert_eq!(t.series([("pod", "b")]).id, first[1]);
+        t.sweep();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.series([("pod", "b")]).id, first[1]);
+        assert_ne!(t.series([("pod", "a")]).id, first[0]);
+        // The strings are the tables' shared ones.
+        let other = SeriesTable::new(strings.clone()).series([("pod", "b")]);
+        assert!(Arc::ptr_eq(
+            &other.labels[0].1,
+            &t.series([("pod", "b")]).labels[0].1
+        ));
     }
 }
