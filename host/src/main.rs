@@ -29,14 +29,14 @@ mod allocator_options {
     }
 
     /// The delay, ms, after which mimalloc returns freed memory to the OS (its default: 1 s).
-    const PURGE_DELAY_MS: c_long = 10;
+    const PURGE_DELAY_MS: c_long = 0;
 
-    /// Returns freed memory to the OS after [`PURGE_DELAY_MS`] instead of mimalloc's 1 s: a
-    /// cycle's transients (Prometheus answers, a plugin's output as lifted, freed within the
-    /// cycle) otherwise stay resident into the cycle's peak. `bench-adapter`'s memory phase
-    /// peaked ~25 MB lower; 0 saved ~10 MB more but slowed the 483 KB HPA answer (p50 +0.7 ms
-    /// on a busy machine; presumably its large buffers given back and faulted in again on every
-    /// request; docs/PERFORMANCE.md). `MIMALLOC_PURGE_DELAY` still takes precedence.
+    /// Returns freed memory to the OS at once instead of after mimalloc's 1 s: a cycle's
+    /// transients (Prometheus answers, a plugin's output as lifted, freed within the cycle)
+    /// otherwise stay resident into the cycle's peak. `bench-adapter`'s memory phase peaked
+    /// ~35 MB lower (10 ms: ~20 MB), but the 483 KB HPA answer of its latency phase was slower
+    /// (p50 +0.5–1.5 ms on a busy machine; docs/PERFORMANCE.md). `MIMALLOC_PURGE_DELAY` still
+    /// takes precedence.
     pub fn purge_soon() {
         if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
             return;
