@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use metrics_gateway::config::PluginRuntimeConfig;
 use metrics_gateway::plugins::PluginRuntime;
+use metrics_gateway::plugins::input::CycleInput;
 use metrics_gateway::plugins::instance::{Instance, Limits};
-use metrics_gateway::plugins::wit::types;
+use metrics_gateway::samples::Series;
 use metrics_gateway::telemetry::Telemetry;
 use metrics_gateway_sdk::Plugin as _;
 
@@ -59,17 +60,10 @@ fn configured(runtime: &PluginRuntime, bytes: &[u8], config: &str) -> Instance {
     instance
 }
 
-fn empty_input() -> types::CycleInput {
-    types::CycleInput {
-        timestamp_ms: 0,
+fn empty_input() -> CycleInput<'static> {
+    CycleInput {
         interval_ms: 15_000,
-        added: vec![],
-        removed: vec![],
-        ids: vec![],
-        timestamps_ms: vec![],
-        values: vec![],
-        failures: vec![],
-        api_resources: None,
+        ..CycleInput::default()
     }
 }
 
@@ -87,48 +81,43 @@ fn empty_call(c: &mut Criterion) {
     });
 }
 
-/// One cycle of `SAMPLES` counters: every series announced in the first, none after.
-fn rate_input(first: bool) -> types::CycleInput {
+/// `SAMPLES` counter series.
+fn counters() -> Vec<Arc<Series>> {
+    (0..SAMPLES)
+        .map(|i| Series::new("c_total".into(), vec![("id".into(), i.to_string().into())]))
+        .collect()
+}
+
+/// One cycle of the `counters`: every series announced in the first, none after.
+fn rate_input(counters: &[Arc<Series>], first: bool) -> CycleInput<'_> {
     let mut input = empty_input();
     input.timestamp_ms = 1_700_000_000_000;
-    input.ids = (1..=SAMPLES as u64).collect();
+    input.ids = counters.iter().map(|s| s.id).collect();
     input.timestamps_ms = vec![input.timestamp_ms; SAMPLES];
     input.values = (0..SAMPLES).map(|i| i as f64).collect();
     if first {
-        input.added = input
-            .ids
-            .iter()
-            .map(|&id| types::Series {
-                id,
-                input: 0,
-                name: "c_total".into(),
-                labels: vec![types::Label {
-                    name: "id".into(),
-                    value: id.to_string(),
-                }],
-            })
-            .collect();
+        input.added = counters.iter().map(|s| (&**s, 0)).collect();
     }
     input
 }
 
-fn sdk_input(input: &types::CycleInput) -> metrics_gateway_sdk::CycleInput {
+fn sdk_input(input: &CycleInput<'_>) -> metrics_gateway_sdk::CycleInput {
     metrics_gateway_sdk::CycleInput {
         timestamp_ms: input.timestamp_ms,
         interval_ms: input.interval_ms,
         added: input
             .added
             .iter()
-            .map(|s| metrics_gateway_sdk::Series {
+            .map(|(s, index)| metrics_gateway_sdk::Series {
                 id: s.id,
-                input: s.input,
-                name: s.name.clone(),
+                input: *index,
+                name: s.name.to_string(),
                 labels: s
                     .labels
                     .iter()
-                    .map(|l| metrics_gateway_sdk::Label {
-                        name: l.name.clone(),
-                        value: l.value.clone(),
+                    .map(|(name, value)| metrics_gateway_sdk::Label {
+                        name: name.to_string(),
+                        value: value.to_string(),
                     })
                     .collect(),
             })
@@ -158,7 +147,8 @@ fn rate(c: &mut Criterion) {
 
     let (runtime, _dir) = runtime();
     let mut instance = configured(&runtime, &wasm("rate"), RATE_CONFIG);
-    let mut input = rate_input(true);
+    let counters = counters();
+    let mut input = rate_input(&counters, true);
     instance
         .call(|b, s| b.process(s, &input))
         .expect("no fault")
@@ -187,7 +177,7 @@ fn rate(c: &mut Criterion) {
 
     let (mut native, _plan) =
         metrics_gateway_sdk::configure_json::<rate::RatePlugin>(RATE_CONFIG).expect("configures");
-    let mut input = sdk_input(&rate_input(true));
+    let mut input = sdk_input(&rate_input(&counters, true));
     native.process(&input).expect("ok");
     input.added.clear();
     group.bench_function("native", |b| {

@@ -1,5 +1,7 @@
 //! Builds one instance's `cycle-input` from the cycle's samples: the columns of every input's
-//! families, and the series the instance has not been sent yet (or no longer gets).
+//! families, and the series the instance has not been sent yet (or no longer gets). The series
+//! announced are borrowed from the cycle's samples, never copied on the host: the contract's
+//! bindings lower them into the instance straight from the interned strings.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -34,6 +36,30 @@ impl Hasher for IdHasher {
 /// A map keyed by series id.
 pub type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
+/// One cycle's `cycle-input` for an instance, its announced series borrowed from the cycle's
+/// samples and its API resources from the plugin set.
+#[derive(Debug, Clone, Default)]
+pub struct CycleInput<'a> {
+    /// When the cycle started, ms since the epoch.
+    pub timestamp_ms: i64,
+    /// The collection interval, ms.
+    pub interval_ms: u64,
+    /// Series first seen by the instance this cycle, with the index of the input they answer.
+    pub added: Vec<(&'a Series, u32)>,
+    /// Ids of the series gone since the previous cycle.
+    pub removed: Vec<u64>,
+    /// The samples' series ids, one row per index.
+    pub ids: Vec<u64>,
+    /// The samples' timestamps, ms.
+    pub timestamps_ms: Vec<i64>,
+    /// The samples' values.
+    pub values: Vec<f64>,
+    /// Inputs that could not be read this cycle.
+    pub failures: Vec<types::InputFailure>,
+    /// The cluster's API resources, when the instance is to be sent them.
+    pub api_resources: Option<&'a [types::ApiResource]>,
+}
+
 /// The series one instance has been sent, with the cycle each was last seen in and its input.
 #[derive(Debug, Default)]
 pub struct InputState {
@@ -48,21 +74,21 @@ impl InputState {
     /// `failures`, and its series are neither sent nor removed. A Prometheus query's result is
     /// sent as any family; a series discovery's series are announced and carry no samples.
     /// `api-resources` is left `none` for the caller to fill.
-    pub fn build(
+    pub fn build<'a>(
         &mut self,
-        inputs: &[Input],
-        samples: &CycleSamples,
+        inputs: &'a [Input],
+        samples: &'a CycleSamples,
         timestamp_ms: i64,
         interval_ms: u64,
-    ) -> types::CycleInput {
+    ) -> CycleInput<'a> {
         self.cycle += 1;
         let cycle = self.cycle;
-        let mut families: Vec<(u32, &Family)> = Vec::new();
+        let mut families: Vec<(u32, &'a Family)> = Vec::new();
         // One input cannot match a family twice; several may.
         let dedup = inputs.len() > 1;
         let mut seen: HashSet<*const Family> = HashSet::new();
         let mut failures = Vec::new();
-        let mut discovered: Vec<(u32, &[Arc<Series>])> = Vec::new();
+        let mut discovered: Vec<(u32, &'a [Arc<Series>])> = Vec::new();
         for (i, input) in inputs.iter().enumerate() {
             if let Some(message) = samples.failure(input.source, &input.backend, &input.name) {
                 failures.push(types::InputFailure {
@@ -90,7 +116,7 @@ impl InputState {
             }
         }
         let rows = families.iter().map(|(_, f)| f.len()).sum();
-        let mut input = types::CycleInput {
+        let mut input = CycleInput {
             timestamp_ms,
             interval_ms,
             added: Vec::new(),
@@ -108,7 +134,7 @@ impl InputState {
                     Entry::Occupied(mut seen) => seen.get_mut().0 = cycle,
                     Entry::Vacant(new) => {
                         new.insert((cycle, index));
-                        input.added.push(announce(series, index));
+                        input.added.push((&**series, index));
                     }
                 }
             }
@@ -121,7 +147,7 @@ impl InputState {
                     Entry::Occupied(mut seen) => seen.get_mut().0 = cycle,
                     Entry::Vacant(new) => {
                         new.insert((cycle, index));
-                        input.added.push(announce(series, index));
+                        input.added.push((&**series, index));
                     }
                 }
             }
@@ -137,23 +163,6 @@ impl InputState {
         });
         input.removed = removed;
         input
-    }
-}
-
-/// A series as the contract announces it.
-pub fn announce(series: &Series, input: u32) -> types::Series {
-    types::Series {
-        id: series.id,
-        input,
-        name: series.name.to_string(),
-        labels: series
-            .labels
-            .iter()
-            .map(|(name, value)| types::Label {
-                name: name.to_string(),
-                value: value.to_string(),
-            })
-            .collect(),
     }
 }
 
@@ -193,57 +202,48 @@ mod tests {
         let mut cache = SeriesCache::default();
         let mut state = InputState::default();
 
-        let first = state.build(
-            &inputs,
-            &cycle(
-                &mut cache,
-                &[("rx_total", "a", 1.0), ("tx_total", "a", 2.0)],
-            ),
-            5,
-            15_000,
+        let samples = cycle(
+            &mut cache,
+            &[("rx_total", "a", 1.0), ("tx_total", "a", 2.0)],
         );
+        let first = state.build(&inputs, &samples, 5, 15_000);
         assert_eq!((first.timestamp_ms, first.interval_ms), (5, 15_000));
         // rx_total is matched by inputs 0 and 1 but sent once, for input 0.
         assert_eq!(first.ids.len(), 2);
-        let mut added: Vec<(String, u32)> = first
+        let mut added: Vec<(&str, u32)> = first
             .added
             .iter()
-            .map(|s| (s.name.clone(), s.input))
+            .map(|(s, input)| (&*s.name, *input))
             .collect();
         added.sort();
-        assert_eq!(added, [("rx_total".into(), 0), ("tx_total".into(), 1)]);
-        assert_eq!(first.added[0].labels[0].name, "pod");
+        assert_eq!(added, [("rx_total", 0), ("tx_total", 1)]);
+        assert_eq!(&*first.added[0].0.labels[0].0, "pod");
         assert!(first.removed.is_empty());
-        let rx = first
-            .added
-            .iter()
-            .find(|s| s.name == "rx_total")
-            .unwrap()
-            .id;
-        let tx = first
-            .added
-            .iter()
-            .find(|s| s.name == "tx_total")
-            .unwrap()
-            .id;
+        let id = |name: &str| {
+            first
+                .added
+                .iter()
+                .find(|(s, _)| &*s.name == name)
+                .unwrap()
+                .0
+                .id
+        };
+        let (rx, tx) = (id("rx_total"), id("tx_total"));
 
-        let second = state.build(
-            &inputs,
-            &cycle(
-                &mut cache,
-                &[("rx_total", "a", 3.0), ("rx_total", "b", 4.0)],
-            ),
-            6,
-            15_000,
+        let samples = cycle(
+            &mut cache,
+            &[("rx_total", "a", 3.0), ("rx_total", "b", 4.0)],
         );
+        let second = state.build(&inputs, &samples, 6, 15_000);
         assert_eq!(second.added.len(), 1);
-        assert_eq!(second.added[0].labels[0].value, "b");
+        assert_eq!(&*second.added[0].0.labels[0].1, "b");
         assert_eq!(second.removed, [tx]);
         let row = second.ids.iter().position(|&id| id == rx).unwrap();
         assert_eq!(second.values[row], 3.0);
         assert_eq!(second.timestamps_ms[row], 1000);
 
-        let third = state.build(&inputs, &CycleSamples::default(), 7, 15_000);
+        let empty = CycleSamples::default();
+        let third = state.build(&inputs, &empty, 7, 15_000);
         assert!(third.added.is_empty() && third.ids.is_empty());
         assert_eq!(third.removed.len(), 2);
     }
@@ -257,8 +257,15 @@ mod tests {
         let mut cache = SeriesCache::default();
         let mut state = InputState::default();
         let rows = [("rx_total", "a", 1.0), ("tx_total", "a", 2.0)];
-        let first = state.build(&inputs, &cycle(&mut cache, &rows), 5, 15_000);
-        let tx = first.added.iter().find(|s| s.input == 1).unwrap().id;
+        let samples = cycle(&mut cache, &rows);
+        let first = state.build(&inputs, &samples, 5, 15_000);
+        let tx = first
+            .added
+            .iter()
+            .find(|(_, input)| *input == 1)
+            .unwrap()
+            .0
+            .id;
         assert!(first.failures.is_empty() && first.api_resources.is_none());
 
         let mut failing = cycle(&mut cache, &rows[..1]);
@@ -276,7 +283,8 @@ mod tests {
         assert_eq!(second.ids.len(), 1);
 
         // Back, without the series: now it is removed; had it been there, not announced again.
-        let third = state.build(&inputs, &cycle(&mut cache, &rows[..1]), 7, 15_000);
+        let samples = cycle(&mut cache, &rows[..1]);
+        let third = state.build(&inputs, &samples, 7, 15_000);
         assert_eq!(third.removed, [tx]);
         assert!(third.failures.is_empty());
     }

@@ -804,7 +804,7 @@ fn run_one(
     };
     let mut input = live.input.build(&plan.inputs, samples, now_ms, interval_ms);
     if live.api_resources != api_resources.version || live.api_resources == 0 {
-        input.api_resources = Some(api_resources.list.clone());
+        input.api_resources = Some(&api_resources.list);
         live.api_resources = api_resources.version.max(1);
     }
     let started = Instant::now();

@@ -15,6 +15,7 @@ pub mod v0_3_0;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
+use super::input::CycleInput;
 use super::instance::HostState;
 
 /// The types host logic works with: those of the newest contract.
@@ -229,7 +230,7 @@ impl Bindings {
     pub fn process(
         &self,
         store: &mut Store<HostState>,
-        input: &types::CycleInput,
+        input: &CycleInput<'_>,
     ) -> wasmtime::Result<Result<types::CycleOutput, String>> {
         match self {
             Bindings::V0_1_0(p) => Ok(p
@@ -240,7 +241,7 @@ impl Bindings {
                 .metrics_gateway_plugin_guest()
                 .call_process(store, &v0_2_0::cycle_input(input))?
                 .map(Into::into)),
-            Bindings::V0_3_0(p) => p.metrics_gateway_plugin_guest().call_process(store, input),
+            Bindings::V0_3_0(p) => v0_3_0::process(p, store, input),
         }
     }
 

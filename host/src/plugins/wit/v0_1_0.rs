@@ -9,6 +9,8 @@ wasmtime::component::bindgen!({
 use self::metrics_gateway::plugin::types as old;
 
 use super::types as new;
+use crate::plugins::input::CycleInput;
+use crate::samples::Series;
 
 fn label_in(l: old::Label) -> new::Label {
     new::Label {
@@ -30,17 +32,17 @@ fn series_in(s: old::Series) -> new::Series {
     }
 }
 
-fn series_out(s: &new::Series) -> old::Series {
+fn series_out((s, input): &(&Series, u32)) -> old::Series {
     old::Series {
         id: s.id,
-        input: s.input,
-        name: s.name.clone(),
+        input: *input,
+        name: s.name.to_string(),
         labels: s
             .labels
             .iter()
-            .map(|l| old::Label {
-                name: l.name.clone(),
-                value: l.value.clone(),
+            .map(|(name, value)| old::Label {
+                name: name.to_string(),
+                value: value.to_string(),
             })
             .collect(),
     }
@@ -86,7 +88,7 @@ impl From<old::Plan> for new::Plan {
 
 /// The 0.1.0 form of a cycle's input: without failures (a failed input's series are simply
 /// neither sent nor removed) and API resources.
-pub fn cycle_input(i: &new::CycleInput) -> old::CycleInput {
+pub fn cycle_input(i: &CycleInput<'_>) -> old::CycleInput {
     old::CycleInput {
         timestamp_ms: i.timestamp_ms,
         interval_ms: i.interval_ms,

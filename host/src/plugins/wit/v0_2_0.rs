@@ -10,6 +10,8 @@ wasmtime::component::bindgen!({
 use self::metrics_gateway::plugin::types as old;
 
 use super::types as new;
+use crate::plugins::input::CycleInput;
+use crate::samples::Series;
 
 fn labels_in(labels: Vec<old::Label>) -> Vec<new::Label> {
     labels
@@ -30,17 +32,17 @@ fn series_in(s: old::Series) -> new::Series {
     }
 }
 
-fn series_out(s: &new::Series) -> old::Series {
+fn series_out((s, input): &(&Series, u32)) -> old::Series {
     old::Series {
         id: s.id,
-        input: s.input,
-        name: s.name.clone(),
+        input: *input,
+        name: s.name.to_string(),
         labels: s
             .labels
             .iter()
-            .map(|l| old::Label {
-                name: l.name.clone(),
-                value: l.value.clone(),
+            .map(|(name, value)| old::Label {
+                name: name.to_string(),
+                value: value.to_string(),
             })
             .collect(),
     }
@@ -96,7 +98,7 @@ impl From<old::Plan> for new::Plan {
 
 /// The 0.2.0 form of a cycle's input (the same fields; a 0.2.0 plan has no labels input, so no
 /// label-name series are ever sent to it).
-pub fn cycle_input(i: &new::CycleInput) -> old::CycleInput {
+pub fn cycle_input(i: &CycleInput<'_>) -> old::CycleInput {
     old::CycleInput {
         timestamp_ms: i.timestamp_ms,
         interval_ms: i.interval_ms,

@@ -26,7 +26,7 @@ use crate::config::{PrometheusConfig, prometheus_backend};
 use crate::samples::{QueryKey, QueryResult, Series, Source};
 use crate::telemetry::{BackendLabels, BackendOutcomeLabels, Telemetry};
 use client::{BackendClient, RequestError, SetupError};
-use series::SeriesTable;
+use series::{SeriesTable, Strings};
 
 /// At most one failure log line per backend in this interval (the rest are counted in it).
 const WARN_EVERY: Duration = Duration::from_secs(60);
@@ -57,6 +57,8 @@ struct Discovery {
 /// What each input keeps across cycles.
 #[derive(Debug, Default)]
 struct State {
+    /// The strings of every input's series, shared by their tables.
+    strings: Strings,
     queries: HashMap<QueryKey, SeriesTable>,
     discoveries: HashMap<QueryKey, Discovery>,
 }
@@ -155,6 +157,7 @@ impl PrometheusSource {
                 _ => false,
             };
             let mut state = next.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.strings = taken.strings;
             state.queries = taken
                 .queries
                 .into_iter()
@@ -202,7 +205,10 @@ impl PrometheusSource {
             default_backend: self.default.clone(),
         };
         let mut state = std::mem::take(&mut *self.state.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut next = State::default();
+        let mut next = State {
+            strings: state.strings.clone(),
+            ..State::default()
+        };
         let mut tasks = JoinSet::new();
         let mut seen = std::collections::HashSet::new();
         for (source, backend, query) in inputs {
@@ -241,7 +247,11 @@ impl PrometheusSource {
             }
             match source {
                 source if source.is_discovery() => {
-                    let mut discovery = state.discoveries.remove(&key).unwrap_or_default();
+                    let mut discovery =
+                        state.discoveries.remove(&key).unwrap_or_else(|| Discovery {
+                            table: SeriesTable::new(state.strings.clone()),
+                            last: None,
+                        });
                     match &discovery.last {
                         Some((when, found))
                             if now_ms - when < backend.discovery_interval_ms && now_ms >= *when =>
@@ -285,7 +295,10 @@ impl PrometheusSource {
                     }
                 }
                 _ => {
-                    let mut table = state.queries.remove(&key).unwrap_or_default();
+                    let mut table = state
+                        .queries
+                        .remove(&key)
+                        .unwrap_or_else(|| SeriesTable::new(state.strings.clone()));
                     let telemetry = self.telemetry.clone();
                     tasks.spawn(async move {
                         let started = Instant::now();

@@ -4,26 +4,80 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::samples::{Label, Series};
 
 /// The label that holds a series' metric name.
 pub const NAME_LABEL: &str = "__name__";
 
+/// The strings of a backend's series, shared by the tables of all its inputs: the label values
+/// that many queries return (pod names, namespaces) are held once, not once per query.
+#[derive(Debug, Clone, Default)]
+pub struct Strings(Arc<Mutex<HashSet<Arc<str>>>>);
+
+impl Strings {
+    /// The shared copy of `s`.
+    fn intern(&self, s: &str) -> Arc<str> {
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match set.get(s) {
+            Some(a) => a.clone(),
+            None => {
+                let a: Arc<str> = s.into();
+                set.insert(a.clone());
+                a
+            }
+        }
+    }
+
+    /// Forgets the strings no series holds any longer.
+    fn sweep(&self) {
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        set.retain(|s| Arc::strong_count(s) > 1);
+    }
+
+    /// Number of distinct strings held.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// No strings held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The series of one hash, with the generation each was last seen in: nearly always one, so
+/// without an allocation of its own.
+#[derive(Debug)]
+enum Bucket {
+    One(Arc<Series>, u64),
+    Many(Vec<(Arc<Series>, u64)>),
+}
+
 /// Series of one Prometheus input (a query or a selector), interned across its runs.
 #[derive(Debug, Default)]
 pub struct SeriesTable {
-    strings: HashSet<Arc<str>>,
-    /// Series by a hash of their interned strings' addresses; the `u64` is the generation last
-    /// seen in.
-    series: HashMap<u64, Vec<(Arc<Series>, u64)>>,
+    strings: Strings,
+    /// Series by a hash of their interned strings' addresses.
+    series: HashMap<u64, Bucket>,
     hasher: std::collections::hash_map::RandomState,
     generation: u64,
     scratch: Vec<Label>,
+    /// Every series hashes alike (tests of colliding hashes).
+    #[cfg(test)]
+    collide: bool,
 }
 
 impl SeriesTable {
+    /// An empty table interning its strings in `strings`.
+    pub fn new(strings: Strings) -> SeriesTable {
+        SeriesTable {
+            strings,
+            ..SeriesTable::default()
+        }
+    }
+
     /// The series of `labels` (`__name__` becomes the series' name, empty when absent): the
     /// one returned before when it exists, a new one (with a fresh id) otherwise.
     pub fn series<'a>(
@@ -32,12 +86,12 @@ impl SeriesTable {
     ) -> Arc<Series> {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
-        let mut name: Arc<str> = self.intern("");
+        let mut name: Arc<str> = self.strings.intern("");
         for (k, v) in labels {
             if k == NAME_LABEL {
-                name = self.intern(v);
+                name = self.strings.intern(v);
             } else {
-                scratch.push((self.intern(k), self.intern(v)));
+                scratch.push((self.strings.intern(k), self.strings.intern(v)));
             }
         }
         scratch.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -48,8 +102,9 @@ impl SeriesTable {
             h.write_usize(Arc::as_ptr(v).cast::<u8>() as usize);
         }
         let key = h.finish();
+        #[cfg(test)]
+        let key = if self.collide { 0 } else { key };
         let generation = self.generation;
-        let bucket = self.series.entry(key).or_default();
         let same = |s: &Series| {
             Arc::ptr_eq(&s.name, &name)
                 && s.labels.len() == scratch.len()
@@ -58,14 +113,35 @@ impl SeriesTable {
                     .zip(&scratch)
                     .all(|(a, b)| Arc::ptr_eq(&a.0, &b.0) && Arc::ptr_eq(&a.1, &b.1))
         };
-        let found = match bucket.iter_mut().find(|(s, _)| same(s)) {
-            Some((s, seen)) => {
+        let bucket = self.series.get_mut(&key);
+        let found = match bucket {
+            Some(Bucket::One(s, seen)) if same(s) => {
+                *seen = generation;
+                Some(s.clone())
+            }
+            Some(Bucket::Many(list)) => list.iter_mut().find(|(s, _)| same(s)).map(|(s, seen)| {
                 *seen = generation;
                 s.clone()
-            }
+            }),
+            _ => None,
+        };
+        let found = match found {
+            Some(s) => s,
             None => {
                 let s = Series::new(name, std::mem::take(&mut scratch));
-                bucket.push((s.clone(), generation));
+                match self.series.remove(&key) {
+                    None => {
+                        self.series.insert(key, Bucket::One(s.clone(), generation));
+                    }
+                    Some(Bucket::One(other, seen)) => {
+                        let list = vec![(other, seen), (s.clone(), generation)];
+                        self.series.insert(key, Bucket::Many(list));
+                    }
+                    Some(Bucket::Many(mut list)) => {
+                        list.push((s.clone(), generation));
+                        self.series.insert(key, Bucket::Many(list));
+                    }
+                }
                 s
             }
         };
@@ -73,32 +149,30 @@ impl SeriesTable {
         found
     }
 
-    fn intern(&mut self, s: &str) -> Arc<str> {
-        match self.strings.get(s) {
-            Some(a) => a.clone(),
-            None => {
-                let a: Arc<str> = s.into();
-                self.strings.insert(a.clone());
-                a
-            }
-        }
-    }
-
     /// Ends a run: forgets the series not returned since the previous `sweep`, and the strings
-    /// only they used.
+    /// no series holds any longer.
     pub fn sweep(&mut self) {
         let generation = self.generation;
-        self.series.retain(|_, bucket| {
-            bucket.retain(|(_, seen)| *seen == generation);
-            !bucket.is_empty()
+        self.series.retain(|_, bucket| match bucket {
+            Bucket::One(_, seen) => *seen == generation,
+            Bucket::Many(list) => {
+                list.retain(|(_, seen)| *seen == generation);
+                !list.is_empty()
+            }
         });
-        self.strings.retain(|s| Arc::strong_count(s) > 1);
+        self.strings.sweep();
         self.generation += 1;
     }
 
     /// Number of series held.
     pub fn len(&self) -> usize {
-        self.series.values().map(Vec::len).sum()
+        self.series
+            .values()
+            .map(|b| match b {
+                Bucket::One(..) => 1,
+                Bucket::Many(list) => list.len(),
+            })
+            .sum()
     }
 
     /// No series held.
@@ -106,7 +180,8 @@ impl SeriesTable {
         self.series.is_empty()
     }
 
-    /// Number of distinct strings held (label names and values, metric names).
+    /// Number of distinct strings held by the table's [`Strings`] (label names and values,
+    /// metric names).
     pub fn strings(&self) -> usize {
         self.strings.len()
     }
@@ -154,5 +229,33 @@ mod tests {
         let scalar = t.series([]);
         assert_eq!(&*scalar.name, "");
         assert!(scalar.labels.is_empty());
+    }
+
+    #[test]
+    fn series_of_colliding_hashes_keep_their_ids() {
+        let strings = Strings::default();
+        let mut t = SeriesTable {
+            collide: true,
+            ..SeriesTable::new(strings.clone())
+        };
+        let pods = ["a", "b", "c"];
+        let first: Vec<u64> = pods.iter().map(|p| t.series([("pod", *p)]).id).collect();
+        assert_eq!(t.len(), 3);
+        t.sweep();
+        let again: Vec<u64> = pods.iter().map(|p| t.series([("pod", *p)]).id).collect();
+        assert_eq!(first, again);
+        t.sweep();
+        // Only "b" is returned: the others are forgotten, "b" keeps its id.
+        assert_eq!(t.series([("pod", "b")]).id, first[1]);
+        t.sweep();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.series([("pod", "b")]).id, first[1]);
+        assert_ne!(t.series([("pod", "a")]).id, first[0]);
+        // The strings are the tables' shared ones.
+        let other = SeriesTable::new(strings.clone()).series([("pod", "b")]);
+        assert!(Arc::ptr_eq(
+            &other.labels[0].1,
+            &t.series([("pod", "b")]).labels[0].1
+        ));
     }
 }
