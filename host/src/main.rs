@@ -34,9 +34,10 @@ mod allocator_options {
     /// Returns freed memory to the OS at once instead of after mimalloc's 1 s: a cycle's
     /// transients (Prometheus answers, a plugin's output as lifted, freed within the cycle)
     /// otherwise stay resident into the cycle's peak. `bench-adapter`'s memory phase peaked
-    /// ~35 MB lower (10 ms: ~20 MB), but the 483 KB HPA answer of its latency phase was slower
-    /// (p50 +0.5–1.5 ms on a busy machine; docs/PERFORMANCE.md). `MIMALLOC_PURGE_DELAY` still
-    /// takes precedence.
+    /// ~35 MB lower (10 ms: ~20 MB). It slowed the 483 KB HPA answer of its latency phase
+    /// (p50 +0.5–1.5 ms, busy machine) while that answer grew its buffer by doubling; written
+    /// into one buffer sized up front, the answer meets its figure with 0 (docs/PERFORMANCE.md).
+    /// `MIMALLOC_PURGE_DELAY` still takes precedence.
     pub fn purge_soon() {
         if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
             return;
