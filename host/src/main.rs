@@ -12,46 +12,10 @@ use metrics_gateway::plugins::PluginRuntime;
 use metrics_gateway::reload;
 
 /// mimalloc: at 5,000 nodes glibc's arenas kept ~40 % of the resident set as fragmentation.
+/// Its own settings stay at their defaults; `MIMALLOC_PURGE_DELAY=0` in the environment trades
+/// collection CPU for a lower peak (docs/PERFORMANCE.md, "Where the memory goes").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// mimalloc's options, set through its C API (the `mimalloc` crate does not expose them).
-#[allow(unsafe_code)]
-mod allocator_options {
-    use std::ffi::{c_int, c_long};
-
-    /// `mi_option_purge_delay` in mimalloc's `mi_option_t`.
-    const PURGE_DELAY: c_int = 15;
-
-    unsafe extern "C" {
-        fn mi_version() -> c_int;
-        fn mi_option_set(option: c_int, value: c_long);
-    }
-
-    /// The delay, ms, after which mimalloc returns freed memory to the OS (its default: 1 s).
-    const PURGE_DELAY_MS: c_long = 0;
-
-    /// Returns freed memory to the OS at once instead of after mimalloc's 1 s: a cycle's
-    /// transients (Prometheus answers, a plugin's output as lifted, freed within the cycle)
-    /// otherwise stay resident into the cycle's peak. `bench-adapter`'s memory phase peaked
-    /// ~35 MB lower (10 ms: ~20 MB). It slowed the 483 KB HPA answer of its latency phase
-    /// (p50 +0.5–1.5 ms, busy machine) while that answer grew its buffer by doubling; written
-    /// into one buffer sized up front, the answer meets its figure with 0 (docs/PERFORMANCE.md).
-    /// `MIMALLOC_PURGE_DELAY` still takes precedence.
-    pub fn purge_soon() {
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-            return;
-        }
-        // SAFETY: both functions only take or return integers; `mi_option_set` stores the
-        // value in mimalloc's option table. 15 is `mi_option_purge_delay` in mimalloc 2 and 3
-        // (options are only appended), checked by the version.
-        unsafe {
-            if (20000..40000).contains(&mi_version()) {
-                mi_option_set(PURGE_DELAY, PURGE_DELAY_MS);
-            }
-        }
-    }
-}
 
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -67,7 +31,6 @@ fn init_logging(format: &str) {
 }
 
 fn main() -> ExitCode {
-    allocator_options::purge_soon();
     let cli = Cli::parse();
     init_logging(&cli.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
