@@ -372,6 +372,8 @@ impl PrometheusSource {
                 })
                 .set(held as i64);
         }
+        // Every table has swept its series: the strings only they held go now, in one pass.
+        next.strings.sweep();
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = next;
         collected
     }

@@ -2,6 +2,7 @@
 //! series keeps its id across cycles while it keeps being returned, so plugins are told of it
 //! once and of its disappearance once.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
@@ -11,7 +12,7 @@ use crate::samples::{Label, Series};
 /// The label that holds a series' metric name.
 pub const NAME_LABEL: &str = "__name__";
 
-/// The strings of a backend's series, shared by the tables of all its inputs: the label values
+/// The strings of the source's series, shared by the tables of all its inputs: the label values
 /// that many queries return (pod names, namespaces) are held once, not once per query.
 #[derive(Debug, Clone, Default)]
 pub struct Strings(Arc<Mutex<HashSet<Arc<str>>>>);
@@ -30,8 +31,9 @@ impl Strings {
         }
     }
 
-    /// Forgets the strings no series holds any longer.
-    fn sweep(&self) {
+    /// Forgets the strings no series holds any longer: once per cycle, after every table's
+    /// [`SeriesTable::sweep`] (a pass over every string of the backend).
+    pub fn sweep(&self) {
         let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
         set.retain(|s| Arc::strong_count(s) > 1);
     }
@@ -129,18 +131,18 @@ impl SeriesTable {
             Some(s) => s,
             None => {
                 let s = Series::new(name, std::mem::take(&mut scratch));
-                match self.series.remove(&key) {
-                    None => {
-                        self.series.insert(key, Bucket::One(s.clone(), generation));
+                let entry = (s.clone(), generation);
+                match self.series.entry(key) {
+                    Entry::Vacant(e) => {
+                        e.insert(Bucket::One(entry.0, entry.1));
                     }
-                    Some(Bucket::One(other, seen)) => {
-                        let list = vec![(other, seen), (s.clone(), generation)];
-                        self.series.insert(key, Bucket::Many(list));
-                    }
-                    Some(Bucket::Many(mut list)) => {
-                        list.push((s.clone(), generation));
-                        self.series.insert(key, Bucket::Many(list));
-                    }
+                    Entry::Occupied(mut e) => match e.get_mut() {
+                        Bucket::Many(list) => list.push(entry),
+                        Bucket::One(other, seen) => {
+                            let list = vec![(other.clone(), *seen), entry];
+                            e.insert(Bucket::Many(list));
+                        }
+                    },
                 }
                 s
             }
@@ -149,8 +151,8 @@ impl SeriesTable {
         found
     }
 
-    /// Ends a run: forgets the series not returned since the previous `sweep`, and the strings
-    /// no series holds any longer.
+    /// Ends a run: forgets the series not returned since the previous `sweep` (their strings
+    /// go at the next [`Strings::sweep`]).
     pub fn sweep(&mut self) {
         let generation = self.generation;
         self.series.retain(|_, bucket| match bucket {
@@ -160,7 +162,6 @@ impl SeriesTable {
                 !list.is_empty()
             }
         });
-        self.strings.sweep();
         self.generation += 1;
     }
 
@@ -215,6 +216,7 @@ mod tests {
             c.id
         );
         t.sweep();
+        t.strings.sweep();
         assert_eq!(t.len(), 1);
         assert!(
             t.strings() < 6,
