@@ -61,7 +61,9 @@ fn main() {
     let body_mb = body.len() as f64 / (1 << 20) as f64;
     let with_body = status_mb("VmRSS:");
     let mut table = SeriesTable::default();
-    let series = parse_series(body.as_bytes(), &mut table, SERIES).expect("parses");
+    let series = parse_series(body.as_bytes(), &mut table, SERIES, false)
+        .expect("parses")
+        .series;
     table.sweep();
     drop(body);
     let held = status_mb("VmRSS:") - before;
@@ -69,7 +71,9 @@ fn main() {
     assert_eq!(series.len(), SERIES);
     // The next discovery finds the same series: the list is replaced, the table kept.
     let again = series_body();
-    let second = parse_series(again.as_bytes(), &mut table, SERIES).expect("parses");
+    let second = parse_series(again.as_bytes(), &mut table, SERIES, false)
+        .expect("parses")
+        .series;
     table.sweep();
     drop(again);
     assert_eq!(second[SERIES - 1].id, series[SERIES - 1].id);

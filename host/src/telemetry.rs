@@ -342,7 +342,7 @@ impl Telemetry {
         );
         registry.register(
             "prometheus_discovered_series",
-            "Series held from the latest series discoveries, by backend",
+            "Series returned by the latest series discoveries, by backend (before shapes are collapsed)",
             prometheus_discovered_series.clone(),
         );
         registry.register_with_unit(

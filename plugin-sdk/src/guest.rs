@@ -125,6 +125,7 @@ impl From<Source> for wit::Source {
             Source::Prometheus => wit::Source::Prometheus,
             Source::PrometheusSeries => wit::Source::PrometheusSeries,
             Source::PrometheusLabels => wit::Source::PrometheusLabels,
+            Source::PrometheusSeriesShapes => wit::Source::PrometheusSeriesShapes,
             Source::Derived => wit::Source::Derived,
         }
     }

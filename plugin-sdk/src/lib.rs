@@ -84,7 +84,7 @@ pub use types::{
 };
 
 /// The version of the WIT contract (`metrics-gateway:plugin@…`) this SDK builds plugins for.
-pub const CONTRACT_VERSION: &str = "0.3.0";
+pub const CONTRACT_VERSION: &str = "0.4.0";
 
 /// A plugin: configured once per instance, then called once per collection cycle. The instance
 /// lives across cycles, so state is kept in ordinary fields.

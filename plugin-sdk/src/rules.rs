@@ -136,6 +136,9 @@ impl RuleSet {
                 Source::PrometheusLabels => {
                     InputSpec::prometheus_labels(&rule.backend, &rule.series)
                 }
+                Source::PrometheusSeriesShapes => {
+                    InputSpec::prometheus_series_shapes(&rule.backend, &rule.series)
+                }
                 source if rule.backend.is_empty() => InputSpec::new(source, &rule.series),
                 _ => {
                     return Err(format!(

@@ -428,9 +428,14 @@ impl<P: Plugin> Cycle<'_, P> {
         self.push(Some(source), name, labels, Some((timestamp_ms, value)))
     }
 
-    /// A series found by a discovery of `source` (`prometheus-series`, `prometheus-labels`),
-    /// announced as the host announces it: in `added` while it is present, without a sample.
+    /// A series found by a discovery of `source` (`prometheus-series`, `prometheus-labels`,
+    /// `prometheus-series-shapes`), announced as the host announces it: in `added` while it is
+    /// present, without a sample; for shapes, with empty label values and once per shape.
     pub fn discovered(self, source: Source, name: &str, labels: &[(&str, &str)]) -> Self {
+        if source == Source::PrometheusSeriesShapes {
+            let shape: Vec<(&str, &str)> = labels.iter().map(|&(k, _)| (k, "")).collect();
+            return self.push(Some(source), name, &shape, None);
+        }
         self.push(Some(source), name, labels, None)
     }
 

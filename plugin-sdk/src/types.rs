@@ -64,6 +64,11 @@ pub enum Source {
     /// discovery interval. Each label name arrives as one series named after it, without labels
     /// or samples, in `added` (and in `removed` once the backend no longer lists it).
     PrometheusLabels,
+    /// Series discovery by shape: run as [`Source::PrometheusSeries`] (its selector, interval
+    /// and `max_series` cap, counted in series), but each distinct metric name and set of label
+    /// names arrives once, as one series whose labels carry those names with empty values. For
+    /// mappings that need to know which metrics exist with which labels, not every label value.
+    PrometheusSeriesShapes,
     /// Samples derived by a plugin that runs earlier in the cycle.
     Derived,
 }
@@ -74,8 +79,8 @@ pub struct InputSpec {
     /// Where from.
     pub source: Source,
     /// The metric name (a trailing `*` matches a prefix), the PromQL query for `prometheus`, the
-    /// series selector for `prometheus-series`, or the optional series selector for
-    /// `prometheus-labels` (empty: every series).
+    /// series selector for `prometheus-series` and `prometheus-series-shapes`, or the optional
+    /// series selector for `prometheus-labels` (empty: every series).
     pub name: String,
     /// Prometheus sources only: the backend's name, empty for the default backend.
     pub backend: String,
@@ -110,6 +115,19 @@ impl InputSpec {
         }
     }
 
+    /// Series discovery by shape with `selector` on `backend` (empty: the default backend): one
+    /// series per distinct metric name and set of label names, label values empty.
+    pub fn prometheus_series_shapes(
+        backend: impl Into<String>,
+        selector: impl Into<String>,
+    ) -> InputSpec {
+        InputSpec {
+            source: Source::PrometheusSeriesShapes,
+            name: selector.into(),
+            backend: backend.into(),
+        }
+    }
+
     /// Label-name discovery on `backend` (empty: the default backend): the label names of the
     /// series matching `selector` (e.g. `{__name__="queue_depth"}`), or of every series when it
     /// is empty.
@@ -125,7 +143,10 @@ impl InputSpec {
     pub fn is_prometheus(&self) -> bool {
         matches!(
             self.source,
-            Source::Prometheus | Source::PrometheusSeries | Source::PrometheusLabels
+            Source::Prometheus
+                | Source::PrometheusSeries
+                | Source::PrometheusLabels
+                | Source::PrometheusSeriesShapes
         )
     }
 

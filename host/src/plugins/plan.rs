@@ -199,7 +199,7 @@ impl Plan {
             }
             if !source.is_prometheus() && !input.backend.is_empty() {
                 return Err(format!(
-                    "input {i} ({} {}) names a backend, which only prometheus, prometheus-series and prometheus-labels inputs have",
+                    "input {i} ({} {}) names a backend, which only prometheus inputs and discoveries have",
                     source.as_str(),
                     input.name
                 ));
@@ -334,6 +334,7 @@ pub fn source(s: types::Source) -> Source {
         types::Source::Prometheus => Source::Prometheus,
         types::Source::PrometheusSeries => Source::PrometheusSeries,
         types::Source::PrometheusLabels => Source::PrometheusLabels,
+        types::Source::PrometheusSeriesShapes => Source::PrometheusSeriesShapes,
         types::Source::Derived => Source::Derived,
     }
 }

@@ -37,6 +37,9 @@ const WIT: &str = include_str!("../../wit/v0.1.0/plugin.wit");
 /// The archived 0.2.0 contract.
 const WIT_0_2_0: &str = include_str!("../../wit/v0.2.0/plugin.wit");
 
+/// The archived 0.3.0 contract.
+const WIT_0_3_0: &str = include_str!("../../wit/v0.3.0/plugin.wit");
+
 /// A 0.1.0 plugin whose plan publishes the custom pods metric `metric` (one letter) and whose
 /// `configure` and `process` start with the given instructions; every result is `ok` with empty
 /// lists.
@@ -44,8 +47,8 @@ fn plugin(metric: char, configure: &str, process: &str) -> Vec<u8> {
     versioned(WIT, "0.1.0", metric, configure, process)
 }
 
-/// The same plugin for the contract `wit` of `version` (0.1.0 or 0.2.0: their plans have the
-/// same layout; 0.2.0's cycle input is passed by pointer, too big to flatten).
+/// The same plugin for the contract `wit` of `version` (0.1.0, 0.2.0 or 0.3.0: their plans have
+/// the same layout; from 0.2.0 the cycle input is passed by pointer, too big to flatten).
 fn versioned(wit: &str, version: &str, metric: char, configure: &str, process: &str) -> Vec<u8> {
     let process_params = if version == "0.1.0" {
         "(param i64 i64 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32)"
@@ -241,14 +244,21 @@ fn plugins_built_on_the_archived_contracts_still_load_and_run() {
     let rig = Rig::new();
     let old = plugin('o', "", "");
     let mid = versioned(WIT_0_2_0, "0.2.0", 'm', "", "");
+    let last = versioned(WIT_0_3_0, "0.3.0", 'l', "", "");
     assert_eq!(rig.runtime.load(&old).unwrap().version.as_str(), "0.1.0");
     assert_eq!(rig.runtime.load(&mid).unwrap().version.as_str(), "0.2.0");
-    let mut set = rig.load(&[rig.entry("old", &old, ""), rig.entry("mid", &mid, "")]);
+    assert_eq!(rig.runtime.load(&last).unwrap().version.as_str(), "0.3.0");
+    let mut set = rig.load(&[
+        rig.entry("old", &old, ""),
+        rig.entry("mid", &mid, ""),
+        rig.entry("last", &last, ""),
+    ]);
     assert!(set.errors().is_empty(), "{:?}", set.errors());
     for _ in 0..2 {
         let metrics = cycle(&mut set);
         assert_eq!(state(&metrics, "o"), MetricState::Values(vec![]));
         assert_eq!(state(&metrics, "m"), MetricState::Values(vec![]));
+        assert_eq!(state(&metrics, "l"), MetricState::Values(vec![]));
     }
     assert!(set.errors().is_empty(), "{:?}", set.errors());
 }
@@ -272,7 +282,7 @@ world plugin { export guest; }"#;
         "plugin future",
         "future.wasm",
         "contract 0.9.0",
-        "supported: 0.1.0, 0.2.0, 0.3.0",
+        "supported: 0.1.0, 0.2.0, 0.3.0, 0.4.0",
     ] {
         assert!(message.contains(want), "{message} should contain {want}");
     }

@@ -23,13 +23,16 @@ pub enum Source {
     /// Prometheus label-name discovery (`/api/v1/labels`): one series per label name (named
     /// after it, without labels or samples).
     PrometheusLabels,
+    /// Prometheus series discovery by shape (`/api/v1/series`): one series per distinct metric
+    /// name and set of label names, its label values empty.
+    PrometheusSeriesShapes,
     /// Plugins' derived series.
     Derived,
 }
 
 impl Source {
     /// Every source, in declaration order.
-    pub const ALL: [Source; 8] = [
+    pub const ALL: [Source; 9] = [
         Source::KubeletResource,
         Source::KubeletSummary,
         Source::KubeletCadvisor,
@@ -37,6 +40,7 @@ impl Source {
         Source::Prometheus,
         Source::PrometheusSeries,
         Source::PrometheusLabels,
+        Source::PrometheusSeriesShapes,
         Source::Derived,
     ];
 
@@ -50,21 +54,22 @@ impl Source {
             Source::Prometheus => "prometheus",
             Source::PrometheusSeries => "prometheus-series",
             Source::PrometheusLabels => "prometheus-labels",
+            Source::PrometheusSeriesShapes => "prometheus-series-shapes",
             Source::Derived => "derived",
         }
     }
 
     /// Read from a Prometheus backend (a query or a discovery), by backend and query.
     pub fn is_prometheus(self) -> bool {
-        matches!(
-            self,
-            Source::Prometheus | Source::PrometheusSeries | Source::PrometheusLabels
-        )
+        self == Source::Prometheus || self.is_discovery()
     }
 
     /// A discovery: series without samples, re-run at the backend's discovery interval.
     pub fn is_discovery(self) -> bool {
-        matches!(self, Source::PrometheusSeries | Source::PrometheusLabels)
+        matches!(
+            self,
+            Source::PrometheusSeries | Source::PrometheusLabels | Source::PrometheusSeriesShapes
+        )
     }
 
     /// Index into arrays indexed by source.
@@ -229,7 +234,8 @@ impl SeriesCache {
 }
 
 /// A Prometheus input: an instant query ([`Source::Prometheus`]) or a series selector
-/// ([`Source::PrometheusSeries`], [`Source::PrometheusLabels`]) on a named backend.
+/// ([`Source::PrometheusSeries`], [`Source::PrometheusLabels`],
+/// [`Source::PrometheusSeriesShapes`]) on a named backend.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueryKey {
     /// A source for which [`Source::is_prometheus`] holds.
@@ -246,7 +252,8 @@ pub enum QueryResult {
     /// An instant query's samples (Prometheus' own sample timestamps; a scalar result is one
     /// series without name or labels).
     Samples(Arc<Family>),
-    /// A discovery's series (no samples): the series found, or one per label name.
+    /// A discovery's series (no samples): the series found, one per label name, or one per
+    /// shape.
     Series(Arc<[Arc<Series>]>),
     /// The input could not be read this cycle: why, naming the backend and the query.
     Failed(Arc<str>),

@@ -1,11 +1,12 @@
-//! The glue to the SDK's `Plugin` trait (contract 0.2.0).
+//! The glue to the SDK's `Plugin` trait (contract 0.4.0).
 //!
-//! The plan's first inputs are the discovery selectors (`prometheus-series`, one per distinct
-//! `seriesQuery`, always at the same indices); then one `prometheus` query per published
-//! metric and target, then the resource queries. Discovered series feed the engine (names and
-//! label names only); when what it publishes changes, or the cluster's API resources do, the
-//! plugin returns a `replan` and, since the host then announces every series again, starts its
-//! series state afresh.
+//! The plan's first inputs are the discovery selectors (`prometheus-series-shapes`, one per
+//! distinct `seriesQuery`, always at the same indices), then one `prometheus` query per
+//! published metric and target, then the resource queries. The engine needs a discovered
+//! series' name and label names, not its label values, so the host sends one series per shape
+//! (100,000 series of two metrics over 2,000 pods are two). When what it publishes changes, or
+//! the cluster's API resources do, the plugin returns a `replan` and, since the host then
+//! announces every series again, starts its series state afresh.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -62,7 +63,7 @@ fn metric_spec(q: &MetricQuery) -> MetricSpec {
 fn layout(engine: &Engine, backend: &str, max_age_ms: u64) -> Result<Layout, String> {
     let mut plan = Plan::new();
     for selector in engine.selectors() {
-        plan.add_input(InputSpec::prometheus_series(backend, selector));
+        plan.add_input(InputSpec::prometheus_series_shapes(backend, selector));
     }
     let mut answers = vec![Answers::default(); plan.inputs.len()];
     let mut answer = |plan: &mut Plan, query: &str| -> usize {
@@ -216,7 +217,7 @@ impl Plugin for Compat {
                     log::warn(warning);
                 }
                 log::info(&format!(
-                    "replan: {} metric queries and {} resource queries over {} discovered series",
+                    "replan: {} metric queries and {} resource queries over {} discovered series shapes",
                     next.queries.len(),
                     next.resource_queries.len(),
                     self.engine.series_count()
@@ -258,7 +259,7 @@ externalRules:
         let mut h = Harness::<Compat>::new(&config(yaml)).unwrap();
         let mut cycle = h.cycle(15_000);
         for (name, labels) in series {
-            cycle = cycle.sample_from(Source::PrometheusSeries, name, labels, 15_000, 0.0);
+            cycle = cycle.discovered(Source::PrometheusSeriesShapes, name, labels);
         }
         let out = cycle.run().unwrap();
         assert!(out.replan().is_some(), "discovery publishes");
@@ -270,7 +271,7 @@ externalRules:
         let mut h = Harness::<Compat>::new(&config(QUEUE_DEPTH)).unwrap();
         assert_eq!(
             h.plan().inputs,
-            [InputSpec::prometheus_series(
+            [InputSpec::prometheus_series_shapes(
                 "main",
                 r#"{__name__="queue_depth",topic!=""}"#
             )]
@@ -278,13 +279,7 @@ externalRules:
         assert!(h.plan().metrics.is_empty());
         let out = h
             .cycle(15_000)
-            .sample_from(
-                Source::PrometheusSeries,
-                "queue_depth",
-                QUEUE_SERIES,
-                15_000,
-                0.0,
-            )
+            .discovered(Source::PrometheusSeriesShapes, "queue_depth", QUEUE_SERIES)
             .run()
             .unwrap();
         let replan = out
@@ -303,13 +298,7 @@ externalRules:
         // Next cycle: every series again under the new plan, and the query's results.
         let out = h
             .cycle(30_000)
-            .sample_from(
-                Source::PrometheusSeries,
-                "queue_depth",
-                QUEUE_SERIES,
-                30_000,
-                0.0,
-            )
+            .discovered(Source::PrometheusSeriesShapes, "queue_depth", QUEUE_SERIES)
             .sample_from(
                 Source::Prometheus,
                 "",
@@ -349,13 +338,7 @@ externalRules:
         let message = r#"prometheus "main": GET /api/v1/query: connection refused"#;
         let out = h
             .cycle(30_000)
-            .sample_from(
-                Source::PrometheusSeries,
-                "queue_depth",
-                QUEUE_SERIES,
-                30_000,
-                0.0,
-            )
+            .discovered(Source::PrometheusSeriesShapes, "queue_depth", QUEUE_SERIES)
             .sample_from(
                 Source::Prometheus,
                 "",
@@ -373,13 +356,7 @@ externalRules:
         );
         let out = h
             .cycle(45_000)
-            .sample_from(
-                Source::PrometheusSeries,
-                "queue_depth",
-                QUEUE_SERIES,
-                45_000,
-                0.0,
-            )
+            .discovered(Source::PrometheusSeriesShapes, "queue_depth", QUEUE_SERIES)
             .sample_from(
                 Source::Prometheus,
                 "",
@@ -410,13 +387,7 @@ externalRules:
         assert_eq!(h.plan().inputs[1].name, "sum(queue_depth{}) by (name)");
         let out = h
             .cycle(30_000)
-            .sample_from(
-                Source::PrometheusSeries,
-                "queue_depth",
-                QUEUE_SERIES,
-                30_000,
-                0.0,
-            )
+            .discovered(Source::PrometheusSeriesShapes, "queue_depth", QUEUE_SERIES)
             .sample_from(Source::Prometheus, "", &[("name", "orders")], 30_000, 4.0)
             .run()
             .unwrap();
@@ -471,12 +442,10 @@ rules:
         assert!(pods_query.len() < 120, "{} bytes", pods_query.len());
         // The first query input is the namespaces query: feed it one value per namespace.
         let names: Vec<String> = (0..2000).map(|i| format!("web-{i}")).collect();
-        let mut cycle = h.cycle(30_000).sample_from(
-            Source::PrometheusSeries,
+        let mut cycle = h.cycle(30_000).discovered(
+            Source::PrometheusSeriesShapes,
             "container_cpu_usage_seconds_total",
             labels,
-            30_000,
-            0.0,
         );
         for ns in &names {
             cycle = cycle.sample_from(Source::Prometheus, "", &[("namespace", ns)], 29_000, 0.5);
@@ -520,13 +489,7 @@ rules:
         let series: &[(&str, &str)] = &[("consumergroup", "billing.v1"), ("namespace", "kafka")];
         let out = h
             .cycle(15_000)
-            .sample_from(
-                Source::PrometheusSeries,
-                "kafka_consumer_lag",
-                series,
-                15_000,
-                0.0,
-            )
+            .discovered(Source::PrometheusSeriesShapes, "kafka_consumer_lag", series)
             .run()
             .unwrap();
         let replan = out.replan().unwrap();
@@ -541,13 +504,7 @@ rules:
         );
         let out = h
             .cycle(30_000)
-            .sample_from(
-                Source::PrometheusSeries,
-                "kafka_consumer_lag",
-                series,
-                30_000,
-                0.0,
-            )
+            .discovered(Source::PrometheusSeriesShapes, "kafka_consumer_lag", series)
             .sample_from(Source::Prometheus, "", series, 30_000, 42.0)
             .run()
             .unwrap();

@@ -5,12 +5,141 @@
 //! [`Pre::new`] picks the bindings of that version, and every version's calls return the types of
 //! the newest one ([`types`]), so host logic exists once.
 
+/// Conversions from an older contract's plan and cycle output into the newest types, for the
+/// versions whose types differ from the newest only in the sources a plan can name (listed as
+/// the arguments): expanded inside that version's module, with its types as `old` and the
+/// newest as `new`.
+macro_rules! from_older {
+    ($($source:ident),+ $(,)?) => {
+        fn labels_in(labels: Vec<old::Label>) -> Vec<new::Label> {
+            labels
+                .into_iter()
+                .map(|l| new::Label {
+                    name: l.name,
+                    value: l.value,
+                })
+                .collect()
+        }
+
+        fn series_in(s: old::Series) -> new::Series {
+            new::Series {
+                id: s.id,
+                input: s.input,
+                name: s.name,
+                labels: labels_in(s.labels),
+            }
+        }
+
+        fn object_in(o: old::ObjectRef) -> new::ObjectRef {
+            new::ObjectRef {
+                resource: o.resource,
+                namespace: o.namespace,
+                name: o.name,
+            }
+        }
+
+        impl From<old::Plan> for new::Plan {
+            fn from(p: old::Plan) -> new::Plan {
+                new::Plan {
+                    inputs: p
+                        .inputs
+                        .into_iter()
+                        .map(|i| new::InputSpec {
+                            source: match i.source {
+                                $(old::Source::$source => new::Source::$source,)+
+                            },
+                            name: i.name,
+                            backend: i.backend,
+                        })
+                        .collect(),
+                    metrics: p
+                        .metrics
+                        .into_iter()
+                        .map(|m| new::MetricSpec {
+                            name: m.name,
+                            kind: match m.kind {
+                                old::MetricKind::Custom => new::MetricKind::Custom,
+                                old::MetricKind::External => new::MetricKind::External,
+                                old::MetricKind::Resource => new::MetricKind::Resource,
+                            },
+                            resource: m.resource,
+                            namespaced: m.namespaced,
+                            max_age_ms: m.max_age_ms,
+                        })
+                        .collect(),
+                    derived: p.derived,
+                }
+            }
+        }
+
+        impl From<old::CycleOutput> for new::CycleOutput {
+            fn from(o: old::CycleOutput) -> new::CycleOutput {
+                new::CycleOutput {
+                    custom: o
+                        .custom
+                        .into_iter()
+                        .map(|v| new::CustomValue {
+                            metric: v.metric,
+                            object: object_in(v.object),
+                            labels: labels_in(v.labels),
+                            value: v.value,
+                            timestamp_ms: v.timestamp_ms,
+                            window_ms: v.window_ms,
+                        })
+                        .collect(),
+                    external: o
+                        .external
+                        .into_iter()
+                        .map(|v| new::ExternalValue {
+                            metric: v.metric,
+                            namespace: v.namespace,
+                            labels: labels_in(v.labels),
+                            value: v.value,
+                            timestamp_ms: v.timestamp_ms,
+                            window_ms: v.window_ms,
+                        })
+                        .collect(),
+                    derived_added: o.derived_added.into_iter().map(series_in).collect(),
+                    derived_removed: o.derived_removed,
+                    derived_ids: o.derived_ids,
+                    derived_timestamps_ms: o.derived_timestamps_ms,
+                    derived_values: o.derived_values,
+                    resource: o
+                        .resource
+                        .into_iter()
+                        .map(|v| new::ResourceValue {
+                            metric: v.metric,
+                            object: object_in(v.object),
+                            container: v.container,
+                            value: v.value,
+                            timestamp_ms: v.timestamp_ms,
+                            window_ms: v.window_ms,
+                        })
+                        .collect(),
+                    failed: o
+                        .failed
+                        .into_iter()
+                        .map(|f| new::MetricFailure {
+                            metric: f.metric,
+                            message: f.message,
+                        })
+                        .collect(),
+                    replan: o.replan.map(Into::into),
+                }
+            }
+        }
+    };
+}
+use from_older;
+
 #[allow(missing_docs)]
 pub mod v0_1_0;
 #[allow(missing_docs)]
 pub mod v0_2_0;
 #[allow(missing_docs)]
 pub mod v0_3_0;
+#[allow(missing_docs)]
+pub mod v0_4_0;
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store};
@@ -19,7 +148,7 @@ use super::input::CycleInput;
 use super::instance::HostState;
 
 /// The types host logic works with: those of the newest contract.
-pub use v0_3_0::metrics_gateway::plugin::types;
+pub use v0_4_0::metrics_gateway::plugin::types;
 
 /// The exported interface whose version selects the bindings, without `@version`.
 const GUEST_INTERFACE: &str = "metrics-gateway:plugin/guest";
@@ -33,14 +162,17 @@ pub enum ContractVersion {
     V0_2_0,
     /// `metrics-gateway:plugin@0.3.0`.
     V0_3_0,
+    /// `metrics-gateway:plugin@0.4.0`.
+    V0_4_0,
 }
 
 impl ContractVersion {
     /// Every supported version, oldest first.
-    pub const ALL: [ContractVersion; 3] = [
+    pub const ALL: [ContractVersion; 4] = [
         ContractVersion::V0_1_0,
         ContractVersion::V0_2_0,
         ContractVersion::V0_3_0,
+        ContractVersion::V0_4_0,
     ];
 
     /// The WIT package version, e.g. `0.1.0`.
@@ -49,6 +181,7 @@ impl ContractVersion {
             ContractVersion::V0_1_0 => "0.1.0",
             ContractVersion::V0_2_0 => "0.2.0",
             ContractVersion::V0_3_0 => "0.3.0",
+            ContractVersion::V0_4_0 => "0.4.0",
         }
     }
 
@@ -126,6 +259,7 @@ pub struct Linkers {
     v0_1_0: Linker<HostState>,
     v0_2_0: Linker<HostState>,
     v0_3_0: Linker<HostState>,
+    v0_4_0: Linker<HostState>,
 }
 
 impl Linkers {
@@ -137,10 +271,13 @@ impl Linkers {
         v0_2_0::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut v0_2_0, |s| s)?;
         let mut v0_3_0 = Linker::new(engine);
         v0_3_0::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut v0_3_0, |s| s)?;
+        let mut v0_4_0 = Linker::new(engine);
+        v0_4_0::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut v0_4_0, |s| s)?;
         Ok(Linkers {
             v0_1_0,
             v0_2_0,
             v0_3_0,
+            v0_4_0,
         })
     }
 }
@@ -153,6 +290,8 @@ pub enum Pre {
     V0_2_0(v0_2_0::PluginPre<HostState>),
     /// Contract 0.3.0.
     V0_3_0(v0_3_0::PluginPre<HostState>),
+    /// Contract 0.4.0.
+    V0_4_0(v0_4_0::PluginPre<HostState>),
 }
 
 impl Pre {
@@ -172,6 +311,9 @@ impl Pre {
             ContractVersion::V0_3_0 => Ok(Pre::V0_3_0(v0_3_0::PluginPre::new(
                 linkers.v0_3_0.instantiate_pre(component)?,
             )?)),
+            ContractVersion::V0_4_0 => Ok(Pre::V0_4_0(v0_4_0::PluginPre::new(
+                linkers.v0_4_0.instantiate_pre(component)?,
+            )?)),
         }
     }
 
@@ -181,6 +323,7 @@ impl Pre {
             Pre::V0_1_0(pre) => pre.engine(),
             Pre::V0_2_0(pre) => pre.engine(),
             Pre::V0_3_0(pre) => pre.engine(),
+            Pre::V0_4_0(pre) => pre.engine(),
         }
     }
 
@@ -190,6 +333,7 @@ impl Pre {
             Pre::V0_1_0(pre) => Ok(Bindings::V0_1_0(pre.instantiate(store)?)),
             Pre::V0_2_0(pre) => Ok(Bindings::V0_2_0(pre.instantiate(store)?)),
             Pre::V0_3_0(pre) => Ok(Bindings::V0_3_0(pre.instantiate(store)?)),
+            Pre::V0_4_0(pre) => Ok(Bindings::V0_4_0(pre.instantiate(store)?)),
         }
     }
 }
@@ -202,6 +346,8 @@ pub enum Bindings {
     V0_2_0(v0_2_0::Plugin),
     /// Contract 0.3.0.
     V0_3_0(v0_3_0::Plugin),
+    /// Contract 0.4.0.
+    V0_4_0(v0_4_0::Plugin),
 }
 
 impl Bindings {
@@ -220,7 +366,11 @@ impl Bindings {
                 .metrics_gateway_plugin_guest()
                 .call_configure(store, config)?
                 .map(Into::into)),
-            Bindings::V0_3_0(p) => p
+            Bindings::V0_3_0(p) => Ok(p
+                .metrics_gateway_plugin_guest()
+                .call_configure(store, config)?
+                .map(Into::into)),
+            Bindings::V0_4_0(p) => p
                 .metrics_gateway_plugin_guest()
                 .call_configure(store, config),
         }
@@ -242,6 +392,7 @@ impl Bindings {
                 .call_process(store, &v0_2_0::cycle_input(input))?
                 .map(Into::into)),
             Bindings::V0_3_0(p) => v0_3_0::process(p, store, input),
+            Bindings::V0_4_0(p) => v0_4_0::process(p, store, input),
         }
     }
 
@@ -251,6 +402,7 @@ impl Bindings {
             Bindings::V0_1_0(p) => p.metrics_gateway_plugin_guest().call_snapshot(store),
             Bindings::V0_2_0(p) => p.metrics_gateway_plugin_guest().call_snapshot(store),
             Bindings::V0_3_0(p) => p.metrics_gateway_plugin_guest().call_snapshot(store),
+            Bindings::V0_4_0(p) => p.metrics_gateway_plugin_guest().call_snapshot(store),
         }
     }
 
@@ -264,6 +416,7 @@ impl Bindings {
             Bindings::V0_1_0(p) => p.metrics_gateway_plugin_guest().call_restore(store, state),
             Bindings::V0_2_0(p) => p.metrics_gateway_plugin_guest().call_restore(store, state),
             Bindings::V0_3_0(p) => p.metrics_gateway_plugin_guest().call_restore(store, state),
+            Bindings::V0_4_0(p) => p.metrics_gateway_plugin_guest().call_restore(store, state),
         }
     }
 }
@@ -296,6 +449,7 @@ macro_rules! host_imports {
 host_imports!(v0_1_0);
 host_imports!(v0_2_0);
 host_imports!(v0_3_0);
+host_imports!(v0_4_0);
 
 #[cfg(test)]
 mod tests {
@@ -315,6 +469,10 @@ mod tests {
             version_from_exports(&["metrics-gateway:plugin/guest@0.3.0"]),
             Ok(ContractVersion::V0_3_0)
         );
+        assert_eq!(
+            version_from_exports(&["metrics-gateway:plugin/guest@0.4.0"]),
+            Ok(ContractVersion::V0_4_0)
+        );
         let err = version_from_exports(&[
             "metrics-gateway:plugin/guest-extra@0.1.0",
             "metrics-gateway:plugin/guest@0.9.0",
@@ -324,7 +482,7 @@ mod tests {
             err,
             VersionError::Unsupported {
                 found: "0.9.0".into(),
-                supported: "0.1.0, 0.2.0, 0.3.0".into()
+                supported: "0.1.0, 0.2.0, 0.3.0, 0.4.0".into()
             }
         );
         assert!(err.to_string().contains("0.9.0") && err.to_string().contains("0.1.0"));

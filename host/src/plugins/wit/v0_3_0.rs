@@ -1,115 +1,38 @@
-//! Bindings for contract `metrics-gateway:plugin@0.3.0`, the newest: host logic uses its types
-//! directly, and older versions convert into them.
-//!
-//! `process`' argument is lowered from [`CycleInputArg`], which borrows the announced series'
-//! interned strings, instead of the generated owned `cycle-input`: an announcement of 100,000
-//! series then costs the host a few flat arrays of references, not a `String` per name, label
-//! name and value.
-
-use std::sync::Arc;
-
-use wasmtime::Store;
-use wasmtime::component::{ComponentType, Lower};
-
-use super::super::input::CycleInput;
-use super::super::instance::HostState;
+//! Bindings for contract `metrics-gateway:plugin@0.3.0` (archived in `host/wit/v0.3.0/`), and
+//! conversions between its types and the newest ones. 0.4.0 only added a source
+//! (`prometheus-series-shapes`), which a 0.3.0 plan cannot name, so every conversion is
+//! lossless, and its `cycle-input` is lowered from the same borrowed records as 0.4.0's.
 
 wasmtime::component::bindgen!({
-    path: "../plugin-sdk/wit",
+    path: "wit/v0.3.0",
     world: "metrics-gateway:plugin/plugin@0.3.0",
 });
 
-use self::metrics_gateway::plugin::types;
+use wasmtime::Store;
 
-/// `label`, borrowed.
-#[derive(ComponentType, Lower)]
-#[component(record)]
-struct LabelArg<'a> {
-    #[component(name = "name")]
-    name: &'a Arc<str>,
-    #[component(name = "value")]
-    value: &'a Arc<str>,
-}
+use self::metrics_gateway::plugin::types as old;
 
-/// `series`, borrowed; its labels are a range of one flat array.
-#[derive(ComponentType, Lower)]
-#[component(record)]
-struct SeriesArg<'a> {
-    #[component(name = "id")]
-    id: u64,
-    #[component(name = "input")]
-    input: u32,
-    #[component(name = "name")]
-    name: &'a Arc<str>,
-    #[component(name = "labels")]
-    labels: &'a [LabelArg<'a>],
-}
+use super::types as new;
+use crate::plugins::input::CycleInput;
+use crate::plugins::instance::HostState;
 
-/// `cycle-input`, borrowed.
-#[derive(ComponentType, Lower)]
-#[component(record)]
-struct CycleInputArg<'a> {
-    #[component(name = "timestamp-ms")]
-    timestamp_ms: i64,
-    #[component(name = "interval-ms")]
-    interval_ms: u64,
-    #[component(name = "added")]
-    added: &'a [SeriesArg<'a>],
-    #[component(name = "removed")]
-    removed: &'a [u64],
-    #[component(name = "ids")]
-    ids: &'a [u64],
-    #[component(name = "timestamps-ms")]
-    timestamps_ms: &'a [i64],
-    #[component(name = "values")]
-    values: &'a [f64],
-    #[component(name = "failures")]
-    failures: &'a [types::InputFailure],
-    #[component(name = "api-resources")]
-    api_resources: Option<&'a [types::ApiResource]>,
-}
+super::from_older!(
+    KubeletResource,
+    KubeletSummary,
+    KubeletCadvisor,
+    Cluster,
+    Prometheus,
+    PrometheusSeries,
+    PrometheusLabels,
+    Derived,
+);
 
 /// Calls `process` with `input`, lowered into the instance from the borrowed series.
 pub fn process(
     plugin: &Plugin,
     store: &mut Store<HostState>,
     input: &CycleInput<'_>,
-) -> wasmtime::Result<Result<types::CycleOutput, String>> {
-    let labels: Vec<LabelArg<'_>> = input
-        .added
-        .iter()
-        .flat_map(|(series, _)| series.labels.iter())
-        .map(|(name, value)| LabelArg { name, value })
-        .collect();
-    let mut rest = labels.as_slice();
-    let added: Vec<SeriesArg<'_>> = input
-        .added
-        .iter()
-        .map(|(series, index)| {
-            let (labels, tail) = rest.split_at(series.labels.len());
-            rest = tail;
-            SeriesArg {
-                id: series.id,
-                input: *index,
-                name: &series.name,
-                labels,
-            }
-        })
-        .collect();
-    let arg = CycleInputArg {
-        timestamp_ms: input.timestamp_ms,
-        interval_ms: input.interval_ms,
-        added: &added,
-        removed: &input.removed,
-        ids: &input.ids,
-        timestamps_ms: &input.timestamps_ms,
-        values: &input.values,
-        failures: &input.failures,
-        api_resources: input.api_resources,
-    };
+) -> wasmtime::Result<Result<new::CycleOutput, String>> {
     let func = *plugin.metrics_gateway_plugin_guest().func_process().func();
-    let typed =
-        func.typed::<(CycleInputArg<'_>,), (Result<types::CycleOutput, String>,)>(&*store)?;
-    let (output,) = typed.call(store, (arg,))?;
-    Ok(output)
+    Ok(super::v0_4_0::call_process::<old::CycleOutput>(func, store, input)?.map(Into::into))
 }

@@ -46,12 +46,23 @@ struct Backend {
     warned: Mutex<(Option<Instant>, u64)>,
 }
 
-/// A discovery's state between its runs (series or label names).
+/// A discovery's state between its runs (series, shapes or label names).
 #[derive(Debug, Default)]
 struct Discovery {
     table: SeriesTable,
-    /// The last successful run: when (cycle time, ms) and what it found.
-    last: Option<(i64, Arc<[Arc<Series>]>)>,
+    /// The last successful run.
+    last: Option<LastRun>,
+}
+
+/// A discovery's last successful run.
+#[derive(Debug)]
+struct LastRun {
+    /// Cycle time, ms.
+    at_ms: i64,
+    /// What it found: series, shapes or label names.
+    found: Arc<[Arc<Series>]>,
+    /// How many series (or label names) the backend returned.
+    returned: usize,
 }
 
 /// What each input keeps across cycles.
@@ -253,12 +264,13 @@ impl PrometheusSource {
                             last: None,
                         });
                     match &discovery.last {
-                        Some((when, found))
-                            if now_ms - when < backend.discovery_interval_ms && now_ms >= *when =>
+                        Some(last)
+                            if now_ms - last.at_ms < backend.discovery_interval_ms
+                                && now_ms >= last.at_ms =>
                         {
                             collected
                                 .results
-                                .insert(key.clone(), QueryResult::Series(found.clone()));
+                                .insert(key.clone(), QueryResult::Series(last.found.clone()));
                             next.discoveries.insert(key, discovery);
                         }
                         _ => {
@@ -277,14 +289,24 @@ impl PrometheusSource {
                                 } else {
                                     backend
                                         .bounded(query::series(
-                                            client, &key.query, now_ms, window, cap, table,
+                                            client,
+                                            &key.query,
+                                            now_ms,
+                                            window,
+                                            cap,
+                                            source == Source::PrometheusSeriesShapes,
+                                            table,
                                         ))
                                         .await
                                 };
                                 observe(&telemetry, &backend, started, &result);
                                 let result = match result {
-                                    Ok(found) => {
-                                        discovery.last = Some((now_ms, found.clone()));
+                                    Ok((found, returned)) => {
+                                        discovery.last = Some(LastRun {
+                                            at_ms: now_ms,
+                                            found: found.clone(),
+                                            returned,
+                                        });
                                         Ok(QueryResult::Series(found))
                                     }
                                     Err(e) => Err(e),
@@ -340,6 +362,7 @@ impl PrometheusSource {
                     &*backend.name,
                     match key.source {
                         Source::PrometheusSeries => "series",
+                        Source::PrometheusSeriesShapes => "series shapes of",
                         Source::PrometheusLabels => "labels of",
                         _ => "query",
                     },
@@ -363,7 +386,7 @@ impl PrometheusSource {
                 .discoveries
                 .iter()
                 .filter(|(k, _)| k.backend == *name)
-                .map(|(_, d)| d.last.as_ref().map_or(0, |(_, s)| s.len()))
+                .map(|(_, d)| d.last.as_ref().map_or(0, |last| last.returned))
                 .sum();
             self.telemetry
                 .prometheus_discovered_series

@@ -35,15 +35,17 @@ pub async fn instant(
 }
 
 /// Lists the series matching `selector` that had samples in the `window_ms` before `time_ms`,
-/// at most `cap` of them, interned in `table`.
+/// at most `cap` of them, interned in `table` (with `shapes`, one per shape: see
+/// [`parse_series`]), and how many Prometheus returned.
 pub async fn series(
     client: &BackendClient,
     selector: &str,
     time_ms: i64,
     window_ms: i64,
     cap: usize,
+    shapes: bool,
     table: &mut SeriesTable,
-) -> Result<Arc<[Arc<Series>]>, RequestError> {
+) -> Result<(Arc<[Arc<Series>]>, usize), RequestError> {
     let (start, end) = (time_param(time_ms - window_ms), time_param(time_ms));
     let body = client
         .call(
@@ -51,16 +53,16 @@ pub async fn series(
             &[("match[]", selector), ("start", &start), ("end", &end)],
         )
         .await?;
-    let parsed = parse_series(&body, table, cap);
+    let parsed = parse_series(&body, table, cap, shapes);
     drop(body);
-    let series = parsed?;
+    let found = parsed?;
     table.sweep();
-    Ok(series.into())
+    Ok((found.series.into(), found.returned))
 }
 
 /// Lists the label names of the series matching `selector` (of every series when it is empty)
 /// that had samples in the `window_ms` before `time_ms`, at most `cap` of them, each interned
-/// in `table` as a series named after it.
+/// in `table` as a series named after it, and how many there are.
 pub async fn labels(
     client: &BackendClient,
     selector: &str,
@@ -68,7 +70,7 @@ pub async fn labels(
     window_ms: i64,
     cap: usize,
     table: &mut SeriesTable,
-) -> Result<Arc<[Arc<Series>]>, RequestError> {
+) -> Result<(Arc<[Arc<Series>]>, usize), RequestError> {
     let (start, end) = (time_param(time_ms - window_ms), time_param(time_ms));
     let mut params = vec![("start", start.as_str()), ("end", end.as_str())];
     if !selector.is_empty() {
@@ -77,7 +79,8 @@ pub async fn labels(
     let body = client.call("api/v1/labels", &params).await?;
     let names = parse_labels(&body, table, cap)?;
     table.sweep();
-    Ok(names.into())
+    let count = names.len();
+    Ok((names.into(), count))
 }
 
 #[cfg(test)]

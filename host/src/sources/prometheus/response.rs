@@ -4,13 +4,13 @@
 //! as one series per label name, capped too.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::series::SeriesTable;
+use super::series::{NAME_LABEL, SeriesTable};
 use crate::samples::Family;
 
 /// Why an answer could not be used.
@@ -131,18 +131,30 @@ fn parse_value(v: &str) -> Result<f64, ResponseError> {
     }
 }
 
+/// What a series discovery found.
+#[derive(Debug, Default)]
+pub struct Discovered {
+    /// The series, or one per shape.
+    pub series: Vec<std::sync::Arc<crate::samples::Series>>,
+    /// How many series Prometheus returned.
+    pub returned: usize,
+}
+
 /// Parses an `/api/v1/series` answer into interned series, failing as soon as there are more
-/// than `cap`.
+/// than `cap`. With `shapes`, each series is reduced to its name and label names (values
+/// empty) and each shape is returned once.
 pub fn parse_series(
     body: &[u8],
     table: &mut SeriesTable,
     cap: usize,
-) -> Result<Vec<std::sync::Arc<crate::samples::Series>>, ResponseError> {
-    let mut out = Vec::new();
+    shapes: bool,
+) -> Result<Discovered, ResponseError> {
+    let mut out = Discovered::default();
     let mut de = serde_json::Deserializer::from_slice(body);
     let envelope = SeriesEnvelope {
         table,
         cap,
+        shapes,
         out: &mut out,
     }
     .deserialize(&mut de);
@@ -189,7 +201,8 @@ const TOO_MANY: &str = "\u{1}too many series";
 struct SeriesEnvelope<'t> {
     table: &'t mut SeriesTable,
     cap: usize,
-    out: &'t mut Vec<std::sync::Arc<crate::samples::Series>>,
+    shapes: bool,
+    out: &'t mut Discovered,
 }
 
 impl<'de> DeserializeSeed<'de> for SeriesEnvelope<'_> {
@@ -216,6 +229,7 @@ impl<'de> Visitor<'de> for SeriesEnvelope<'_> {
                     map.next_value_seed(SeriesList {
                         table: &mut *self.table,
                         cap: self.cap,
+                        shapes: self.shapes,
                         out: &mut *self.out,
                     })?;
                     data = true;
@@ -238,7 +252,8 @@ impl<'de> Visitor<'de> for SeriesEnvelope<'_> {
 struct SeriesList<'t> {
     table: &'t mut SeriesTable,
     cap: usize,
-    out: &'t mut Vec<std::sync::Arc<crate::samples::Series>>,
+    shapes: bool,
+    out: &'t mut Discovered,
 }
 
 impl<'de> DeserializeSeed<'de> for SeriesList<'_> {
@@ -258,13 +273,24 @@ impl<'de> Visitor<'de> for SeriesList<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut labels: Vec<(Cow<'de, str>, Cow<'de, str>)> = Vec::new();
+        // The shapes returned so far, by address (the table returns a shape's one series).
+        let mut seen: HashSet<*const crate::samples::Series> = HashSet::new();
         while let Some(set) = seq.next_element_seed(LabelSet(&mut labels))? {
             let () = set;
-            if self.out.len() == self.cap {
+            if self.out.returned == self.cap {
                 return Err(de::Error::custom(TOO_MANY));
             }
-            let series = self.table.series(labels.iter().map(|(k, v)| (&**k, &**v)));
-            self.out.push(series);
+            self.out.returned += 1;
+            let labels = labels.iter().map(|(k, v)| (&**k, &**v));
+            if self.shapes {
+                let shape = labels.map(|(k, v)| (k, if k == NAME_LABEL { v } else { "" }));
+                let series = self.table.series(shape);
+                if seen.insert(std::sync::Arc::as_ptr(&series)) {
+                    self.out.series.push(series);
+                }
+            } else {
+                self.out.series.push(self.table.series(labels));
+            }
         }
         Ok(())
     }
@@ -366,20 +392,61 @@ mod tests {
     fn series_are_streamed_and_capped() {
         let body = r#"{"status":"success","data":[{"__name__":"a","pod":"p"},{"__name__":"a","pod":"q"}],"warnings":[]}"#;
         let mut t = SeriesTable::default();
-        let s = parse_series(body.as_bytes(), &mut t, 2).unwrap();
-        assert_eq!(s.len(), 2);
-        assert_eq!(s[1].label("pod"), Some("q"));
+        let s = parse_series(body.as_bytes(), &mut t, 2, false).unwrap();
+        assert_eq!((s.series.len(), s.returned), (2, 2));
+        assert_eq!(s.series[1].label("pod"), Some("q"));
         assert_eq!(
-            parse_series(body.as_bytes(), &mut t, 1).unwrap_err(),
+            parse_series(body.as_bytes(), &mut t, 1, false).unwrap_err(),
             ResponseError::TooManySeries(1)
         );
         let e = parse_series(
             br#"{"status":"error","errorType":"bad_data","error":"no match[]"}"#,
             &mut t,
             5,
+            false,
         )
         .unwrap_err();
         assert_eq!(e.to_string(), "Prometheus error (bad_data): no match[]");
+    }
+
+    #[test]
+    fn shapes_are_returned_once_with_empty_values_and_capped_in_series() {
+        let body = r#"{"status":"success","data":[
+            {"__name__":"a","pod":"p","path":"/x"},
+            {"__name__":"a","pod":"q","path":"/y"},
+            {"__name__":"a","pod":"q"},
+            {"__name__":"b","pod":"p","path":"/x"},
+            {"__name__":"a","path":"/z","pod":"r"}]}"#;
+        let mut t = SeriesTable::default();
+        let found = parse_series(body.as_bytes(), &mut t, 5, true).unwrap();
+        assert_eq!(found.returned, 5, "every series counts");
+        let shapes: Vec<(&str, Vec<(&str, &str)>)> = found
+            .series
+            .iter()
+            .map(|s| {
+                let labels = s.labels.iter().map(|(k, v)| (&**k, &**v)).collect();
+                (&*s.name, labels)
+            })
+            .collect();
+        assert_eq!(
+            shapes,
+            [
+                ("a", vec![("path", ""), ("pod", "")]),
+                ("a", vec![("pod", "")]),
+                ("b", vec![("path", ""), ("pod", "")]),
+            ]
+        );
+        // A shape keeps its id from run to run; the cap counts series, not shapes.
+        t.sweep();
+        let again = parse_series(body.as_bytes(), &mut t, 5, true).unwrap();
+        assert_eq!(
+            again.series.iter().map(|s| s.id).collect::<Vec<_>>(),
+            found.series.iter().map(|s| s.id).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            parse_series(body.as_bytes(), &mut t, 4, true).unwrap_err(),
+            ResponseError::TooManySeries(4)
+        );
     }
 
     #[test]
