@@ -342,7 +342,7 @@ impl Telemetry {
         );
         registry.register(
             "prometheus_discovered_series",
-            "Series returned by the latest series discoveries, by backend (before shapes are collapsed)",
+            "Series (and label names) the latest discoveries returned, by backend; a discovery by shape counts its series, not its shapes",
             prometheus_discovered_series.clone(),
         );
         registry.register_with_unit(

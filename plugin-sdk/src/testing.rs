@@ -607,6 +607,7 @@ mod tests {
             let mut plan = Plan::new();
             plan.add_input(InputSpec::new(Source::Cluster, "a"));
             plan.add_input(InputSpec::new(Source::KubeletResource, "b_*"));
+            plan.add_input(InputSpec::prometheus_series_shapes("", "{job=\"x\"}"));
             plan.add_metric(MetricSpec::custom("m", "pods"))?;
             let echo = Echo {
                 inputs: Vec::new(),
@@ -680,6 +681,25 @@ mod tests {
             inputs[2].added[0].id, b,
             "a series that comes back gets a new id"
         );
+    }
+
+    #[test]
+    fn shapes_are_announced_once_with_empty_values() {
+        let mut h = Harness::<Echo>::new("{}").unwrap();
+        h.cycle(0)
+            .discovered(Source::PrometheusSeriesShapes, "up", &[("pod", "a")])
+            .discovered(Source::PrometheusSeriesShapes, "up", &[("pod", "b")])
+            .discovered(Source::PrometheusSeriesShapes, "up", &[])
+            .run()
+            .unwrap();
+        let first = &h.plugin().inputs[0];
+        let shapes: Vec<(u32, Option<&str>)> = first
+            .added
+            .iter()
+            .map(|s| (s.input, s.label("pod")))
+            .collect();
+        assert_eq!(shapes, [(2, Some("")), (2, None)]);
+        assert!(first.ids.is_empty(), "discoveries carry no samples");
     }
 
     #[test]

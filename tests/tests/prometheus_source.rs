@@ -1,7 +1,7 @@
 //! The Prometheus source against a real Prometheus over backfilled data: exact values and
 //! timestamps, refused result types, one request per (backend, query) whatever the number of
-//! plugins, capped and reused series discovery, and a stopped backend failing only its own
-//! inputs until it is back.
+//! plugins, capped and reused series discovery (every series or one per shape), and a stopped
+//! backend failing only its own inputs until it is back.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -314,6 +314,113 @@ async fn discovery_is_capped_and_reused_until_its_interval() {
     };
     assert_eq!(ids(queues), ids(rerun));
     assert_eq!(prom.requests_to("/api/v1/series").unwrap() - before, 4.0);
+}
+
+/// (name, label names) of every series of a discovery result, sorted; asserts that every label
+/// value is empty, as in a discovery by shape.
+fn shapes(result: Option<&QueryResult>) -> Vec<(String, Vec<String>)> {
+    let Some(QueryResult::Series(series)) = result else {
+        panic!("expected shapes, got {result:?}");
+    };
+    let mut shapes: Vec<(String, Vec<String>)> = series
+        .iter()
+        .map(|s| {
+            assert!(s.labels.iter().all(|(_, v)| v.is_empty()), "{s:?}");
+            let names = s.labels.iter().map(|(k, _)| k.to_string()).collect();
+            (s.name.to_string(), names)
+        })
+        .collect();
+    shapes.sort();
+    shapes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_by_shape_sends_each_name_and_label_set_once() {
+    let prom = Prometheus::start().unwrap();
+    let url = prom.url();
+    let (source, telemetry) = source(&[
+        (
+            "main",
+            &url,
+            "max_series = 100\ndiscovery_interval_secs = 240",
+        ),
+        ("wide", &url, "max_series = 5000"),
+    ]);
+    let small = "{__name__=~\"queue_depth|http_requests_total|memory_usage_bytes\"}";
+    let big = "container_cpu_usage_seconds_total{namespace=\"big\"}";
+    let inputs = [
+        (Source::PrometheusSeriesShapes, "main", small),
+        (Source::PrometheusSeriesShapes, "main", big),
+        (Source::PrometheusSeriesShapes, "wide", big),
+        (Source::PrometheusSeries, "main", "queue_depth"),
+    ];
+    let first = samples(source.collect(inputs, END_MS).await);
+    // 15 series (3 queues, 6 pods twice) are 3 shapes.
+    let found = shapes(first.query(Source::PrometheusSeriesShapes, "main", small));
+    let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        found,
+        [
+            ("http_requests_total".into(), names(&["namespace", "pod"])),
+            ("memory_usage_bytes".into(), names(&["namespace", "pod"])),
+            ("queue_depth".into(), names(&["namespace", "queue"])),
+        ]
+    );
+    // The cap counts series, not shapes: 2,000 series are too many for `main`, one shape for
+    // `wide`.
+    let e = failure(first.query(Source::PrometheusSeriesShapes, "main", big));
+    assert_eq!(
+        e.split(" at line").next().unwrap(),
+        format!("prometheus \"main\": series shapes of {big:?}: more than 100 series (max_series)")
+    );
+    assert_eq!(
+        shapes(first.query(Source::PrometheusSeriesShapes, "wide", big)),
+        [(
+            "container_cpu_usage_seconds_total".into(),
+            names(&["container", "namespace", "pod"])
+        )]
+    );
+    // The same selector discovered series by series keeps its values, apart from the shapes.
+    let Some(QueryResult::Series(queues)) =
+        first.query(Source::PrometheusSeries, "main", "queue_depth")
+    else {
+        panic!("no series");
+    };
+    assert_eq!(queues.len(), 3);
+    assert!(
+        queues
+            .iter()
+            .all(|s| s.label("queue").is_some_and(|q| !q.is_empty()))
+    );
+    // The gauge counts the series Prometheus returned.
+    let metrics = telemetry.encode();
+    assert!(
+        metrics.contains("metrics_gateway_prometheus_discovered_series{backend=\"main\"} 18"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("metrics_gateway_prometheus_discovered_series{backend=\"wide\"} 2000"),
+        "{metrics}"
+    );
+    // Run again after the interval, a shape keeps its id.
+    let ids = |samples: &CycleSamples| {
+        let Some(QueryResult::Series(s)) =
+            samples.query(Source::PrometheusSeriesShapes, "main", small)
+        else {
+            panic!("no shapes");
+        };
+        let mut ids: Vec<u64> = s.iter().map(|s| s.id).collect();
+        ids.sort();
+        ids
+    };
+    let before = prom.requests_to("/api/v1/series").unwrap();
+    let again = samples(
+        source
+            .collect(inputs[..1].iter().copied(), END_MS + 240_000)
+            .await,
+    );
+    assert_eq!(prom.requests_to("/api/v1/series").unwrap() - before, 1.0);
+    assert_eq!(ids(&again), ids(&first));
 }
 
 /// The label names of a `prometheus-labels` result, sorted (each is a series named after it).

@@ -641,7 +641,7 @@ async fn prometheus_backend_is_repointed_live_and_broken_or_still_read_backends_
             "removed",
             removed,
             "plugin adapter: the running plugin's plan no longer fits the new config: input 0 \
-             (prometheus-series \"queue_depth{queue!=\\\"\\\"}\") reads prometheus backend \"main\", \
+             (prometheus-series-shapes \"queue_depth{queue!=\\\"\\\"}\") reads prometheus backend \"main\", \
              which is not configured (configured: [])",
         ),
     ] {

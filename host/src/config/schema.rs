@@ -583,8 +583,8 @@ pub struct PrometheusConfig {
     /// Requests in flight at once to this backend.
     #[serde(default = "default_prometheus_concurrency")]
     pub max_concurrency: AtLeastOne,
-    /// Seconds between two runs of a series discovery (`prometheus-series` inputs); the last
-    /// result is reused in between.
+    /// Seconds between two runs of a discovery (`prometheus-series`, `prometheus-series-shapes`
+    /// and `prometheus-labels` inputs); the last result is reused in between.
     #[serde(default = "default_discovery_interval")]
     pub discovery_interval_secs: AtLeastOne,
     /// Most series one discovery may return; beyond it the discovery fails (naming the backend,

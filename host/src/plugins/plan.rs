@@ -417,6 +417,21 @@ mod tests {
             Plan::validate(unnamed).unwrap_err(),
             "input 0 (prometheus-series) has an empty name"
         );
+        // A discovery by shape names a backend and needs a selector, as a series discovery.
+        let mut shapes = plan(vec![]);
+        shapes.inputs = vec![types::InputSpec {
+            source: types::Source::PrometheusSeriesShapes,
+            name: "queue_depth".into(),
+            backend: "main".into(),
+        }];
+        let p = Plan::validate(shapes.clone()).unwrap();
+        assert_eq!(p.inputs[0].source, Source::PrometheusSeriesShapes);
+        assert_eq!(p.inputs[0].backend, "main");
+        shapes.inputs[0].name.clear();
+        assert_eq!(
+            Plan::validate(shapes).unwrap_err(),
+            "input 0 (prometheus-series-shapes) has an empty name"
+        );
     }
 
     #[test]

@@ -385,7 +385,7 @@ async fn prometheus_backends_reload_live_keeping_unchanged_ones() {
     let held = first.held();
     assert_eq!(
         held,
-        ["prometheus-series main {__name__=\"queue_depth\"}"],
+        ["prometheus-series-shapes main {__name__=\"queue_depth\"}"],
         "the adapter's series discovery"
     );
 
@@ -484,7 +484,7 @@ async fn broken_or_still_read_backends_are_refused_keeping_the_running_ones() {
             config(&(backend("other", "http://127.0.0.1:9", "") + &plugins)),
             ":9:8:",
             "plugin a: the running plugin's plan no longer fits the new config: input 0 \
-             (prometheus-series \"{__name__=\\\"queue_depth\\\"}\") reads prometheus backend \
+             (prometheus-series-shapes \"{__name__=\\\"queue_depth\\\"}\") reads prometheus backend \
              \"main\", which is not configured (configured: [other])",
         ),
         (

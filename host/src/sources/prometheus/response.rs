@@ -420,6 +420,12 @@ mod tests {
         let mut t = SeriesTable::default();
         let found = parse_series(body.as_bytes(), &mut t, 5, true).unwrap();
         assert_eq!(found.returned, 5, "every series counts");
+        assert_eq!(t.len(), 3, "the table holds the shapes only");
+        assert_eq!(
+            t.strings(),
+            5,
+            "no label value is interned: \"\", a, b, path, pod"
+        );
         let shapes: Vec<(&str, Vec<(&str, &str)>)> = found
             .series
             .iter()
