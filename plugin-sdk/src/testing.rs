@@ -607,7 +607,6 @@ mod tests {
             let mut plan = Plan::new();
             plan.add_input(InputSpec::new(Source::Cluster, "a"));
             plan.add_input(InputSpec::new(Source::KubeletResource, "b_*"));
-            plan.add_input(InputSpec::prometheus_series_shapes("", "{job=\"x\"}"));
             plan.add_metric(MetricSpec::custom("m", "pods"))?;
             let echo = Echo {
                 inputs: Vec::new(),
@@ -683,22 +682,40 @@ mod tests {
         );
     }
 
+    /// Keeps the inputs of a discovery by shape.
+    struct Shapes(Vec<CycleInput>);
+
+    impl Plugin for Shapes {
+        type Config = EchoConfig;
+
+        fn configure(_: EchoConfig) -> Result<(Self, Plan), String> {
+            let mut plan = Plan::new();
+            plan.add_input(InputSpec::prometheus_series_shapes("", "{job=\"x\"}"));
+            Ok((Shapes(Vec::new()), plan))
+        }
+
+        fn process(&mut self, input: &CycleInput) -> Result<CycleOutput, String> {
+            self.0.push(input.clone());
+            Ok(CycleOutput::new())
+        }
+    }
+
     #[test]
     fn shapes_are_announced_once_with_empty_values() {
-        let mut h = Harness::<Echo>::new("{}").unwrap();
+        let mut h = Harness::<Shapes>::new("{}").unwrap();
         h.cycle(0)
             .discovered(Source::PrometheusSeriesShapes, "up", &[("pod", "a")])
             .discovered(Source::PrometheusSeriesShapes, "up", &[("pod", "b")])
             .discovered(Source::PrometheusSeriesShapes, "up", &[])
             .run()
             .unwrap();
-        let first = &h.plugin().inputs[0];
+        let first = &h.plugin().0[0];
         let shapes: Vec<(u32, Option<&str>)> = first
             .added
             .iter()
             .map(|s| (s.input, s.label("pod")))
             .collect();
-        assert_eq!(shapes, [(2, Some("")), (2, None)]);
+        assert_eq!(shapes, [(0, Some("")), (0, None)]);
         assert!(first.ids.is_empty(), "discoveries carry no samples");
     }
 
