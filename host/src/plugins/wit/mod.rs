@@ -5,12 +5,23 @@
 //! [`Pre::new`] picks the bindings of that version, and every version's calls return the types of
 //! the newest one ([`types`]), so host logic exists once.
 
-/// Conversions from an older contract's plan and cycle output into the newest types, for the
-/// versions whose types differ from the newest only in the sources a plan can name (listed as
-/// the arguments): expanded inside that version's module, with its types as `old` and the
-/// newest as `new`.
+/// `process`, and conversions from an older contract's plan and cycle output into the newest
+/// types, for the versions whose types differ from the newest only in the sources a plan can
+/// name (listed as the arguments), so their `cycle-input` is the newest one's: expanded inside
+/// that version's module, with its types as `old` and the newest as `new`.
 macro_rules! from_older {
     ($($source:ident),+ $(,)?) => {
+        /// Calls `process` with `input`, lowered into the instance from the borrowed series.
+        pub fn process(
+            plugin: &Plugin,
+            store: &mut wasmtime::Store<$crate::plugins::instance::HostState>,
+            input: &$crate::plugins::input::CycleInput<'_>,
+        ) -> wasmtime::Result<Result<new::CycleOutput, String>> {
+            let func = *plugin.metrics_gateway_plugin_guest().func_process().func();
+            let output = super::v0_4_0::call_process::<old::CycleOutput>(func, store, input)?;
+            Ok(output.map(Into::into))
+        }
+
         fn labels_in(labels: Vec<old::Label>) -> Vec<new::Label> {
             labels
                 .into_iter()
@@ -387,10 +398,7 @@ impl Bindings {
                 .metrics_gateway_plugin_guest()
                 .call_process(store, &v0_1_0::cycle_input(input))?
                 .map(Into::into)),
-            Bindings::V0_2_0(p) => Ok(p
-                .metrics_gateway_plugin_guest()
-                .call_process(store, &v0_2_0::cycle_input(input))?
-                .map(Into::into)),
+            Bindings::V0_2_0(p) => v0_2_0::process(p, store, input),
             Bindings::V0_3_0(p) => v0_3_0::process(p, store, input),
             Bindings::V0_4_0(p) => v0_4_0::process(p, store, input),
         }

@@ -8,13 +8,9 @@ wasmtime::component::bindgen!({
     world: "metrics-gateway:plugin/plugin@0.3.0",
 });
 
-use wasmtime::Store;
-
 use self::metrics_gateway::plugin::types as old;
 
 use super::types as new;
-use crate::plugins::input::CycleInput;
-use crate::plugins::instance::HostState;
 
 super::from_older!(
     KubeletResource,
@@ -26,13 +22,3 @@ super::from_older!(
     PrometheusLabels,
     Derived,
 );
-
-/// Calls `process` with `input`, lowered into the instance from the borrowed series.
-pub fn process(
-    plugin: &Plugin,
-    store: &mut Store<HostState>,
-    input: &CycleInput<'_>,
-) -> wasmtime::Result<Result<new::CycleOutput, String>> {
-    let func = *plugin.metrics_gateway_plugin_guest().func_process().func();
-    Ok(super::v0_4_0::call_process::<old::CycleOutput>(func, store, input)?.map(Into::into))
-}

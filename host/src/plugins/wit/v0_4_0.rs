@@ -4,8 +4,8 @@
 //! `process`' argument is lowered from [`CycleInputArg`], which borrows the announced series'
 //! interned strings, instead of the generated owned `cycle-input`: an announcement of 100,000
 //! series then costs the host a few flat arrays of references, not a `String` per name, label
-//! name and value. Its records are type-checked by their fields, so 0.3.0, whose `cycle-input`
-//! is the same, is called with it too.
+//! name and value. Its records are type-checked by their fields, so 0.2.0 and 0.3.0, whose
+//! `cycle-input` is the same, are called with it too.
 
 use std::sync::Arc;
 
