@@ -4,7 +4,7 @@
 //! as one series per label name, capped too.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
@@ -141,8 +141,8 @@ pub struct Discovered {
 }
 
 /// Parses an `/api/v1/series` answer into interned series, failing as soon as there are more
-/// than `cap`. With `shapes`, each series is reduced to its name and label names (values
-/// empty) and each shape is returned once.
+/// than `cap` (the run is then abandoned: [`SeriesTable::abandon`]). With `shapes`, each series
+/// is reduced to its name and label names (values empty) and each shape is returned once.
 pub fn parse_series(
     body: &[u8],
     table: &mut SeriesTable,
@@ -158,13 +158,12 @@ pub fn parse_series(
         out: &mut out,
     }
     .deserialize(&mut de);
-    match envelope {
+    let result = match envelope {
         Ok(Some(e)) => Err(e),
-        Ok(None) => {
-            de.end()
-                .map_err(|e| ResponseError::Malformed(e.to_string()))?;
-            Ok(out)
-        }
+        Ok(None) => de
+            .end()
+            .map(|()| out)
+            .map_err(|e| ResponseError::Malformed(e.to_string())),
         Err(e) => {
             let message = e.to_string();
             Err(match message.strip_prefix(TOO_MANY) {
@@ -172,7 +171,11 @@ pub fn parse_series(
                 None => ResponseError::Malformed(message),
             })
         }
+    };
+    if result.is_err() {
+        table.abandon();
     }
+    result
 }
 
 /// Parses an `/api/v1/labels` answer: each label name becomes a series of that name without
@@ -273,8 +276,6 @@ impl<'de> Visitor<'de> for SeriesList<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut labels: Vec<(Cow<'de, str>, Cow<'de, str>)> = Vec::new();
-        // The shapes returned so far, by address (the table returns a shape's one series).
-        let mut seen: HashSet<*const crate::samples::Series> = HashSet::new();
         while let Some(set) = seq.next_element_seed(LabelSet(&mut labels))? {
             let () = set;
             if self.out.returned == self.cap {
@@ -284,8 +285,8 @@ impl<'de> Visitor<'de> for SeriesList<'_> {
             let labels = labels.iter().map(|(k, v)| (&**k, &**v));
             if self.shapes {
                 let shape = labels.map(|(k, v)| (k, if k == NAME_LABEL { v } else { "" }));
-                let series = self.table.series(shape);
-                if seen.insert(std::sync::Arc::as_ptr(&series)) {
+                // A shape is returned once per run: when the table first hands it out.
+                if let (series, true) = self.table.series_in_run(shape) {
                     self.out.series.push(series);
                 }
             } else {
@@ -452,6 +453,12 @@ mod tests {
         assert_eq!(
             parse_series(body.as_bytes(), &mut t, 4, true).unwrap_err(),
             ResponseError::TooManySeries(4)
+        );
+        // The failed run returned three shapes part-way; the retry returns each again.
+        let retry = parse_series(body.as_bytes(), &mut t, 5, true).unwrap();
+        assert_eq!(
+            retry.series.iter().map(|s| s.id).collect::<Vec<_>>(),
+            found.series.iter().map(|s| s.id).collect::<Vec<_>>()
         );
     }
 

@@ -86,6 +86,15 @@ impl SeriesTable {
         &mut self,
         labels: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Arc<Series> {
+        self.series_in_run(labels).0
+    }
+
+    /// [`SeriesTable::series`], and whether this is its first return since the last
+    /// [`SeriesTable::sweep`].
+    pub fn series_in_run<'a>(
+        &mut self,
+        labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> (Arc<Series>, bool) {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         let mut name: Arc<str> = self.strings.intern("");
@@ -116,19 +125,21 @@ impl SeriesTable {
                     .all(|(a, b)| Arc::ptr_eq(&a.0, &b.0) && Arc::ptr_eq(&a.1, &b.1))
         };
         let bucket = self.series.get_mut(&key);
+        let mark = |s: &Arc<Series>, seen: &mut u64| {
+            let first = *seen != generation;
+            *seen = generation;
+            (s.clone(), first)
+        };
         let found = match bucket {
-            Some(Bucket::One(s, seen)) if same(s) => {
-                *seen = generation;
-                Some(s.clone())
-            }
-            Some(Bucket::Many(list)) => list.iter_mut().find(|(s, _)| same(s)).map(|(s, seen)| {
-                *seen = generation;
-                s.clone()
-            }),
+            Some(Bucket::One(s, seen)) if same(s) => Some(mark(s, seen)),
+            Some(Bucket::Many(list)) => list
+                .iter_mut()
+                .find(|(s, _)| same(s))
+                .map(|(s, seen)| mark(s, seen)),
             _ => None,
         };
         let found = match found {
-            Some(s) => s,
+            Some(found) => found,
             None => {
                 let s = Series::new(name, std::mem::take(&mut scratch));
                 let entry = (s.clone(), generation);
@@ -144,7 +155,7 @@ impl SeriesTable {
                         }
                     },
                 }
-                s
+                (s, true)
             }
         };
         self.scratch = scratch;
@@ -162,6 +173,13 @@ impl SeriesTable {
                 !list.is_empty()
             }
         });
+        self.generation += 1;
+    }
+
+    /// Ends a run that failed part-way without forgetting anything: the series it returned
+    /// count as not returned yet for the next run, and the next [`SeriesTable::sweep`] keeps
+    /// only what that run returns.
+    pub fn abandon(&mut self) {
         self.generation += 1;
     }
 
