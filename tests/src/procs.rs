@@ -1,7 +1,8 @@
 //! Child processes and `/proc` readings for the end-to-end benchmark binaries
 //! (`bench-collection`, `bench-adapter`): children killed on every exit path and watched for
 //! unexpected exits, a working directory removed after a valid run, resident memory, free
-//! ports, self-metrics samples and a one-line description of the machine.
+//! ports, self-metrics samples, the CPU time a hypervisor stole, and a one-line description of
+//! the machine.
 
 use std::future::Future;
 use std::io::BufRead as _;
@@ -324,6 +325,54 @@ pub fn machine_summary(prometheus_bin: &Path) -> String {
     )
 }
 
+/// The machine's CPU time counters, all CPUs together (the `cpu` line of `/proc/stat`), in
+/// clock ticks: enough to tell how much of a run's CPU time a hypervisor gave to other guests
+/// (steal), which on a virtual machine shows up as latency no process here caused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// user + nice + system + idle + iowait + irq + softirq + steal.
+    pub total: u64,
+    /// Time this machine's CPUs ran something: user + nice + system + irq + softirq (guest
+    /// time is already in user).
+    pub busy: u64,
+    /// Time this machine's CPUs were ready to run but the hypervisor ran something else.
+    pub steal: u64,
+}
+
+impl CpuTimes {
+    /// Reads `/proc/stat`.
+    pub fn read() -> anyhow::Result<CpuTimes> {
+        let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+        CpuTimes::parse(&text).context("no `cpu` line with 8 counters in /proc/stat")
+    }
+
+    /// The counters of `/proc/stat`'s text.
+    pub fn parse(text: &str) -> Option<CpuTimes> {
+        let line = text.lines().find(|l| l.starts_with("cpu "))?;
+        let fields: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        (fields.len() == 8).then(|| CpuTimes {
+            total: fields.iter().sum(),
+            busy: fields[0] + fields[1] + fields[2] + fields[5] + fields[6],
+            steal: fields[7],
+        })
+    }
+
+    /// The share of the CPU time from `self` to `later` that was stolen, percent.
+    pub fn steal_percent(&self, later: &CpuTimes) -> f64 {
+        let total = later.total.saturating_sub(self.total);
+        if total == 0 {
+            return 0.0;
+        }
+        later.steal.saturating_sub(self.steal) as f64 * 100.0 / total as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,6 +388,26 @@ mod tests {
             Some(150_000.0)
         );
         assert_eq!(sample(text, "metrics_gateway_cycles"), None);
+    }
+
+    #[test]
+    fn reads_the_stolen_share_of_cpu_time() {
+        let before = "cpu  100 0 50 800 10 0 0 40 0 0\ncpu0 50 0 25 400 5 0 0 20 0 0\n";
+        let after = "cpu  150 5 70 900 10 1 4 60 7 0\n";
+        let (a, b) = (CpuTimes::parse(before), CpuTimes::parse(after));
+        assert_eq!(
+            a,
+            Some(CpuTimes {
+                total: 1000,
+                busy: 150,
+                steal: 40
+            })
+        );
+        // 200 ticks passed (guest time is already counted in user), 20 of them stolen.
+        assert_eq!(a.unwrap().steal_percent(&b.unwrap()), 10.0);
+        assert_eq!(a.unwrap().steal_percent(&a.unwrap()), 0.0);
+        assert_eq!(CpuTimes::parse("cpu  1 2 3\n"), None);
+        assert!(CpuTimes::read().is_ok());
     }
 
     #[test]

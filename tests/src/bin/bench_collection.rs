@@ -29,7 +29,7 @@ use metrics_gateway_testkit::loadgen::{
     self, LoadReport, LoadSpec, Percentiles, Session, Target, Timing, TlsTrust,
 };
 use metrics_gateway_testkit::procs::{
-    Fleet, Proc, WorkDir, bench_main, free_port, machine_summary, memory, sample,
+    CpuTimes, Fleet, Proc, WorkDir, bench_main, free_port, machine_summary, memory, sample,
 };
 
 /// Measures the gateway's collection cycle, CPU against a real Prometheus, memory and API
@@ -159,21 +159,6 @@ fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     Ok(field(11)? + field(12)?)
 }
 
-/// Busy clock ticks of the whole machine (every CPU; idle and iowait excluded), from
-/// `/proc/stat`.
-fn machine_busy_ticks() -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
-    let line = stat.lines().next().context("empty /proc/stat")?;
-    let fields: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .map(|f| f.parse::<u64>().context("parsing /proc/stat"))
-        .collect::<anyhow::Result<_>>()?;
-    // user nice system idle iowait irq softirq steal (guest time is already in user).
-    ensure!(fields.len() >= 8, "short cpu line in /proc/stat");
-    Ok(fields[0] + fields[1] + fields[2] + fields[5] + fields[6] + fields[7])
-}
-
 /// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ, 100 on Linux; asked of `getconf`).
 fn clock_ticks_per_sec() -> f64 {
     Command::new("getconf")
@@ -281,18 +266,20 @@ fn cpu_sample(fleet: &Fleet) -> anyhow::Result<BTreeMap<&'static str, u64>> {
         .map(|p| Ok((p.name(), cpu_ticks(p.pid())?)))
         .collect::<anyhow::Result<_>>()?;
     ticks.insert("bench", cpu_ticks(std::process::id())?);
-    ticks.insert("machine", machine_busy_ticks()?);
+    let machine = CpuTimes::read()?;
+    ticks.insert("machine", machine.busy);
+    ticks.insert("steal", machine.steal);
     Ok(ticks)
 }
 
 /// Cores used during a load run by the gateway, the load generator (this process), the
-/// simulator and everything else.
+/// simulator and everything else, and the cores' worth of time the hypervisor stole.
 fn load_cores(
     before: &BTreeMap<&'static str, u64>,
     after: &BTreeMap<&'static str, u64>,
     window: Duration,
     hz: f64,
-) -> [f64; 4] {
+) -> [f64; 5] {
     let secs = window.as_secs_f64().max(f64::EPSILON);
     let cores = |name: &str| {
         after
@@ -305,6 +292,7 @@ fn load_cores(
         cores("bench"),
         cores("sim-cluster"),
         other_load(before, after, window, hz),
+        cores("steal"),
     ]
 }
 
@@ -324,7 +312,7 @@ fn other_load(
     };
     let ours: u64 = before
         .keys()
-        .filter(|k| **k != "machine")
+        .filter(|k| !matches!(**k, "machine" | "steal"))
         .map(|k| delta(k))
         .sum();
     delta("machine").saturating_sub(ours) as f64 / hz / window.as_secs_f64().max(f64::EPSILON)
@@ -384,8 +372,8 @@ struct Results {
     expected_items: Option<usize>,
     list: Option<LoadRun>,
     get: Option<LoadRun>,
-    list_cores: [f64; 4],
-    get_cores: [f64; 4],
+    list_cores: [f64; 5],
+    get_cores: [f64; 5],
     pod_path: String,
     rss: u64,
     hwm: u64,
@@ -1020,10 +1008,12 @@ fn render(args: &Args, r: &Results) -> (String, bool) {
         }
     }
     let _ = writeln!(out, "\nSingle pod: `{}`.", r.pod_path);
-    for (name, [gw, bench, sim, other]) in [("list", r.list_cores), ("single-pod", r.get_cores)] {
+    for (name, [gw, bench, sim, other, steal]) in
+        [("list", r.list_cores), ("single-pod", r.get_cores)]
+    {
         let _ = writeln!(
             out,
-            "Cores used during the {name} run: gateway {gw:.2}, load generator {bench:.2}, simulator {sim:.2}, other processes {other:.2}."
+            "Cores used during the {name} run: gateway {gw:.2}, load generator {bench:.2}, simulator {sim:.2}, other processes {other:.2}; stolen by the hypervisor {steal:.2}."
         );
     }
     out.push('\n');
