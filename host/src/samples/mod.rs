@@ -2,8 +2,11 @@
 //! source and metric name, held as columns so a plugin's input is built by concatenation.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher as _, Hasher as _};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 /// Where samples come from (the WIT `source` enum).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -178,10 +181,15 @@ impl Batch {
 
 /// Interns the series of one producer (a node's scrape, the cluster state) across cycles, so a
 /// series keeps its id while it exists and a plugin is sent its labels only once.
+///
+/// Series are found by a hash of their name and labels, compared with the held series' own
+/// strings: no key is built per lookup and none is held beside the series (a cluster's state
+/// is over a million series a cycle).
 #[derive(Debug, Default)]
 pub struct SeriesCache {
-    map: HashMap<Box<str>, (Arc<Series>, u64)>,
-    scratch: String,
+    /// Each series with the generation that last asked for it.
+    table: HashTable<(Arc<Series>, u64)>,
+    hasher: DefaultHashBuilder,
     generation: u64,
 }
 
@@ -190,47 +198,73 @@ impl SeriesCache {
     /// sorted in place.
     pub fn series(&mut self, name: &str, labels: &mut [(&str, &str)]) -> Arc<Series> {
         labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        self.scratch.clear();
-        self.scratch.push_str(name);
-        for (k, v) in labels.iter() {
-            self.scratch.push('\0');
-            self.scratch.push_str(k);
-            self.scratch.push('\x01');
-            self.scratch.push_str(v);
-        }
+        let hash = hash_series(&self.hasher, name, labels.iter().copied());
         let generation = self.generation;
-        if let Some((series, seen)) = self.map.get_mut(self.scratch.as_str()) {
+        let same = |(series, _): &(Arc<Series>, u64)| {
+            *series.name == *name
+                && series.labels.len() == labels.len()
+                && series
+                    .labels
+                    .iter()
+                    .zip(labels.iter())
+                    .all(|((k, v), (k2, v2))| **k == **k2 && **v == **v2)
+        };
+        if let Some((series, seen)) = self.table.find_mut(hash, same) {
             *seen = generation;
             return series.clone();
         }
-        let series = Series::new(
-            name.into(),
-            labels
+        // Built in the order hashed, so that rehashing a held series gives the same hash.
+        let series = Arc::new(Series {
+            id: NEXT_SERIES_ID.fetch_add(1, Ordering::Relaxed),
+            name: name.into(),
+            labels: labels
                 .iter()
                 .map(|(k, v)| ((*k).into(), (*v).into()))
                 .collect(),
-        );
-        self.map
-            .insert(self.scratch.as_str().into(), (series.clone(), generation));
+        });
+        let hasher = &self.hasher;
+        self.table
+            .insert_unique(hash, (series.clone(), generation), |(s, _)| {
+                hash_series(hasher, &s.name, s.labels.iter().map(|(k, v)| (&**k, &**v)))
+            });
         series
     }
 
     /// Ends a cycle: forgets the series not asked for since the previous `sweep`.
     pub fn sweep(&mut self) {
         let generation = self.generation;
-        self.map.retain(|_, (_, seen)| *seen == generation);
+        self.table.retain(|(_, seen)| *seen == generation);
         self.generation += 1;
     }
 
     /// Number of series held.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.table.len()
     }
 
     /// No series held.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.table.is_empty()
     }
+}
+
+/// The hash of the series `name{labels}` (labels in their sorted order). `0xff`, which UTF-8
+/// never contains, ends each string, so different series do not feed the same bytes.
+fn hash_series<'a>(
+    hasher: &DefaultHashBuilder,
+    name: &str,
+    labels: impl Iterator<Item = (&'a str, &'a str)>,
+) -> u64 {
+    let mut h = hasher.build_hasher();
+    h.write(name.as_bytes());
+    h.write_u8(0xff);
+    for (k, v) in labels {
+        h.write(k.as_bytes());
+        h.write_u8(0xff);
+        h.write(v.as_bytes());
+        h.write_u8(0xff);
+    }
+    h.finish()
 }
 
 /// A Prometheus input: an instant query ([`Source::Prometheus`]) or a series selector
@@ -408,6 +442,35 @@ mod tests {
             b.id
         );
         assert_eq!(a.label("pod"), Some("p"));
+    }
+
+    #[test]
+    fn cache_tells_series_apart_by_every_name_and_value() {
+        let mut cache = SeriesCache::default();
+        // Pairs that would feed the same bytes without a separator ending each string.
+        let ids = [
+            cache.series("m", &mut [("ab", "c")]).id,
+            cache.series("m", &mut [("a", "bc")]).id,
+            cache.series("ma", &mut [("b", "c")]).id,
+            cache.series("m", &mut [("a", "b"), ("c", "")]).id,
+            cache.series("m", &mut [("a", "b")]).id,
+            cache.series("m", &mut []).id,
+        ];
+        let unique: std::collections::BTreeSet<u64> = ids.iter().copied().collect();
+        assert_eq!(unique.len(), ids.len());
+        assert_eq!(cache.len(), ids.len());
+        // Enough series to grow the table several times: each is still found by its labels.
+        let names: Vec<String> = (0..5000).map(|i| format!("pod-{i}")).collect();
+        let first: Vec<u64> = names
+            .iter()
+            .map(|n| cache.series("x", &mut [("pod", n), ("namespace", "d")]).id)
+            .collect();
+        let again: Vec<u64> = names
+            .iter()
+            .map(|n| cache.series("x", &mut [("namespace", "d"), ("pod", n)]).id)
+            .collect();
+        assert_eq!(first, again);
+        assert_eq!(cache.len(), ids.len() + names.len());
     }
 
     #[test]
