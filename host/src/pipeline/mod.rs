@@ -19,8 +19,9 @@ use crate::clock::Clock;
 use crate::config::{KubeletConfig, ResourceSource};
 use crate::core_metrics::NodeSeries;
 use crate::plugins::PluginSet;
-use crate::samples::{Batch, CycleSamples, SeriesCache, Source};
+use crate::samples::{Batch, CycleSamples, Source};
 use crate::sources::cluster::objects::ObjectWatches;
+use crate::sources::cluster::samples::ClusterSeries;
 use crate::sources::cluster::{ClusterCache, NodeInfo};
 use crate::sources::discovery::Discovery;
 use crate::sources::kubelet::resource::decode;
@@ -115,7 +116,7 @@ pub struct Collector {
 #[derive(Debug)]
 struct PluginStage {
     set: PluginSet,
-    cluster_series: SeriesCache,
+    cluster_series: ClusterSeries,
 }
 
 impl Collector {
@@ -191,7 +192,7 @@ impl Collector {
     pub fn set_plugins(&self, plugins: PluginSet) {
         *self.plugins.lock().unwrap_or_else(|e| e.into_inner()) = Some(PluginStage {
             set: plugins,
-            cluster_series: SeriesCache::default(),
+            cluster_series: ClusterSeries::default(),
         });
     }
 
@@ -208,7 +209,7 @@ impl Collector {
         let mut slot = self.plugins.lock().unwrap_or_else(|e| e.into_inner());
         let (set, cluster_series) = match slot.take() {
             Some(stage) => (Some(stage.set), stage.cluster_series),
-            None => (None, SeriesCache::default()),
+            None => (None, ClusterSeries::default()),
         };
         let mut backends = self.prometheus.lock().unwrap_or_else(|e| e.into_inner());
         let (set, result) = f(set, &mut backends);

@@ -207,6 +207,43 @@ async fn gateway_stats(metrics: &mut Session) -> anyhow::Result<GatewayStats> {
     })
 }
 
+/// Total seconds spent so far in each plugin's `process` and `snapshot` calls, by plugin, from
+/// the gateway's `plugin_call_duration` histogram.
+async fn plugin_call_secs(metrics: &mut Session) -> anyhow::Result<BTreeMap<String, [f64; 2]>> {
+    let (status, body) = metrics.get("/metrics").await?;
+    ensure!(status.is_success(), "gateway /metrics answered {status}");
+    let text = std::str::from_utf8(&body).context("gateway /metrics is not UTF-8")?;
+    let mut secs: BTreeMap<String, [f64; 2]> = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("metrics_gateway_plugin_call_duration_seconds_sum{")
+        else {
+            continue;
+        };
+        let Some((labels, value)) = rest.split_once("} ") else {
+            continue;
+        };
+        let call = if labels.contains("call=\"process\"") {
+            0
+        } else if labels.contains("call=\"snapshot\"") {
+            1
+        } else {
+            continue;
+        };
+        let plugin = labels
+            .split_once("plugin=\"")
+            .and_then(|(_, r)| r.split_once('"'))
+            .map(|(p, _)| p.to_string())
+            .context("a plugin call duration without a plugin label")?;
+        let value = value
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .with_context(|| format!("unreadable plugin call duration `{line}`"))?;
+        secs.entry(plugin).or_default()[call] = value;
+    }
+    Ok(secs)
+}
+
 /// Polls the gateway every second until its cycle counter reaches `until`; returns the
 /// `cycle_last_duration` seen after each new cycle, and the last stats.
 async fn follow_cycles(
@@ -363,6 +400,8 @@ struct Results {
     alone_other_load: f64,
     alone_cycles: Vec<f64>,
     alone_cpu: BTreeMap<&'static str, f64>,
+    /// Seconds per cycle spent in each plugin's `process` and `snapshot` calls, gateway alone.
+    alone_plugin_secs: BTreeMap<String, [f64; 2]>,
     scrape_failures: u64,
     prom_up: Option<(f64, f64)>,
     prom_samples_per_scrape: Option<f64>,
@@ -596,6 +635,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         )
         .await?;
     let (cpu0, t0) = (cpu_sample(&fleet)?, Instant::now());
+    let calls0 = plugin_call_secs(&mut metrics).await?;
     let (durations, _) = fleet
         .guard(
             "measuring the gateway alone",
@@ -604,6 +644,15 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         )
         .await?;
     let cpu1 = cpu_sample(&fleet)?;
+    results.alone_plugin_secs = plugin_call_secs(&mut metrics)
+        .await?
+        .into_iter()
+        .map(|(plugin, secs)| {
+            let before = calls0.get(&plugin).copied().unwrap_or_default();
+            let per_cycle = |i: usize| (secs[i] - before[i]) / args.alone_cycles as f64;
+            (plugin, [per_cycle(0), per_cycle(1)])
+        })
+        .collect();
     results.alone_cycles = durations;
     results.alone_cpu = cpu_per_cycle(&cpu0, &cpu1, args.alone_cycles, hz);
     results.alone_other_load = other_load(&cpu0, &cpu1, t0.elapsed(), hz);
@@ -911,6 +960,20 @@ fn render(args: &Args, r: &Results) -> (String, bool) {
             cell(&r.side_cpu),
             cell(&r.alone_cpu)
         );
+    }
+    if !r.alone_plugin_secs.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nSeconds per cycle in calls into each plugin, gateway alone: `process` (lowering its \
+             input into the guest, the guest's work, lifting its output; not the host's input \
+             building or output checks) and `snapshot` (the state it returns after each cycle):\n\n\
+             | Plugin | process | snapshot |\n|---|---|---|"
+        );
+        for (plugin, [process, snapshot]) in &r.alone_plugin_secs {
+            let _ = writeln!(out, "| {plugin} | {process:.3} | {snapshot:.3} |");
+        }
+        let total = |i: usize| r.alone_plugin_secs.values().map(|s| s[i]).sum::<f64>();
+        let _ = writeln!(out, "| all | {:.3} | {:.3} |", total(0), total(1));
     }
     if let Some(w) = r.side_window {
         let _ = writeln!(

@@ -63,19 +63,25 @@ pub async fn kube_config(cfg: &KubernetesConfig) -> Result<kube::Config, Cluster
         context: cfg.context.clone(),
         ..Default::default()
     };
-    match &cfg.kubeconfig {
+    let mut config = match &cfg.kubeconfig {
         Some(path) => {
             let err = |source| ClusterError::Kubeconfig {
                 path: path.display().to_string(),
                 source,
             };
             let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(err)?;
-            Ok(kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
                 .await
-                .map_err(err)?)
+                .map_err(err)?
         }
-        None => Ok(kube::Config::infer().await?),
-    }
+        None => kube::Config::infer().await?,
+    };
+    // kube-client retries a 429, 503 or 504 up to 15 times with exponential backoff: minutes
+    // on one request. Each caller here has its own cadence (watchers back off and relist,
+    // discovery refreshes on its interval, leader election on its retry period, authentication
+    // answers the request), and a down aggregated API answers 503 to every discovery.
+    config.default_retry = false;
+    Ok(config)
 }
 
 /// Namespaced objects by namespace, then name.

@@ -1,5 +1,7 @@
 //! Cluster-state samples for plugins (source `cluster`), named, labelled and valued as
-//! kube-state-metrics exposes them, computed from the watches' projections once per cycle.
+//! kube-state-metrics exposes them, computed from the watches' projections once per cycle:
+//! incrementally, only for the objects the watches changed since the previous cycle
+//! ([`ClusterSeries`]).
 //!
 //! | family | labels | value |
 //! |---|---|---|
@@ -23,10 +25,16 @@
 //! Every sample is stamped with the cycle's time. Pod families cover every pod the watch knows,
 //! whatever its phase, as kube-state-metrics does.
 
+use std::hash::{BuildHasher as _, Hasher as _};
 use std::sync::Arc;
 
-use super::{ClusterState, ConditionStatus, OwnerRef, PodInfo, PodPhase};
-use crate::samples::{Batch, Family, SeriesCache};
+use hashbrown::{DefaultHashBuilder, HashTable, hash_table};
+
+use super::{
+    ClusterState, ConditionStatus, DeploymentInfo, NodeInfo, OwnerRef, PodInfo, PodPhase,
+    ReplicaSetInfo,
+};
+use crate::samples::{Batch, Family, Series};
 
 /// Every family [`build`] can emit.
 pub const FAMILIES: [&str; Metric::COUNT] = [
@@ -52,7 +60,7 @@ pub const FAMILIES: [&str; Metric::COUNT] = [
 ];
 
 /// Index of a family in [`FAMILIES`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Metric {
     PodPhase,
     PodReady,
@@ -77,111 +85,343 @@ enum Metric {
 
 impl Metric {
     const COUNT: usize = Metric::ReplicaSetOwner as usize + 1;
+}
 
-    fn name(self) -> &'static str {
-        FAMILIES[self as usize]
+/// The cluster-state series of the previous cycles, by object, to call [`build`] with once per
+/// cycle.
+///
+/// An object the watches left alone since the previous cycle (the same `Arc` in the state)
+/// gives its rows again: no label set is built and no series hashed. A changed, new or
+/// re-listed object is rebuilt against its own previous rows, so its series that remain keep
+/// their ids (a restart count goes up on the series the plugin already knows). An object gone
+/// from the state is forgotten with its series.
+#[derive(Debug, Default)]
+pub struct ClusterSeries {
+    /// The families wanted in the previous cycle; a change rebuilds every object.
+    wanted: [bool; Metric::COUNT],
+    /// The families' names, shared by their series.
+    names: Names,
+    pods: Memo<PodInfo>,
+    nodes: Memo<NodeInfo>,
+    deployments: Memo<DeploymentInfo>,
+    replicasets: Memo<ReplicaSetInfo>,
+    generation: u64,
+}
+
+impl ClusterSeries {
+    /// Number of series held.
+    pub fn len(&self) -> usize {
+        self.pods.held() + self.nodes.held() + self.deployments.held() + self.replicasets.held()
+    }
+
+    /// No series held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
-/// The families being filled, by [`Metric`].
-struct Families<'c> {
-    families: [Family; Metric::COUNT],
-    /// The families some plugin reads; the others are not built.
-    wanted: [bool; Metric::COUNT],
-    cache: &'c mut SeriesCache,
-    now_ms: i64,
+/// [`FAMILIES`] as shared strings.
+#[derive(Debug)]
+struct Names([Arc<str>; Metric::COUNT]);
+
+impl Default for Names {
+    fn default() -> Self {
+        Names(FAMILIES.map(Arc::from))
+    }
 }
 
-impl Families<'_> {
+/// One sample of an object, its series kept across cycles.
+#[derive(Debug)]
+struct Row {
+    metric: Metric,
+    series: Arc<Series>,
+    value: f64,
+}
+
+/// An object's rows as of the object they were built from.
+#[derive(Debug)]
+struct Entry<T> {
+    object: Arc<T>,
+    /// The generation of the last cycle that saw the object.
+    seen: u64,
+    rows: Box<[Row]>,
+}
+
+/// An object's namespace (empty for cluster-scoped ones) and name.
+trait Keyed {
+    fn key(&self) -> (&str, &str);
+}
+
+impl Keyed for PodInfo {
+    fn key(&self) -> (&str, &str) {
+        (&self.namespace, &self.name)
+    }
+}
+
+impl Keyed for NodeInfo {
+    fn key(&self) -> (&str, &str) {
+        ("", &self.name)
+    }
+}
+
+impl Keyed for DeploymentInfo {
+    fn key(&self) -> (&str, &str) {
+        (&self.namespace, &self.name)
+    }
+}
+
+impl Keyed for ReplicaSetInfo {
+    fn key(&self) -> (&str, &str) {
+        (&self.namespace, &self.name)
+    }
+}
+
+/// The entries of one kind of object, found by namespace and name.
+#[derive(Debug)]
+struct Memo<T> {
+    table: HashTable<Entry<T>>,
+    hasher: DefaultHashBuilder,
+}
+
+impl<T> Default for Memo<T> {
+    fn default() -> Self {
+        Memo {
+            table: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+        }
+    }
+}
+
+impl<T: Keyed> Memo<T> {
+    /// The rows of `object` this cycle: the held ones when it is unchanged and the cycle does
+    /// not rebuild every object, else those `build` pushes.
+    fn rows(
+        &mut self,
+        object: &Arc<T>,
+        cycle: &Cycle,
+        build: impl FnOnce(&mut Rows<'_>, &T),
+    ) -> &[Row] {
+        let (namespace, name) = object.key();
+        let hash = key_hash(&self.hasher, namespace, name);
+        let hasher = &self.hasher;
+        let entry = self.table.entry(
+            hash,
+            |e| e.object.key() == (namespace, name),
+            |e| {
+                let (namespace, name) = e.object.key();
+                key_hash(hasher, namespace, name)
+            },
+        );
+        let entry = match entry {
+            hash_table::Entry::Occupied(held) => {
+                let entry = held.into_mut();
+                if cycle.rebuild || !Arc::ptr_eq(&entry.object, object) {
+                    entry.rows = cycle.rows(&entry.rows, &**object, build);
+                    entry.object = object.clone();
+                }
+                entry
+            }
+            hash_table::Entry::Vacant(vacant) => {
+                let rows = cycle.rows(&[], &**object, build);
+                vacant
+                    .insert(Entry {
+                        object: object.clone(),
+                        seen: 0,
+                        rows,
+                    })
+                    .into_mut()
+            }
+        };
+        entry.seen = cycle.generation;
+        &entry.rows
+    }
+
+    /// Forgets the objects not seen in `generation`.
+    fn sweep(&mut self, generation: u64) {
+        self.table.retain(|e| e.seen == generation);
+    }
+
+    /// Number of rows held.
+    fn held(&self) -> usize {
+        self.table.iter().map(|e| e.rows.len()).sum()
+    }
+}
+
+fn key_hash(hasher: &DefaultHashBuilder, namespace: &str, name: &str) -> u64 {
+    let mut h = hasher.build_hasher();
+    h.write(namespace.as_bytes());
+    h.write_u8(0xff);
+    h.write(name.as_bytes());
+    h.finish()
+}
+
+/// What every object's rows are built with this cycle.
+struct Cycle<'a> {
+    wanted: [bool; Metric::COUNT],
+    names: &'a Names,
+    /// Rebuild every object, unchanged ones included (the wanted families changed).
+    rebuild: bool,
+    generation: u64,
+}
+
+impl Cycle<'_> {
+    fn rows<T>(
+        &self,
+        old: &[Row],
+        object: &T,
+        build: impl FnOnce(&mut Rows<'_>, &T),
+    ) -> Box<[Row]> {
+        let mut rows = Rows {
+            cycle: self,
+            old,
+            rows: Vec::new(),
+        };
+        build(&mut rows, object);
+        rows.rows.into_boxed_slice()
+    }
+}
+
+/// The rows of one object being built, reusing the series of its previous rows.
+struct Rows<'a> {
+    cycle: &'a Cycle<'a>,
+    old: &'a [Row],
+    rows: Vec<Row>,
+}
+
+impl Rows<'_> {
     fn push(&mut self, metric: Metric, labels: &mut [(&str, &str)], value: f64) {
-        if !self.wanted[metric as usize] {
+        if !self.cycle.wanted[metric as usize] {
             return;
         }
-        let series = self.cache.series(metric.name(), labels);
-        self.families[metric as usize].push(series, self.now_ms, value);
+        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let held = self.old.iter().find(|row| {
+            row.metric == metric
+                && row.series.labels.len() == labels.len()
+                && row
+                    .series
+                    .labels
+                    .iter()
+                    .zip(labels.iter())
+                    .all(|((k, v), (k2, v2))| **k == **k2 && **v == **v2)
+        });
+        let series = match held {
+            Some(row) => row.series.clone(),
+            None => Series::new(
+                self.cycle.names.0[metric as usize].clone(),
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), (*v).into()))
+                    .collect(),
+            ),
+        };
+        self.rows.push(Row {
+            metric,
+            series,
+            value,
+        });
     }
 }
 
 /// The cluster-state samples of `state` at `now_ms` of the families whose name `want` accepts
 /// (see the [module docs](self) for the families). Series keep their ids across cycles through
-/// `cache`, which is swept at the end: call this once per cycle with the same cache.
+/// `held`: call this once per cycle with the same [`ClusterSeries`].
 pub fn build(
     state: &ClusterState,
     now_ms: i64,
     want: impl Fn(&str) -> bool,
-    cache: &mut SeriesCache,
+    held: &mut ClusterSeries,
 ) -> Batch {
-    let mut out = Families {
-        families: Default::default(),
-        wanted: FAMILIES.map(want),
-        cache,
-        now_ms,
+    let wanted = FAMILIES.map(want);
+    let cycle = Cycle {
+        wanted,
+        names: &held.names,
+        rebuild: wanted != held.wanted,
+        generation: held.generation,
+    };
+    let mut families: [Family; Metric::COUNT] = Default::default();
+    let mut emit = |rows: &[Row]| {
+        for row in rows {
+            families[row.metric as usize].push(row.series.clone(), now_ms, row.value);
+        }
     };
     for pods in state.pods.values() {
         for pod in pods.values() {
-            pod_samples(&mut out, pod);
+            emit(held.pods.rows(pod, &cycle, pod_samples));
         }
     }
     for node in state.nodes.values() {
-        for (condition, status) in node.conditions.iter() {
-            for s in ConditionStatus::ALL {
-                out.push(
-                    Metric::NodeCondition,
-                    &mut [
-                        ("node", &node.name),
-                        ("condition", condition),
-                        ("status", s.as_label()),
-                    ],
-                    bool_value(*status == s),
-                );
-            }
-        }
+        emit(held.nodes.rows(node, &cycle, node_samples));
     }
     for deployments in state.deployments.values() {
         for d in deployments.values() {
-            let labels = [("namespace", &*d.namespace), ("deployment", &*d.name)];
-            if let Some(replicas) = d.spec_replicas {
-                out.push(Metric::SpecReplicas, &mut labels.clone(), replicas.into());
-            }
-            for (metric, value) in [
-                (Metric::Replicas, d.replicas),
-                (Metric::ReadyReplicas, d.ready_replicas),
-                (Metric::AvailableReplicas, d.available_replicas),
-                (Metric::UnavailableReplicas, d.unavailable_replicas),
-                (Metric::UpdatedReplicas, d.updated_replicas),
-            ] {
-                out.push(metric, &mut labels.clone(), value.into());
-            }
+            emit(held.deployments.rows(d, &cycle, deployment_samples));
         }
     }
     for replicasets in state.replicasets.values() {
         for rs in replicasets.values() {
-            owner_samples(
-                &mut out,
-                Metric::ReplicaSetOwner,
-                [("namespace", &rs.namespace), ("replicaset", &rs.name)],
-                &rs.owners,
-            );
+            emit(held.replicasets.rows(rs, &cycle, |rows, rs| {
+                owner_samples(
+                    rows,
+                    Metric::ReplicaSetOwner,
+                    [("namespace", &rs.namespace), ("replicaset", &rs.name)],
+                    &rs.owners,
+                )
+            }));
         }
     }
-    let Families {
-        families, cache, ..
-    } = out;
-    cache.sweep();
+    let generation = held.generation;
+    held.pods.sweep(generation);
+    held.nodes.sweep(generation);
+    held.deployments.sweep(generation);
+    held.replicasets.sweep(generation);
+    held.generation += 1;
+    held.wanted = wanted;
     let mut batch = Batch::default();
-    for (name, family) in FAMILIES.iter().zip(families) {
+    for (name, family) in held.names.0.iter().zip(families) {
         if !family.is_empty() {
-            batch.families.insert(Arc::from(*name), family);
+            batch.families.insert(name.clone(), family);
         }
     }
     batch
+}
+
+fn node_samples(out: &mut Rows<'_>, node: &NodeInfo) {
+    for (condition, status) in node.conditions.iter() {
+        for s in ConditionStatus::ALL {
+            out.push(
+                Metric::NodeCondition,
+                &mut [
+                    ("node", &node.name),
+                    ("condition", condition),
+                    ("status", s.as_label()),
+                ],
+                bool_value(*status == s),
+            );
+        }
+    }
+}
+
+fn deployment_samples(out: &mut Rows<'_>, d: &DeploymentInfo) {
+    let labels = [("namespace", &*d.namespace), ("deployment", &*d.name)];
+    if let Some(replicas) = d.spec_replicas {
+        out.push(Metric::SpecReplicas, &mut labels.clone(), replicas.into());
+    }
+    for (metric, value) in [
+        (Metric::Replicas, d.replicas),
+        (Metric::ReadyReplicas, d.ready_replicas),
+        (Metric::AvailableReplicas, d.available_replicas),
+        (Metric::UnavailableReplicas, d.unavailable_replicas),
+        (Metric::UpdatedReplicas, d.updated_replicas),
+    ] {
+        out.push(metric, &mut labels.clone(), value.into());
+    }
 }
 
 fn bool_value(b: bool) -> f64 {
     if b { 1.0 } else { 0.0 }
 }
 
-fn pod_samples(out: &mut Families<'_>, pod: &PodInfo) {
+fn pod_samples(out: &mut Rows<'_>, pod: &PodInfo) {
     let (ns, name, uid) = (&*pod.namespace, &*pod.name, &*pod.uid);
     if pod.phase != PodPhase::Unset {
         for phase in PodPhase::ALL {
@@ -256,7 +496,7 @@ fn pod_samples(out: &mut Families<'_>, pod: &PodInfo) {
 
 /// kube-state-metrics' owner convention: one series per owner, or one with empty owner labels.
 fn owner_samples<const N: usize>(
-    out: &mut Families<'_>,
+    out: &mut Rows<'_>,
     metric: Metric,
     object: [(&str, &str); N],
     owners: &[OwnerRef],
@@ -371,7 +611,7 @@ mod tests {
     #[test]
     fn emits_kube_state_metrics_series_and_values() {
         let cache = state();
-        let mut series = SeriesCache::default();
+        let mut series = ClusterSeries::default();
         let batch = build(&cache.read(), 1_000, |_| true, &mut series);
         let pod = |rest: &str| format!("namespace=\"shop\",pod=\"web-1\",{rest}uid=\"u1\"");
         let mut want = vec![
@@ -432,7 +672,7 @@ mod tests {
     #[test]
     fn only_wanted_families_are_built() {
         let cache = state();
-        let mut series = SeriesCache::default();
+        let mut series = ClusterSeries::default();
         let batch = build(
             &cache.read(),
             1_000,
@@ -451,7 +691,7 @@ mod tests {
     #[test]
     fn series_keep_their_ids_while_they_exist() {
         let cache = state();
-        let mut series = SeriesCache::default();
+        let mut series = ClusterSeries::default();
         let restarts = |batch: &Batch| {
             let f = &batch.families["kube_pod_container_status_restarts_total"];
             (f.series[0].id, f.values[0])
@@ -478,5 +718,94 @@ mod tests {
                 .contains_key("kube_deployment_status_replicas")
         );
         assert_eq!(series.len(), held - 6);
+    }
+
+    /// The id and value of the first series of `family` whose label `key` is `value`.
+    fn find(batch: &Batch, family: &str, key: &str, value: &str) -> (u64, f64) {
+        let f = &batch.families[family];
+        let i = (0..f.len())
+            .find(|&i| f.series[i].label(key) == Some(value))
+            .unwrap_or_else(|| panic!("no {family}{{{key}={value:?}}}"));
+        (f.series[i].id, f.values[i])
+    }
+
+    #[test]
+    fn a_changed_object_keeps_the_ids_of_its_remaining_series() {
+        let cache = state();
+        let mut series = ClusterSeries::default();
+        let first = build(&cache.read(), 1_000, |_| true, &mut series);
+        // The app container restarts once more and is Running now; the pod becomes Ready.
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-1", "namespace": "shop", "uid": "u1",
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                              "name": "web-5f7", "uid": "r", "controller": true}]},
+            "spec": {"initContainers": [{"name": "init"}], "containers": [{"name": "app"}]},
+            "status": {
+                "phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "initContainerStatuses": [{"name": "init", "ready": true, "restartCount": 0, "image": "", "imageID": "",
+                                           "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}],
+                "containerStatuses": [{"name": "app", "ready": true, "restartCount": 3, "image": "", "imageID": "",
+                                       "state": {"running": {}}}]
+            }
+        }))
+        .unwrap();
+        cache.apply_pod(&pod);
+        let second = build(&cache.read(), 2_000, |_| true, &mut series);
+        let restarts = "kube_pod_container_status_restarts_total";
+        let (id1, v1) = find(&first, restarts, "container", "app");
+        let (id2, v2) = find(&second, restarts, "container", "app");
+        assert_eq!((id1, v1, v2), (id2, 2.0, 3.0));
+        let ready = "kube_pod_status_ready";
+        assert_eq!(
+            find(&first, ready, "condition", "true").0,
+            find(&second, ready, "condition", "true").0
+        );
+        assert_eq!(find(&second, ready, "condition", "true").1, 1.0);
+        // The waiting reason went away with the wait; the other pod's series are untouched.
+        assert!(
+            !second
+                .families
+                .contains_key("kube_pod_container_status_waiting_reason")
+        );
+        assert_eq!(series.len(), second.len());
+        assert_eq!(
+            find(&first, "kube_pod_owner", "pod", "bare"),
+            find(&second, "kube_pod_owner", "pod", "bare")
+        );
+        assert_eq!(
+            lines(&build(&cache.read(), 3_000, |_| true, &mut series)),
+            lines(&second)
+                .iter()
+                .map(|l| l.replace("@2000", "@3000"))
+                .collect::<Vec<_>>()
+        );
+
+        // Recreated under the same name: a new uid, so new series.
+        let mut recreated = pod.clone();
+        recreated.metadata.uid = Some("u3".into());
+        cache.apply_pod(&recreated);
+        let third = build(&cache.read(), 4_000, |_| true, &mut series);
+        let (id3, _) = find(&third, restarts, "container", "app");
+        assert_ne!(id3, id1);
+        assert_eq!(find(&third, restarts, "container", "app").1, 3.0);
+        assert_eq!(series.len(), third.len());
+    }
+
+    #[test]
+    fn wanting_more_families_keeps_the_ids_of_those_already_wanted() {
+        let cache = state();
+        let mut series = ClusterSeries::default();
+        let phase = "kube_pod_status_phase";
+        let first = build(&cache.read(), 1_000, |name| name == phase, &mut series);
+        let all = build(&cache.read(), 2_000, |_| true, &mut series);
+        assert_eq!(
+            find(&first, phase, "phase", "Running"),
+            find(&all, phase, "phase", "Running")
+        );
+        assert_eq!(series.len(), all.len());
+        let fewer = build(&cache.read(), 3_000, |name| name == phase, &mut series);
+        assert_eq!(fewer.families.len(), 1);
+        assert_eq!(series.len(), first.len());
     }
 }

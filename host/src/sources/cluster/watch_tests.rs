@@ -12,7 +12,8 @@ use super::samples;
 use super::{ClusterCache, ClusterState, ClusterWatch, kube_config};
 use crate::api::selector::Labels as _;
 use crate::config::KubernetesConfig;
-use crate::samples::{Batch, SeriesCache};
+use crate::samples::Batch;
+use crate::sources::cluster::samples::ClusterSeries;
 use crate::telemetry::Telemetry;
 
 const TOKEN: &str = "gateway-token";
@@ -134,7 +135,7 @@ async fn watches_fill_the_cache_and_follow_the_cluster() {
         assert_eq!(d.spec_replicas, Some(d.ready_replicas));
     }
 
-    let mut series = SeriesCache::default();
+    let mut series = ClusterSeries::default();
     let before = samples::build(&s.cache.read(), 1, |_| true, &mut series);
     let container = [
         ("namespace", ns.as_str()),
@@ -250,7 +251,7 @@ async fn forbidden_optional_watches_do_not_hold_readiness() {
         assert!(state.namespaces.is_empty() && state.deployments.is_empty());
     }
     // Pod samples are served without the forbidden kinds.
-    let batch = samples::build(&s.cache.read(), 1, |_| true, &mut SeriesCache::default());
+    let batch = samples::build(&s.cache.read(), 1, |_| true, &mut ClusterSeries::default());
     assert_eq!(batch.families["kube_pod_owner"].len(), pods);
     assert!(
         !batch
