@@ -2,7 +2,8 @@
 //! optionally cluster-wide, as external metrics: the example of scaling on a backlog. See
 //! README.md.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use metrics_gateway_sdk::{
     CycleInput, CycleOutput, InputSpec, MetricSpec, Plan, Plugin, SeriesTable, Source,
@@ -35,10 +36,16 @@ impl Default for Config {
     }
 }
 
+/// What a phase series counts toward, worked out once when it is announced: its namespace
+/// and whether its phase is the one counted. `None` for a series without a namespace.
+type Counted = Option<(Rc<str>, bool)>;
+
 /// Pods in a phase, counted.
 pub struct PendingPods {
     config: Config,
-    series: SeriesTable,
+    series: SeriesTable<Counted>,
+    /// Each namespace's name, shared by its series.
+    namespaces: HashMap<String, Rc<str>>,
 }
 
 impl Plugin for PendingPods {
@@ -62,32 +69,40 @@ impl Plugin for PendingPods {
             PendingPods {
                 config,
                 series: SeriesTable::new(),
+                namespaces: HashMap::new(),
             },
             plan,
         ))
     }
 
     fn process(&mut self, input: &CycleInput) -> Result<CycleOutput, String> {
-        self.series.apply(input);
+        let (phase, namespaces) = (self.config.phase.as_str(), &mut self.namespaces);
+        self.series.apply_with(input, |series| {
+            let namespace = series.label("namespace").filter(|n| !n.is_empty())?;
+            let shared = namespaces
+                .entry(namespace.to_owned())
+                .or_insert_with(|| Rc::from(namespace))
+                .clone();
+            Some((shared, series.label("phase") == Some(phase)))
+        });
+        // Names no live series holds any more.
+        self.namespaces.retain(|_, name| Rc::strong_count(name) > 1);
         // Every namespace with pods gets a value, 0 included: an empty answer is an error for
         // the HPA.
-        let mut per_namespace: BTreeMap<&str, f64> = BTreeMap::new();
-        for sample in input.samples() {
-            let Some(series) = self.series.get(sample.id) else {
-                continue;
-            };
-            let Some(namespace) = series.label("namespace").filter(|n| !n.is_empty()) else {
-                continue;
-            };
-            let count = per_namespace.entry(namespace).or_default();
-            if series.label("phase") == Some(self.config.phase.as_str()) && sample.value == 1.0 {
-                *count += 1.0;
+        let mut per_namespace: HashMap<Rc<str>, f64> = HashMap::new();
+        self.series.for_each_sample(input, |sample, _, counted| {
+            if let Some((namespace, counted_phase)) = counted {
+                let count = per_namespace.entry(namespace.clone()).or_default();
+                if *counted_phase && sample.value == 1.0 {
+                    *count += 1.0;
+                }
             }
-        }
+        });
+        let per_namespace: BTreeMap<Rc<str>, f64> = per_namespace.into_iter().collect();
         let mut out = CycleOutput::new();
         let t = input.timestamp_ms;
         for (namespace, count) in &per_namespace {
-            out.push_external(&self.config.metric, *namespace, *count, t);
+            out.push_external(&self.config.metric, &**namespace, *count, t);
         }
         if let Some(cluster) = &self.config.cluster_metric {
             out.push_external(cluster, "", per_namespace.values().sum(), t);
@@ -162,6 +177,8 @@ mod tests {
         assert_eq!(out.external("pending_pods", "jobs"), Some(0.0));
         assert_eq!(out.external("pending_pods", "batch"), None);
         assert_eq!(out.external("pending_pods_cluster", ""), Some(0.0));
+        // The names of namespaces without series are let go.
+        assert_eq!(h.plugin().namespaces.len(), 1);
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! `restarts`: container restarts per minute over a window, per pod and per owning Deployment,
 //! from the cluster state's kube-state-metrics series. See README.md.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use metrics_gateway_sdk::{
-    CycleInput, CycleOutput, InputSpec, MetricSpec, ObjectRef, Plan, Plugin, SeriesTable, Source,
-    counter_increase, export_plugin,
+    CycleInput, CycleOutput, InputSpec, MetricSpec, ObjectRef, Plan, Plugin, Series, SeriesTable,
+    Source, counter_increase, export_plugin,
 };
 use serde::{Deserialize, Serialize};
 
@@ -99,26 +99,155 @@ impl Sum {
     }
 }
 
+/// What a series is to the plugin, worked out once when it is announced.
+enum Role {
+    /// A container's restart counter: its pod (index into [`Pods`]) and recent samples.
+    Counter { pod: u32, history: History },
+    /// A pod's ReplicaSet owner; `seen` is the last cycle its value was positive.
+    PodOwner {
+        pod: u32,
+        replicaset: String,
+        seen: u64,
+    },
+    /// A ReplicaSet's Deployment owner; `seen` as above.
+    ReplicaSetOwner {
+        namespace: String,
+        replicaset: String,
+        deployment: String,
+        seen: u64,
+    },
+    /// Nothing this plugin uses (no object, another owner kind).
+    Other,
+}
+
+impl Role {
+    fn of(
+        series: &Series,
+        [restarts, pod_owner, replicaset_owner]: [u32; 3],
+        pods: &mut Pods,
+        restored: &mut HashMap<u64, History>,
+    ) -> Role {
+        if series.input == restarts {
+            return match ObjectRef::from_labels("pods", &series.labels) {
+                Some(pod) => Role::Counter {
+                    pod: pods.acquire(pod),
+                    history: restored.remove(&series.id).unwrap_or_default(),
+                },
+                None => Role::Other,
+            };
+        }
+        let labels = ["namespace", "owner_kind", "owner_name"].map(|l| series.label(l));
+        let [Some(namespace), Some(kind), Some(owner)] = labels else {
+            return Role::Other;
+        };
+        if owner.is_empty() {
+            return Role::Other;
+        }
+        if series.input == pod_owner
+            && kind == "ReplicaSet"
+            && let Some(pod) = series.label("pod")
+        {
+            Role::PodOwner {
+                pod: pods.acquire(ObjectRef::pod(namespace, pod)),
+                replicaset: owner.to_owned(),
+                seen: 0,
+            }
+        } else if series.input == replicaset_owner
+            && kind == "Deployment"
+            && let Some(replicaset) = series.label("replicaset")
+        {
+            Role::ReplicaSetOwner {
+                namespace: namespace.to_owned(),
+                replicaset: replicaset.to_owned(),
+                deployment: owner.to_owned(),
+                seen: 0,
+            }
+        } else {
+            Role::Other
+        }
+    }
+
+    /// Lets go of the pod the series named, when it leaves.
+    fn release(&self, pods: &mut Pods) {
+        if let Role::Counter { pod, .. } | Role::PodOwner { pod, .. } = self {
+            pods.release(*pod);
+        }
+    }
+}
+
+/// The pods the live series name, by index, each with the number of series naming it (a pod
+/// leaves with its last series).
+#[derive(Default)]
+struct Pods {
+    index: HashMap<ObjectRef, u32>,
+    slots: Vec<(ObjectRef, u32)>,
+    free: Vec<u32>,
+}
+
+impl Pods {
+    fn acquire(&mut self, pod: ObjectRef) -> u32 {
+        if let Some(&i) = self.index.get(&pod) {
+            self.slots[i as usize].1 += 1;
+            return i;
+        }
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = (pod.clone(), 1);
+                i
+            }
+            None => {
+                self.slots.push((pod.clone(), 1));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.index.insert(pod, i);
+        i
+    }
+
+    fn release(&mut self, i: u32) {
+        let (pod, count) = &mut self.slots[i as usize];
+        *count -= 1;
+        if *count == 0 {
+            self.index.remove(pod);
+            self.free.push(i);
+        }
+    }
+}
+
 /// Container restarts per minute.
 pub struct Restarts {
     metric: String,
     window_ms: u64,
     /// Input indices of the three series.
     inputs: [u32; 3],
-    series: SeriesTable,
-    /// Restart counter history by series id.
+    series: SeriesTable<Role>,
+    pods: Pods,
+    /// Histories from a snapshot, until their series are announced to this instance.
+    restored: HashMap<u64, History>,
+    /// Cycles processed.
+    cycle: u64,
+}
+
+/// What survives an instance restart: the counter histories by series id.
+#[derive(Serialize)]
+struct Snapshot<'a> {
+    history: HashMap<u64, &'a History>,
+}
+
+/// A [`Snapshot`] read back.
+#[derive(Deserialize)]
+struct Restored {
     history: HashMap<u64, History>,
 }
 
-/// What survives an instance restart: the counter histories.
-#[derive(Serialize, Deserialize)]
-struct Snapshot {
-    history: HashMap<u64, History>,
-}
-
-fn add_to(map: &mut BTreeMap<ObjectRef, Sum>, object: ObjectRef, value: f64, t: i64, w: u64) {
-    if let Some(new) = Sum::add(map.get_mut(&object), value, t, w) {
-        map.insert(object, new);
+fn add_to<K: Eq + std::hash::Hash>(map: &mut HashMap<K, Sum>, key: K, sum: &Sum) {
+    if let Some(new) = Sum::add(
+        map.get_mut(&key),
+        sum.value,
+        sum.timestamp_ms,
+        sum.window_ms,
+    ) {
+        map.insert(key, new);
     }
 }
 
@@ -142,94 +271,113 @@ impl Plugin for Restarts {
             window_ms: config.window_secs.saturating_mul(1000),
             inputs,
             series: SeriesTable::new(),
-            history: HashMap::new(),
+            pods: Pods::default(),
+            restored: HashMap::new(),
+            cycle: 0,
         };
         Ok((plugin, plan))
     }
 
     fn process(&mut self, input: &CycleInput) -> Result<CycleOutput, String> {
-        self.series.apply(input);
-        for id in &input.removed {
-            self.history.remove(id);
+        let (inputs, pods, restored) = (self.inputs, &mut self.pods, &mut self.restored);
+        let removed = self
+            .series
+            .apply_with(input, |series| Role::of(series, inputs, pods, restored));
+        for (_, role) in &removed {
+            role.release(&mut self.pods);
         }
-        let [restarts, pod_owner, replicaset_owner] = self.inputs;
-        let mut pods = BTreeMap::new();
-        // (namespace, pod) → ReplicaSet, and (namespace, ReplicaSet) → Deployment.
-        let mut pod_replicaset = HashMap::new();
-        let mut replicaset_deployment = HashMap::new();
-        for sample in input.samples() {
-            let Some(series) = self.series.get(sample.id) else {
-                continue;
-            };
-            if series.input == restarts {
-                let Some(pod) = ObjectRef::from_labels("pods", &series.labels) else {
-                    continue;
-                };
-                let history = self.history.entry(sample.id).or_default();
-                if let Some((per_minute, span, t)) =
-                    history.record(sample.timestamp_ms, sample.value, self.window_ms)
-                {
-                    add_to(&mut pods, pod, per_minute, t, span);
-                }
-                continue;
-            }
-            // Owner series: value 1 for the current owner.
-            let labels = ["namespace", "owner_kind", "owner_name"].map(|l| series.label(l));
-            let [Some(namespace), Some(kind), Some(owner)] = labels else {
-                continue;
-            };
-            if sample.value <= 0.0 || owner.is_empty() {
-                continue;
-            }
-            if series.input == pod_owner
-                && kind == "ReplicaSet"
-                && let Some(pod) = series.label("pod")
-            {
-                pod_replicaset.insert((namespace, pod), owner);
-            } else if series.input == replicaset_owner
-                && kind == "Deployment"
-                && let Some(replicaset) = series.label("replicaset")
-            {
-                replicaset_deployment.insert((namespace, replicaset), owner);
-            }
-        }
+        self.restored.clear();
+        self.cycle += 1;
+        let (cycle, window_ms) = (self.cycle, self.window_ms);
 
-        let mut deployments = BTreeMap::new();
-        for (pod, sum) in &pods {
-            let deployment = pod_replicaset
-                .get(&(pod.namespace.as_str(), pod.name.as_str()))
-                .and_then(|rs| replicaset_deployment.get(&(pod.namespace.as_str(), *rs)));
-            if let Some(deployment) = deployment {
-                let object = ObjectRef::deployment(&pod.namespace, *deployment);
-                add_to(
-                    &mut deployments,
-                    object,
-                    sum.value,
-                    sum.timestamp_ms,
-                    sum.window_ms,
-                );
+        // Each pod's sum over its containers; the owners seen this cycle.
+        let mut sums: Vec<Option<Sum>> = vec![None; self.pods.slots.len()];
+        self.series
+            .for_each_sample(input, |sample, _, role| match role {
+                Role::Counter { pod, history } => {
+                    if let Some((per_minute, span, t)) =
+                        history.record(sample.timestamp_ms, sample.value, window_ms)
+                    {
+                        let slot = &mut sums[*pod as usize];
+                        if let Some(new) = Sum::add(slot.as_mut(), per_minute, t, span) {
+                            *slot = Some(new);
+                        }
+                    }
+                }
+                Role::PodOwner { seen, .. } | Role::ReplicaSetOwner { seen, .. } => {
+                    if sample.value > 0.0 {
+                        *seen = cycle;
+                    }
+                }
+                Role::Other => {}
+            });
+
+        // (pod) → ReplicaSet, and (namespace, ReplicaSet) → Deployment.
+        let mut pod_replicaset: Vec<Option<&str>> = vec![None; self.pods.slots.len()];
+        let mut replicaset_deployment = HashMap::new();
+        for (_, role) in self.series.iter() {
+            match role {
+                Role::PodOwner {
+                    pod,
+                    replicaset,
+                    seen,
+                } if *seen == cycle => pod_replicaset[*pod as usize] = Some(replicaset.as_str()),
+                Role::ReplicaSetOwner {
+                    namespace,
+                    replicaset,
+                    deployment,
+                    seen,
+                } if *seen == cycle => {
+                    replicaset_deployment.insert(
+                        (namespace.as_str(), replicaset.as_str()),
+                        deployment.as_str(),
+                    );
+                }
+                _ => {}
             }
         }
 
         let mut out = CycleOutput::new();
-        for (object, sum) in pods.into_iter().chain(deployments) {
-            out.push_custom(&self.metric, object, sum.value, sum.timestamp_ms)
+        let mut deployments = HashMap::new();
+        for (i, sum) in sums.iter().enumerate() {
+            let Some(sum) = sum else { continue };
+            let pod = &self.pods.slots[i].0;
+            out.push_custom(&self.metric, pod.clone(), sum.value, sum.timestamp_ms)
                 .window_ms = sum.window_ms;
+            let deployment = pod_replicaset[i]
+                .and_then(|rs| replicaset_deployment.get(&(pod.namespace.as_str(), rs)));
+            if let Some(deployment) = deployment {
+                add_to(&mut deployments, (pod.namespace.as_str(), *deployment), sum);
+            }
+        }
+        for ((namespace, deployment), sum) in deployments {
+            out.push_custom(
+                &self.metric,
+                ObjectRef::deployment(namespace, deployment),
+                sum.value,
+                sum.timestamp_ms,
+            )
+            .window_ms = sum.window_ms;
         }
         Ok(out)
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        serde_json::to_vec(&Snapshot {
-            history: self.history.clone(),
-        })
-        .unwrap_or_default()
+        let history = self
+            .series
+            .iter()
+            .filter_map(|(series, role)| match role {
+                Role::Counter { history, .. } => Some((series.id, history)),
+                _ => None,
+            })
+            .collect();
+        serde_json::to_vec(&Snapshot { history }).unwrap_or_default()
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), String> {
-        let snapshot: Snapshot =
+        let restored: Restored =
             serde_json::from_slice(state).map_err(|e| format!("invalid snapshot: {e}"))?;
-        self.history = snapshot.history;
+        self.restored = restored.history;
         Ok(())
     }
 }
@@ -371,6 +519,24 @@ mod tests {
         let out = h.cycle(MIN).sample(RESTARTS, &labels, 1.0).run().unwrap();
         assert_eq!(out.custom(METRIC, &ObjectRef::pod("db", "pg-0")), Some(1.0));
         assert_eq!(out.raw().custom.len(), 1);
+    }
+
+    #[test]
+    fn a_deleted_pods_slot_goes_to_the_next_pod_without_its_counts() {
+        let mut h = Harness::<Restarts>::new("{}").unwrap();
+        let a = [("namespace", "web"), ("pod", "a"), ("container", "c")];
+        let b = [("namespace", "web"), ("pod", "b"), ("container", "c")];
+        h.cycle(0).sample(RESTARTS, &a, 0.0).run().unwrap();
+        let out = h.cycle(MIN).sample(RESTARTS, &a, 4.0).run().unwrap();
+        assert_eq!(out.custom(METRIC, &ObjectRef::pod("web", "a")), Some(4.0));
+        // a is deleted and b created: its series are new, its counts its own.
+        h.cycle(2 * MIN).sample(RESTARTS, &b, 1.0).run().unwrap();
+        let out = h.cycle(3 * MIN).sample(RESTARTS, &b, 2.0).run().unwrap();
+        assert_eq!(out.custom(METRIC, &ObjectRef::pod("web", "b")), Some(1.0));
+        assert_eq!(out.raw().custom.len(), 1);
+        // a's slot was freed (b's series came in the same cycle, so b took another).
+        let pods = &h.plugin().pods;
+        assert_eq!((pods.index.len(), pods.free.len()), (1, 1));
     }
 
     #[test]

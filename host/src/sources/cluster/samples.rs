@@ -558,24 +558,31 @@ mod tests {
         out
     }
 
-    fn state() -> ClusterCache {
-        let cache = ClusterCache::default();
-        let pod: Pod = serde_json::from_value(serde_json::json!({
+    /// The pod `shop/web-1` of a ReplicaSet, its init container done, its `app` container
+    /// ready or not with `restarts` and in `state`.
+    fn web_1(ready: bool, restarts: i32, state: serde_json::Value) -> Pod {
+        let condition = if ready { "True" } else { "False" };
+        serde_json::from_value(serde_json::json!({
             "metadata": {"name": "web-1", "namespace": "shop", "uid": "u1",
                          "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
                                               "name": "web-5f7", "uid": "r", "controller": true}]},
             "spec": {"initContainers": [{"name": "init"}], "containers": [{"name": "app"}]},
             "status": {
                 "phase": "Running",
-                "conditions": [{"type": "Ready", "status": "False"}],
+                "conditions": [{"type": "Ready", "status": condition}],
                 "initContainerStatuses": [{"name": "init", "ready": true, "restartCount": 0, "image": "", "imageID": "",
                                            "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}],
-                "containerStatuses": [{"name": "app", "ready": false, "restartCount": 2, "image": "", "imageID": "",
-                                       "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]
+                "containerStatuses": [{"name": "app", "ready": ready, "restartCount": restarts, "image": "", "imageID": "",
+                                       "state": state}]
             }
         }))
-        .unwrap();
-        cache.apply_pod(&pod);
+        .unwrap()
+    }
+
+    fn state() -> ClusterCache {
+        let cache = ClusterCache::default();
+        let waiting = serde_json::json!({"waiting": {"reason": "CrashLoopBackOff"}});
+        cache.apply_pod(&web_1(false, 2, waiting));
         // No owner, no Ready condition, no phase yet.
         let bare: Pod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "bare", "namespace": "shop", "uid": "u2"},
@@ -735,21 +742,7 @@ mod tests {
         let mut series = ClusterSeries::default();
         let first = build(&cache.read(), 1_000, |_| true, &mut series);
         // The app container restarts once more and is Running now; the pod becomes Ready.
-        let pod: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "web-1", "namespace": "shop", "uid": "u1",
-                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                                              "name": "web-5f7", "uid": "r", "controller": true}]},
-            "spec": {"initContainers": [{"name": "init"}], "containers": [{"name": "app"}]},
-            "status": {
-                "phase": "Running",
-                "conditions": [{"type": "Ready", "status": "True"}],
-                "initContainerStatuses": [{"name": "init", "ready": true, "restartCount": 0, "image": "", "imageID": "",
-                                           "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}],
-                "containerStatuses": [{"name": "app", "ready": true, "restartCount": 3, "image": "", "imageID": "",
-                                       "state": {"running": {}}}]
-            }
-        }))
-        .unwrap();
+        let pod = web_1(true, 3, serde_json::json!({"running": {}}));
         cache.apply_pod(&pod);
         let second = build(&cache.read(), 2_000, |_| true, &mut series);
         let restarts = "kube_pod_container_status_restarts_total";
