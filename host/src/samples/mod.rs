@@ -108,6 +108,16 @@ impl Series {
         })
     }
 
+    /// Whether its labels are exactly `labels` (sorted by name, as a series holds them).
+    pub fn has_labels(&self, labels: &[(&str, &str)]) -> bool {
+        self.labels.len() == labels.len()
+            && self
+                .labels
+                .iter()
+                .zip(labels)
+                .all(|((k, v), (k2, v2))| **k == **k2 && **v == **v2)
+    }
+
     /// The value of label `name`.
     pub fn label(&self, name: &str) -> Option<&str> {
         self.labels
@@ -179,12 +189,11 @@ impl Batch {
     }
 }
 
-/// Interns the series of one producer (a node's scrape, the cluster state) across cycles, so a
-/// series keeps its id while it exists and a plugin is sent its labels only once.
+/// Interns the series of one producer (a node's scrape) across cycles, so a series keeps its
+/// id while it exists and a plugin is sent its labels only once.
 ///
 /// Series are found by a hash of their name and labels, compared with the held series' own
-/// strings: no key is built per lookup and none is held beside the series (a cluster's state
-/// is over a million series a cycle).
+/// strings: no key is built per lookup and none is held beside the series.
 #[derive(Debug, Default)]
 pub struct SeriesCache {
     /// Each series with the generation that last asked for it.
@@ -200,15 +209,8 @@ impl SeriesCache {
         labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let hash = hash_series(&self.hasher, name, labels.iter().copied());
         let generation = self.generation;
-        let same = |(series, _): &(Arc<Series>, u64)| {
-            *series.name == *name
-                && series.labels.len() == labels.len()
-                && series
-                    .labels
-                    .iter()
-                    .zip(labels.iter())
-                    .all(|((k, v), (k2, v2))| **k == **k2 && **v == **v2)
-        };
+        let same =
+            |(series, _): &(Arc<Series>, u64)| *series.name == *name && series.has_labels(labels);
         if let Some((series, seen)) = self.table.find_mut(hash, same) {
             *seen = generation;
             return series.clone();

@@ -294,16 +294,10 @@ impl Rows<'_> {
             return;
         }
         labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let held = self.old.iter().find(|row| {
-            row.metric == metric
-                && row.series.labels.len() == labels.len()
-                && row
-                    .series
-                    .labels
-                    .iter()
-                    .zip(labels.iter())
-                    .all(|((k, v), (k2, v2))| **k == **k2 && **v == **v2)
-        });
+        let held = self
+            .old
+            .iter()
+            .find(|row| row.metric == metric && row.series.has_labels(labels));
         let series = match held {
             Some(row) => row.series.clone(),
             None => Series::new(
