@@ -7,7 +7,9 @@
 //!
 //! - `summary/all`: every Summary metric (≈ 4,900 samples);
 //! - `summary/pod_network`: only the four `pod_network_*` names, as the pod-network plugin asks;
-//! - `summary/none`: no name wanted, i.e. the JSON decoding alone;
+//! - `summary/none`: no name wanted: the pods' references are decoded, everything else skipped;
+//! - `summary/json_floor`: `serde_json` checking the document into `IgnoredAny`, the least any
+//!   decoder built on it can cost;
 //! - `cadvisor/all`: every kept cAdvisor sample.
 
 use std::hint::black_box;
@@ -65,6 +67,14 @@ fn bench(c: &mut Criterion) {
             b.iter(|| black_box(samples.summary(black_box(&summary), node, want)))
         });
     }
+    // The floor of any decoder on serde_json: checking the document and nothing else.
+    group.bench_function("json_floor", |b| {
+        b.iter(|| {
+            black_box(serde_json::from_slice::<serde::de::IgnoredAny>(black_box(
+                &summary,
+            )))
+        })
+    });
     group.finish();
 
     let mut group = c.benchmark_group("cadvisor");

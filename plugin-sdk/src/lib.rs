@@ -103,7 +103,8 @@ pub trait Plugin: Sized + 'static {
     /// Processes one cycle.
     fn process(&mut self, input: &CycleInput) -> Result<CycleOutput, String>;
 
-    /// The state worth keeping if this instance is replaced; empty (the default) for none.
+    /// The state worth keeping if this instance is replaced; empty (the default) for none. The
+    /// gateway asks after each successful cycle, or at most once a minute once it is large.
     fn snapshot(&self) -> Vec<u8> {
         Vec::new()
     }

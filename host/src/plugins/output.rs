@@ -9,7 +9,7 @@ use super::label_sets::LabelSets;
 use super::plan::{MetricTarget, Plan};
 use super::wit::types;
 use crate::samples::{Batch, Series};
-use crate::sources::cluster::{ClusterState, LabelSet};
+use crate::sources::cluster::{ClusterState, LabelSet, PodInfo};
 use crate::store::custom::{ExternalValue, ObjectResource, ObjectValue, ResourceSample, Watched};
 
 /// Why an output value was dropped (the `reason` label).
@@ -227,37 +227,41 @@ pub fn validate(
     label_sets.sweep();
     let mut labels = |l: Vec<types::Label>| label_sets.get(l);
 
-    for v in output.custom {
-        let candidates = by_name
-            .get(v.metric.as_str())
-            .map_or(&[][..], Vec::as_slice);
-        if candidates.is_empty() {
-            accepted
-                .drops
-                .add(DropReason::UnknownMetric, || v.metric.clone());
-            continue;
-        }
-        let found = ObjectResource::parse(&v.object.resource)
-            .ok()
-            .and_then(|r| {
-                candidates
-                    .iter()
-                    .find(|&&i| plan.metrics[i].target == MetricTarget::Custom(r.clone()))
-            })
-            .copied();
-        let Some(index) = found else {
-            let reason = if candidates
-                .iter()
-                .any(|&i| matches!(plan.metrics[i].target, MetricTarget::Custom(_)))
-            {
-                DropReason::WrongResource
-            } else {
-                DropReason::WrongKind
-            };
-            accepted
-                .drops
-                .add(reason, || format!("{} for {}", v.metric, v.object.resource));
-            continue;
+    // Each value's plan metric, found once per run of values with the same metric and resource
+    // (a plugin returns them grouped), so that each metric's values are allocated once.
+    let mut custom_index = CustomIndex {
+        plan,
+        by_name: &by_name,
+        last: None,
+    };
+    let indices: Vec<Result<usize, DropReason>> = output
+        .custom
+        .iter()
+        .map(|v| custom_index.get(&v.metric, &v.object.resource))
+        .collect();
+    let mut counts = vec![0; plan.metrics.len()];
+    for &index in indices.iter().flatten() {
+        counts[index] += 1;
+    }
+    for (values, count) in accepted.custom.iter_mut().zip(counts) {
+        values.reserve_exact(count);
+    }
+    let mut pods = PodsOfNamespace::default();
+    for (v, index) in output.custom.into_iter().zip(indices) {
+        let index = match index {
+            Ok(index) => index,
+            Err(DropReason::UnknownMetric) => {
+                accepted
+                    .drops
+                    .add(DropReason::UnknownMetric, || v.metric.clone());
+                continue;
+            }
+            Err(reason) => {
+                accepted
+                    .drops
+                    .add(reason, || format!("{} for {}", v.metric, v.object.resource));
+                continue;
+            }
         };
         let metric = &plan.metrics[index];
         let MetricTarget::Custom(resource) = &metric.target else {
@@ -278,7 +282,14 @@ pub fn validate(
         }
         let (namespace, name, object_labels) = match objects {
             Objects::Cluster(cluster) => {
-                match lookup(cluster, resource, &object.namespace, &object.name) {
+                let found = match resource.watched() {
+                    Some(Watched::Pods) => pods
+                        .get(cluster, &object.namespace)
+                        .and_then(|pods| pods.get(object.name.as_str()))
+                        .map(|p| (p.namespace.clone(), p.name.clone(), p.labels.clone())),
+                    _ => lookup(cluster, resource, &object.namespace, &object.name),
+                };
+                match found {
                     Some(found) => found,
                     None => {
                         accepted.drops.add(DropReason::UnknownObject, || {
@@ -415,6 +426,74 @@ pub fn validate(
         derived.remove(&id);
     }
     Ok(accepted)
+}
+
+/// The plan metric of custom values, remembering the last (metric, resource) asked.
+struct CustomIndex<'a> {
+    plan: &'a Plan,
+    /// The plan's metric indices by name.
+    by_name: &'a HashMap<&'a str, Vec<usize>>,
+    last: Option<(String, String, Result<usize, DropReason>)>,
+}
+
+impl CustomIndex<'_> {
+    /// The index of the plan's custom metric `metric` of `resource`, or why there is none.
+    fn get(&mut self, metric: &str, resource: &str) -> Result<usize, DropReason> {
+        if let Some((m, r, found)) = &self.last
+            && m == metric
+            && r == resource
+        {
+            return *found;
+        }
+        let candidates = self.by_name.get(metric).map_or(&[][..], Vec::as_slice);
+        let metrics = &self.plan.metrics;
+        let found = if candidates.is_empty() {
+            Err(DropReason::UnknownMetric)
+        } else {
+            ObjectResource::parse(resource)
+                .ok()
+                .and_then(|r| {
+                    candidates
+                        .iter()
+                        .find(|&&i| metrics[i].target == MetricTarget::Custom(r.clone()))
+                })
+                .copied()
+                .ok_or_else(|| {
+                    if candidates
+                        .iter()
+                        .any(|&i| matches!(metrics[i].target, MetricTarget::Custom(_)))
+                    {
+                        DropReason::WrongResource
+                    } else {
+                        DropReason::WrongKind
+                    }
+                })
+        };
+        self.last = Some((metric.to_owned(), resource.to_owned(), found));
+        found
+    }
+}
+
+/// One namespace's pods by name.
+type Pods = HashMap<Arc<str>, Arc<PodInfo>>;
+
+/// The pods of the last namespace asked (values of one namespace come together).
+#[derive(Default)]
+struct PodsOfNamespace<'c> {
+    last: Option<(String, Option<&'c Pods>)>,
+}
+
+impl<'c> PodsOfNamespace<'c> {
+    fn get(&mut self, cluster: &'c ClusterState, namespace: &str) -> Option<&'c Pods> {
+        match &self.last {
+            Some((ns, pods)) if ns == namespace => *pods,
+            _ => {
+                let pods = cluster.pods.get(namespace);
+                self.last = Some((namespace.to_owned(), pods));
+                pods
+            }
+        }
+    }
 }
 
 /// A resource value checked against the plan (`candidates`: the indices of the plan's metrics

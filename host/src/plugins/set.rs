@@ -25,6 +25,17 @@ use crate::telemetry::{
     PluginCallLabels, PluginDropLabels, PluginLabels, PluginOutcomeLabels, Telemetry,
 };
 
+/// Least cycle time between two snapshots of one instance whose last snapshot was large, ms. A
+/// snapshot serializes a plugin's whole state (at 5,000 nodes `restarts` returns 300,000
+/// histories, 0.5 s): taking such ones every cycle cost more than the plugins' `process` calls.
+/// An instance always takes one after its first successful cycle; one restarted after a fault
+/// resumes from state at most this old, which counters (a rate over a longer window) and
+/// smoothing tolerate.
+pub(crate) const SNAPSHOT_INTERVAL_MS: i64 = 60_000;
+
+/// A snapshot smaller than this (bytes) is cheap: the next one is taken the next cycle.
+pub(crate) const SMALL_SNAPSHOT_BYTES: usize = 64 * 1024;
+
 /// The plugins of one config, loaded.
 pub struct PluginSet {
     runtime: Arc<PluginRuntime>,
@@ -93,6 +104,8 @@ struct Running {
     discarded: bool,
     /// The last `snapshot`, restored into the next instance.
     snapshot: Vec<u8>,
+    /// Cycle time (ms) of the live instance's last `snapshot`; `None` until it took one.
+    snapshot_at: Option<i64>,
     /// The plugin's derived series ids → host series.
     derived: IdMap<Arc<Series>>,
     /// The label sets of its published values.
@@ -369,6 +382,7 @@ impl PluginSet {
             live: None,
             discarded: false,
             snapshot: Vec::new(),
+            snapshot_at: None,
             derived: IdMap::default(),
             label_sets: LabelSets::default(),
             error: None,
@@ -779,7 +793,8 @@ fn metric_state<T>(
 }
 
 /// Runs one plugin's cycle: (re)starts its instance when needed, builds its input, calls
-/// `process`, validates the output and takes a snapshot.
+/// `process`, validates the output and takes a snapshot when one is due (every cycle while
+/// they are small, else every [`SNAPSHOT_INTERVAL_MS`]).
 #[allow(clippy::too_many_arguments)]
 fn run_one(
     name: &Arc<str>,
@@ -838,10 +853,18 @@ fn run_one(
             accepted
         }
     };
-    let snapshot = r.timed("snapshot", |i| i.call(|b, s| b.snapshot(s)));
-    match snapshot {
-        Ok(state) => r.snapshot = state,
-        Err(fault) => return Err(discard(name, r, "snapshot", fault)),
+    let due = r.snapshot_at.is_none_or(|at| {
+        r.snapshot.len() < SMALL_SNAPSHOT_BYTES || now_ms.saturating_sub(at) >= SNAPSHOT_INTERVAL_MS
+    });
+    if due {
+        let snapshot = r.timed("snapshot", |i| i.call(|b, s| b.snapshot(s)));
+        match snapshot {
+            Ok(state) => {
+                r.snapshot = state;
+                r.snapshot_at = Some(now_ms);
+            }
+            Err(fault) => return Err(discard(name, r, "snapshot", fault)),
+        }
     }
     let mut accepted = accepted;
     if let Some(replan) = accepted.replan.take() {
@@ -1021,6 +1044,7 @@ fn start(
             Ok(Ok(())) => r.telemetry.call("restore", Outcome::Ok, elapsed),
         }
     }
+    r.snapshot_at = None;
     r.live = Some(Live {
         instance,
         input: InputState::default(),

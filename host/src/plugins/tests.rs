@@ -80,7 +80,8 @@ fn versioned(wit: &str, version: &str, metric: char, configure: &str, process: &
     {process_params} (result i32)
     {process}
     (i32.const 128))
-  (func (export "metrics-gateway:plugin/guest@{version}#snapshot") (result i32) (i32.const 128))
+  ;; snapshot's result: the list (ptr, len) at 2048, empty unless `process` wrote it.
+  (func (export "metrics-gateway:plugin/guest@{version}#snapshot") (result i32) (i32.const 2048))
   (func (export "metrics-gateway:plugin/guest@{version}#restore") (param i32 i32) (result i32)
     (i32.const 128))
 )"#
@@ -211,6 +212,53 @@ fn faults_discard_only_the_faulty_instance_and_it_comes_back() {
         let conf = "metrics_gateway_plugin_calls_total{plugin=\"badconf\",call=\"configure\",outcome=\"trap\"}";
         assert_eq!(rig.counter(conf), round + 1);
     }
+}
+
+/// Makes its next snapshot the whole first memory page (64 KiB: a large one).
+const LARGE_SNAPSHOT: &str = "(i32.store (i32.const 2052) (i32.const 65536))";
+
+/// As [`LARGE_SNAPSHOT`], counting its `process` calls and trapping on an instance's second.
+const LARGE_SNAPSHOT_TRAP_ON_SECOND: &str = "(i32.store (i32.const 2052) (i32.const 65536)) \
+     (i32.store (i32.const 1024) (i32.add (i32.load (i32.const 1024)) (i32.const 1))) \
+     (if (i32.eq (i32.load (i32.const 1024)) (i32.const 2)) (then unreachable))";
+
+#[test]
+fn large_snapshots_are_taken_once_per_interval_and_by_each_new_instance() {
+    const {
+        assert!(
+            super::set::SMALL_SNAPSHOT_BYTES <= 65536,
+            "the large snapshot is small"
+        )
+    };
+    let rig = Rig::new();
+    let entries = [
+        rig.entry("small", &plugin('m', "", ""), ""),
+        rig.entry("steady", &plugin('s', "", LARGE_SNAPSHOT), ""),
+        rig.entry("flaky", &plugin('f', "", LARGE_SNAPSHOT_TRAP_ON_SECOND), ""),
+    ];
+    let mut set = rig.load(&entries);
+    let step = super::set::SNAPSHOT_INTERVAL_MS / 4;
+    for i in 0..5 {
+        set.run_cycle(
+            &CycleSamples::default(),
+            &ClusterState::default(),
+            1000 + i * step,
+            15_000,
+        );
+    }
+    let snapshots = |plugin: &str| {
+        rig.counter(&format!(
+            "metrics_gateway_plugin_calls_total{{plugin=\"{plugin}\",call=\"snapshot\",outcome=\"ok\"}}"
+        ))
+    };
+    // A small state is snapshotted every cycle.
+    assert_eq!(snapshots("small"), 5);
+    // A large one over five cycles spanning one interval: the first cycle's and the one an
+    // interval later.
+    assert_eq!(snapshots("steady"), 2);
+    // Each of the three instances (first, and after the traps of cycles 2 and 4) takes one
+    // after its first successful cycle, so a second fault never restores older state.
+    assert_eq!(snapshots("flaky"), 3);
 }
 
 #[test]

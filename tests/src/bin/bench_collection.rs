@@ -120,6 +120,37 @@ struct Args {
     /// directory of components (`target/plugins` after `scripts/build-plugins.sh`).
     #[arg(long)]
     plugins_dir: Option<PathBuf>,
+    /// With `--plugins-dir`: load only this shipped plugin (repeatable; default: all), to
+    /// measure what each one costs.
+    #[arg(long = "plugin", requires = "plugins_dir")]
+    plugins: Vec<String>,
+}
+
+/// The `[[plugins]]` entries of `config/demo-plugins.toml`, their components in `dir`; only
+/// those named in `only` unless it is empty.
+fn shipped_plugins(dir: &Path, only: &[String]) -> anyhow::Result<String> {
+    let mut shipped: toml::Table = include_str!("../../../config/demo-plugins.toml").parse()?;
+    let Some(toml::Value::Array(entries)) = shipped.get_mut("plugins") else {
+        anyhow::bail!("config/demo-plugins.toml has no [[plugins]]");
+    };
+    let name = |entry: &toml::Value| {
+        entry
+            .get("name")
+            .and_then(|n| n.as_str())
+            .map(str::to_owned)
+    };
+    for wanted in only {
+        if !entries.iter().any(|e| name(e).as_deref() == Some(wanted)) {
+            anyhow::bail!("--plugin {wanted}: not a plugin of config/demo-plugins.toml");
+        }
+    }
+    entries.retain(|e| only.is_empty() || name(e).is_some_and(|n| only.contains(&n)));
+    for entry in entries.iter_mut() {
+        if let Some(toml::Value::String(file)) = entry.get_mut("file") {
+            *file = dir.join(&*file).display().to_string();
+        }
+    }
+    Ok(toml::to_string(&shipped)?)
 }
 
 const KUBELET_TOKEN: &str = "bench-kubelet-token";
@@ -488,10 +519,7 @@ async fn run(args: &Args) -> anyhow::Result<bool> {
         let plugins = plugins
             .canonicalize()
             .with_context(|| format!("--plugins-dir {}", plugins.display()))?;
-        // Components are named relative to the plugins directory in the shared file.
-        let entries = include_str!("../../../config/demo-plugins.toml")
-            .replace("file = \"", &format!("file = \"{}/", plugins.display()));
-        writeln!(config, "\n{entries}")?;
+        writeln!(config, "\n{}", shipped_plugins(&plugins, &args.plugins)?)?;
     }
     std::fs::write(&gateway_toml, config)?;
     let mut gw_cmd = Command::new(&args.gateway_bin);

@@ -15,7 +15,7 @@
 //! - Names can be filtered ([`decode_wanted`]) so that only what plugins ask for becomes series.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 
 use serde::Deserialize;
@@ -206,12 +206,13 @@ pub fn decode_wanted(
     want: impl Fn(&str) -> bool,
     cache: &mut SeriesCache,
 ) -> Result<Batch, SummaryError> {
-    let summary: Summary<'_> =
-        serde_json::from_slice(body).map_err(|error| locate(body, node, error))?;
     let mut wants = [false; METRICS];
     for (slot, metric) in wants.iter_mut().zip(Metric::ALL) {
         *slot = want(metric.name());
     }
+    let _read = ReadSections::set(Sections::wanted(&wants));
+    let summary: Summary<'_> =
+        serde_json::from_slice(body).map_err(|error| locate(body, node, error))?;
     let mut out = Flatten {
         wants,
         cache,
@@ -237,6 +238,96 @@ fn locate(body: &[u8], node: &str, error: serde_json::Error) -> SummaryError {
         node: node.to_string(),
         path,
         reason,
+    }
+}
+
+/// Parts of each pod's statistics, decoded only when a wanted metric is in them: the others are
+/// skipped unread (`serde::de::IgnoredAny`), which at 5,000 nodes is most of the payload when a
+/// plugin reads only the pods' network counters. Node statistics are always decoded (one object
+/// per payload).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Sections(u8);
+
+impl Sections {
+    const POD_CPU: u8 = 1;
+    const POD_MEMORY: u8 = 1 << 1;
+    const POD_SWAP: u8 = 1 << 2;
+    const POD_NETWORK: u8 = 1 << 3;
+    /// Volumes, ephemeral storage and process counts: stamped with the pod's CPU, memory or
+    /// network time when their own is missing, so wanting them reads those three too.
+    const POD_STORAGE: u8 = 1 << 4;
+    const CONTAINERS: u8 = 1 << 5;
+    const ALL: Sections = Sections(u8::MAX);
+
+    /// The sections holding the `wants` metrics (indexed as [`Metric::ALL`]).
+    fn wanted(wants: &[bool; METRICS]) -> Sections {
+        let mut bits = 0;
+        for (metric, _) in Metric::ALL.iter().zip(wants).filter(|(_, w)| **w) {
+            let name = metric.name();
+            bits |= [
+                ("pod_cpu_", Self::POD_CPU),
+                ("pod_memory_", Self::POD_MEMORY),
+                ("pod_swap_", Self::POD_SWAP),
+                ("pod_network_", Self::POD_NETWORK),
+                ("pod_volume_", Self::POD_STORAGE),
+                ("pod_ephemeral_", Self::POD_STORAGE),
+                ("pod_processes", Self::POD_STORAGE),
+                ("container_", Self::CONTAINERS),
+            ]
+            .iter()
+            .find(|(prefix, _)| name.starts_with(prefix))
+            .map_or(0, |(_, bit)| *bit);
+        }
+        if bits & Self::POD_STORAGE != 0 {
+            bits |= Self::POD_CPU | Self::POD_MEMORY | Self::POD_NETWORK;
+        }
+        Sections(bits)
+    }
+}
+
+thread_local! {
+    /// The sections the decode running on this thread reads ([`ReadSections`]).
+    static READ_SECTIONS: Cell<Sections> = const { Cell::new(Sections::ALL) };
+}
+
+/// Sets the sections read by decodes on this thread until dropped.
+struct ReadSections(Sections);
+
+impl ReadSections {
+    fn set(sections: Sections) -> ReadSections {
+        ReadSections(READ_SECTIONS.replace(sections))
+    }
+}
+
+impl Drop for ReadSections {
+    fn drop(&mut self) {
+        READ_SECTIONS.set(self.0);
+    }
+}
+
+/// A pod field of section `S`: `None` without reading it when the decode does not read `S`.
+struct Gated<T, const S: u8>(Option<T>);
+
+impl<T, const S: u8> Default for Gated<T, S> {
+    fn default() -> Self {
+        Gated(None)
+    }
+}
+
+impl<T, const S: u8> std::ops::Deref for Gated<T, S> {
+    type Target = Option<T>;
+    fn deref(&self) -> &Option<T> {
+        &self.0
+    }
+}
+
+impl<'de, T: Deserialize<'de>, const S: u8> Deserialize<'de> for Gated<T, S> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if READ_SECTIONS.get().0 & S == 0 {
+            de::IgnoredAny::deserialize(deserializer)?;
+            return Ok(Gated(None));
+        }
+        Option::deserialize(deserializer).map(Gated)
     }
 }
 
@@ -553,7 +644,7 @@ impl Flatten<'_> {
             fallback,
             &POD_EPHEMERAL,
         );
-        if let Some(process) = &p.process_stats {
+        if let Some(process) = &*p.process_stats {
             self.put_u64(
                 Metric::PodProcesses,
                 labels,
@@ -684,17 +775,21 @@ struct PodStats<'a> {
     #[serde(borrow)]
     pod_ref: PodReference<'a>,
     #[serde(borrow, default)]
-    containers: Option<Vec<ContainerStats<'a>>>,
-    cpu: Option<CpuStats>,
-    memory: Option<MemoryStats>,
-    swap: Option<SwapStats>,
-    network: Option<NetworkStats>,
+    containers: Gated<Vec<ContainerStats<'a>>, { Sections::CONTAINERS }>,
+    #[serde(default)]
+    cpu: Gated<CpuStats, { Sections::POD_CPU }>,
+    #[serde(default)]
+    memory: Gated<MemoryStats, { Sections::POD_MEMORY }>,
+    #[serde(default)]
+    swap: Gated<SwapStats, { Sections::POD_SWAP }>,
+    #[serde(default)]
+    network: Gated<NetworkStats, { Sections::POD_NETWORK }>,
     #[serde(borrow, default)]
-    volume: Option<Vec<VolumeStats<'a>>>,
-    #[serde(rename = "ephemeral-storage")]
-    ephemeral_storage: Option<FsStats>,
-    #[serde(rename = "process_stats")]
-    process_stats: Option<ProcessStats>,
+    volume: Gated<Vec<VolumeStats<'a>>, { Sections::POD_STORAGE }>,
+    #[serde(rename = "ephemeral-storage", default)]
+    ephemeral_storage: Gated<FsStats, { Sections::POD_STORAGE }>,
+    #[serde(rename = "process_stats", default)]
+    process_stats: Gated<ProcessStats, { Sections::POD_STORAGE }>,
 }
 
 #[derive(Deserialize)]
@@ -1155,6 +1250,86 @@ mod tests {
         assert_eq!(batch.families.len(), 4);
         assert_eq!(batch.len(), 12);
         assert_eq!(cache.len(), 12);
+    }
+
+    /// Each metric decoded alone (so every section it is not in is skipped unread) gives the
+    /// same samples as a full decode, including fs statistics that borrow another one's time.
+    #[test]
+    fn unwanted_sections_are_skipped_without_losing_wanted_samples() {
+        let missing_times = br#"{"node": {"nodeName": "n"}, "pods": [
+            {"podRef": {"name": "p", "namespace": "ns"},
+             "network": {"time": "2024-01-01T00:00:07Z", "rxBytes": 100},
+             "cpu": {"time": "2024-01-01T00:00:08Z", "usageNanoCores": 4},
+             "ephemeral-storage": {"usedBytes": 5}, "process_stats": {"process_count": 3},
+             "volume": [{"name": "v", "usedBytes": 2}],
+             "containers": [{"name": "c", "memory": {"time": "2024-01-01T00:00:05Z"},
+                             "startTime": "2024-01-01T00:00:01Z", "rootfs": {"usedBytes": 9}}]}]}"#;
+        let rows = |batch: &Batch, name: &str| {
+            batch.families.get(name).map(|f| {
+                let mut rows: Vec<_> = (0..f.len())
+                    .map(|i| (f.series[i].labels.clone(), f.timestamps_ms[i], f.values[i]))
+                    .collect();
+                rows.sort_by(|a, b| a.0.cmp(&b.0));
+                rows
+            })
+        };
+        for body in [CAPTURED, &missing_times[..]] {
+            let all = decode(body, "n", &mut SeriesCache::default()).unwrap();
+            for metric in Metric::ALL {
+                let alone = decode_wanted(
+                    body,
+                    "n",
+                    |name| name == metric.name(),
+                    &mut SeriesCache::default(),
+                )
+                .unwrap();
+                assert!(alone.families.len() <= 1, "{metric:?}");
+                assert_eq!(
+                    rows(&alone, metric.name()),
+                    rows(&all, metric.name()),
+                    "{metric:?}"
+                );
+            }
+        }
+        // A volume without a time takes the pod's network time, read although not wanted.
+        let volumes = decode_wanted(
+            missing_times,
+            "n",
+            |name| name == "pod_volume_used_bytes",
+            &mut SeriesCache::default(),
+        )
+        .unwrap();
+        let t0 = 1_704_067_200_000;
+        assert_eq!(
+            sample(&volumes, "pod_volume_used_bytes", &[]),
+            Some((2.0, t0 + 7_000))
+        );
+
+        // What is skipped is not read, so not checked either; what is read is.
+        let bad_container = br#"{"node": {}, "pods": [
+            {"podRef": {"name": "p", "namespace": "ns"},
+             "containers": [{"name": "c", "cpu": {"usageNanoCores": "lots"}}],
+             "network": {"time": "2024-01-01T00:00:07Z", "rxBytes": 100}}]}"#;
+        let network = decode_wanted(
+            bad_container,
+            "n",
+            |name| name.starts_with("pod_network_"),
+            &mut SeriesCache::default(),
+        )
+        .unwrap();
+        assert_eq!(network.len(), 1);
+        let e = decode_wanted(
+            bad_container,
+            "n",
+            |name| name == "container_cpu_usage_nanocores",
+            &mut SeriesCache::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`pods[0].containers[0].cpu.usageNanoCores`"),
+            "{e}"
+        );
     }
 
     #[test]
